@@ -1,0 +1,28 @@
+#pragma once
+// Each subcommand lives in its own file and registers itself here through an add_* function; the
+// CLI only parses arguments and calls the library. Unimplemented commands are simply not added.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+#include "core/log.h"
+
+namespace rewardgen::cli {
+
+// Settings every command shares, filled by the global options before a command runs.
+struct Context {
+  Logger log;
+  int threads = 0;  // in force after the global options are applied
+};
+
+struct Command {
+  CLI::App* app;                // the (sub)subcommand whose parse selects it
+  std::function<void()> run;    // throws rewardgen::Error on user errors
+};
+using Commands = std::vector<Command>;
+
+void add_inspect_command(CLI::App& app, Context& context, Commands& commands);
+void add_bench_command(CLI::App& app, Context& context, Commands& commands);
+
+}  // namespace rewardgen::cli

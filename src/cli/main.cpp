@@ -1,0 +1,75 @@
+// rewardgen: reward-centric post-training of text-to-image diffusion models into fast generators.
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "core/version.h"
+
+namespace {
+
+std::string version_text() {
+  return rewardgen::str("rewardgen ", rewardgen::kVersion, " (LibTorch ", TORCH_VERSION_MAJOR, ".",
+                        TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH,
+                        torch::cuda::is_available() ? ", CUDA available" : ", CPU only", ")");
+}
+
+int run(int argc, char** argv) {
+  using namespace rewardgen;
+  CLI::App app{"rewardgen: turn a pretrained text-to-image diffusion model into a fast (1-4 step) generator\n"
+               "by reward-centric post-training, and measure the result.",
+               "rewardgen"};
+  app.set_version_flag("--version", version_text());
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+
+  cli::Context context;
+  std::string log_level = "info";
+  app.add_option("--threads", context.threads, "intra-op CPU threads; 0 = all cores")
+      ->default_val(0)
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", log_level, "debug, info, warn, error or quiet")
+      ->default_val("info")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "quiet"}));
+
+  cli::Commands commands;
+  cli::add_inspect_command(app, context, commands);
+  cli::add_bench_command(app, context, commands);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);  // 0 for --help/--version, non-zero with a message for bad arguments
+  }
+  context.log.set_level(parse_log_level(log_level));
+  context.threads = set_threads(context.threads);
+  for (const cli::Command& command : commands)
+    if (command.app->parsed()) {
+      command.run();
+      return 0;
+    }
+  std::cerr << app.help();
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const rewardgen::Error& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return 1;
+  } catch (const c10::Error& e) {
+    // LibTorch's own messages carry a C++ backtrace; the first line is what a user needs.
+    const std::string message = e.what_without_backtrace();
+    std::cerr << "error (LibTorch): " << message.substr(0, message.find('\n')) << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,23 @@
+#include "core/threads.h"
+
+#include <ATen/Parallel.h>
+
+#include <thread>
+
+#include "core/error.h"
+
+namespace rewardgen {
+
+int hardware_cores() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+int set_threads(int threads) {
+  if (threads < 0) throw Error(str("--threads must be >= 0 (0 = all cores), got ", threads));
+  const int n = threads == 0 ? hardware_cores() : threads;
+  at::set_num_threads(n);
+  return at::get_num_threads();
+}
+
+}  // namespace rewardgen

@@ -1,0 +1,10 @@
+# Runs ${CLI} with ${ARGS} ('|'-separated) and checks its exit code and that stderr contains a text.
+string(REPLACE "|" ";" args "${ARGS}")
+execute_process(COMMAND ${CLI} ${args} RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT code EQUAL EXPECT_CODE)
+  message(FATAL_ERROR "exit code ${code}, expected ${EXPECT_CODE}\nstdout: ${out}\nstderr: ${err}")
+endif()
+string(FIND "${err}" "${EXPECT_STDERR}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "stderr lacks '${EXPECT_STDERR}':\n${err}")
+endif()

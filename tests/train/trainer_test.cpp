@@ -1,0 +1,209 @@
+#include "train/trainer.h"
+
+#include <gtest/gtest.h>
+#include <torch/nn.h>
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "core/log.h"
+#include "io/json_config.h"
+#include "train/checkpoint.h"
+#include "test_util.h"
+
+namespace rewardgen {
+namespace {
+
+using testing::TempDir;
+using testing::throws_error_containing;
+
+struct RegressionNetImpl : torch::nn::Module {
+  RegressionNetImpl() {
+    fc1 = register_module("fc1", torch::nn::Linear(4, 16));
+    fc2 = register_module("fc2", torch::nn::Linear(16, 1));
+    batches_seen = register_buffer("batches_seen", at::zeros({1}));
+  }
+  at::Tensor forward(const at::Tensor& x) { return fc2(at::tanh(fc1(x))); }
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  at::Tensor batches_seen;
+};
+TORCH_MODULE(RegressionNet);
+
+// A small task that uses everything a method does: the run's generator (data and a dropout-like
+// mask), a buffer updated each step, the optimizer. `fail_at` / `nan_at` simulate a crash / NaN.
+class RegressionTask : public TrainTask {
+ public:
+  explicit RegressionTask(int64_t fail_at = -1, int64_t nan_at = -1) : fail_at_(fail_at), nan_at_(nan_at) {
+    at::manual_seed(42);  // identical initial weights in every run of a test
+    net_ = RegressionNet();
+  }
+  NamedTensors trainable_parameters() override {
+    NamedTensors out;
+    for (const auto& p : net_->named_parameters()) out.emplace_back(p.key(), p.value());
+    return out;
+  }
+  void save_state(TensorMap& out) const override { add_module_state(out, "task/net/", *net_); }
+  void load_state(const TensorMap& in) override { load_module_state(in, "task/net/", *net_); }
+  MetricsWriter::Values train_step(StepContext& ctx) override {
+    if (ctx.step() + 1 == fail_at_) throw std::runtime_error("simulated crash");
+    const at::Tensor x = at::randn({8, 4}, ctx.generator());
+    const at::Tensor keep = at::bernoulli(at::full({8, 1}, 0.8), ctx.generator());
+    const at::Tensor target = x.sum(1, true).sin();
+    at::Tensor loss = ((net_->forward(x) - target).pow(2) * keep).mean();
+    if (ctx.step() + 1 == nan_at_) loss = loss * NAN;
+    ctx.optimize(loss);
+    {
+      at::NoGradGuard no_grad;
+      net_->batches_seen.add_(1);
+    }
+    return {{"loss", loss.item<double>()}};
+  }
+  TensorMap parameters() const {
+    TensorMap out;
+    add_module_state(out, "", *net_);
+    return out;
+  }
+
+ private:
+  RegressionNet net_{nullptr};
+  int64_t fail_at_, nan_at_;
+};
+
+TrainerConfig small_config(int64_t max_steps) {
+  TrainerConfig c;
+  c.max_steps = max_steps;
+  c.checkpoint_every = 4;
+  c.lr = 1e-2;
+  c.lr_schedule = "cosine";
+  c.warmup_steps = 2;
+  c.seed = 7;
+  return c;
+}
+
+// A 12-step run (cosine schedule over 12 steps), stopped after `stop_at` steps when given.
+TensorMap train(const std::string& root, bool resume, int64_t stop_at = 0, RegressionTask task = RegressionTask()) {
+  std::ostringstream quiet;
+  Logger log(LogLevel::warn, quiet);
+  const RunDir run = RunDir::create(root, resume);
+  if (!resume) run.write_config(trainer_config_json(small_config(12)));
+  Trainer trainer(small_config(12), run, log);
+  trainer.run(task, resume, stop_at);
+  return task.parameters();
+}
+
+void expect_identical(const TensorMap& a, const TensorMap& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << name << " differs";
+}
+
+std::vector<double> losses(const std::string& metrics_path) {
+  std::vector<double> out;
+  for (const auto& row : read_metrics(metrics_path)) out.push_back(row["loss"].get<double>());
+  return out;
+}
+
+TEST(Trainer, ResumedRunEqualsTheUninterruptedOne) {
+  TempDir tmp;
+  // 2N straight vs N + resume + N (N = 6, checkpoints every 4 and at the end).
+  const TensorMap straight = train(tmp.file("straight"), false);
+  train(tmp.file("split"), false, /*stop_at=*/6);
+  const TensorMap resumed = train(tmp.file("split"), true);
+  expect_identical(straight, resumed);
+  EXPECT_EQ(losses(tmp.file("straight/metrics.jsonl")), losses(tmp.file("split/metrics.jsonl")));
+  EXPECT_EQ(resumed.at("batches_seen").item<float>(), 12.f);  // buffers are restored too
+}
+
+TEST(Trainer, ACrashedRunResumesFromItsLastCheckpointExactly) {
+  TempDir tmp;
+  const TensorMap straight = train(tmp.file("straight"), false);
+  EXPECT_THROW(train(tmp.file("crash"), false, 0, RegressionTask(/*fail_at=*/11)), std::runtime_error);
+  EXPECT_EQ(read_metrics(tmp.file("crash/metrics.jsonl")).size(), 10u);  // steps 1..10 logged, saved at 8
+  const TensorMap resumed = train(tmp.file("crash"), true);
+  expect_identical(straight, resumed);
+  EXPECT_EQ(losses(tmp.file("straight/metrics.jsonl")), losses(tmp.file("crash/metrics.jsonl")));
+}
+
+TEST(Trainer, StopsOnANonFiniteLossAndKeepsTheLastGoodCheckpoint) {
+  TempDir tmp;
+  EXPECT_TRUE(throws_error_containing([&] { train(tmp.file("nan"), false, 0, RegressionTask(-1, /*nan_at=*/7)); },
+                                      "training stopped at step 7: the loss is nan; the last good checkpoint is "));
+  CheckpointManager checkpoints(tmp.file("nan/checkpoints"), 3);
+  const auto all = checkpoints.list();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].first, 4);
+  // Resuming from it reproduces the clean run's first 6 steps.
+  const TensorMap six = train(tmp.file("six"), false, 6);
+  expect_identical(six, train(tmp.file("nan"), true, 6));
+}
+
+TEST(Trainer, ResumingWithoutACheckpointIsAnError) {
+  TempDir tmp;
+  RunDir::create(tmp.file("r"), false).write_config({});
+  std::ostringstream quiet;
+  Logger log(LogLevel::warn, quiet);
+  Trainer trainer(small_config(4), RunDir::create(tmp.file("r"), true), log);
+  RegressionTask task;
+  EXPECT_TRUE(throws_error_containing([&] { trainer.run(task, true); }, "cannot resume: no valid checkpoint"));
+}
+
+TEST(Checkpoints, KeepsTheLastKAndSkipsACorruptNewest) {
+  TempDir tmp;
+  CheckpointManager checkpoints(tmp.file("ckpt"), 2);
+  for (int64_t step : {10, 20, 30}) checkpoints.save(step, {{"extra/x", at::full({3}, static_cast<float>(step))}});
+  auto all = checkpoints.list();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].first, 20);
+  EXPECT_EQ(all[1].first, 30);
+  std::filesystem::resize_file(all[1].second, std::filesystem::file_size(all[1].second) - 4);  // torn write
+  std::ostringstream sink;
+  const auto latest = checkpoints.load_latest(Logger(LogLevel::info, sink));
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->step, 20);
+  EXPECT_EQ(latest->tensors.at("extra/x")[0].item<float>(), 20.f);
+  EXPECT_NE(sink.str().find("skipping unreadable checkpoint"), std::string::npos) << sink.str();
+}
+
+TEST(Checkpoints, ModuleStateLoadingIsStrict) {
+  RegressionNet net;
+  TensorMap state;
+  add_module_state(state, "m/", *net);
+  EXPECT_EQ(state.count("m/fc1.weight") + state.count("m/batches_seen"), 2u);
+  state.erase("m/fc2.bias");
+  EXPECT_TRUE(throws_error_containing([&] { load_module_state(state, "m/", *net); }, "missing tensor 'm/fc2.bias'"));
+  state["m/fc2.bias"] = at::zeros({2});
+  EXPECT_TRUE(throws_error_containing([&] { load_module_state(state, "m/", *net); }, "has shape [2], the model expects [1]"));
+}
+
+TEST(LearningRate, WarmupThenCosine) {
+  TrainerConfig c;
+  c.lr = 1.0;
+  c.warmup_steps = 4;
+  c.max_steps = 14;
+  EXPECT_DOUBLE_EQ(learning_rate(c, 0), 0.25);  // (0+1)/4
+  EXPECT_DOUBLE_EQ(learning_rate(c, 3), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(c, 13), 1.0);  // constant after warmup
+  c.lr_schedule = "cosine";
+  c.min_lr_ratio = 0.1;
+  EXPECT_DOUBLE_EQ(learning_rate(c, 4), 1.0);                       // start of the cosine
+  EXPECT_NEAR(learning_rate(c, 9), 0.1 + 0.45 * (1 + 0.0), 1e-12);  // halfway: cos(π/2) = 0
+  EXPECT_NEAR(learning_rate(c, 14), 0.1, 1e-12);                    // the floor
+}
+
+TEST(TrainerConfig, ReadsBackWhatItWritesAndRejectsBadValues) {
+  TrainerConfig c = small_config(33);
+  c.adam.weight_decay = 0.01;
+  const Json written = trainer_config_json(c);
+  TrainerConfig back;
+  ConfigReader reader(written, "config.json");
+  read_trainer_config(reader, back);
+  EXPECT_TRUE(reader.unknown_keys().empty());
+  EXPECT_EQ(trainer_config_json(back), written);
+  const Json bad = Json::parse(R"({"lr_schedule": "step"})");
+  ConfigReader bad_reader(bad, "bad.json");
+  EXPECT_TRUE(throws_error_containing([&] { read_trainer_config(bad_reader, back); },
+                                      "bad.json: key 'lr_schedule' must be one of {constant, cosine}"));
+}
+
+}  // namespace
+}  // namespace rewardgen
