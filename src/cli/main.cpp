@@ -1,4 +1,5 @@
 // rewardgen: reward-centric post-training of text-to-image diffusion models into fast generators.
+#include <c10/util/Exception.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
