@@ -1,0 +1,34 @@
+#pragma once
+// Timestep lists for few- and many-step sampling, descending, as diffusers builds them.
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "schedulers/noise_schedule.h"
+
+namespace rewardgen {
+
+// DDIM/DDPM inference timesteps; rounding is half-to-even, as numpy.round. spacing (diffusers' timestep_spacing):
+//   "leading"  : k·⌊T/n⌋ + steps_offset, k = n−1 .. 0      (SD 1.5: 981, 961, …, 1 for n = 50)
+//   "trailing" : round(T − k·T/n) − 1, k = 0 .. n−1         (starts at T−1: 999, 749, 499, 249 for n = 4)
+//   "linspace" : round(linspace(0, T−1, n)), descending
+std::vector<int64_t> ddim_timesteps(const SchedulerConfig& config, int64_t steps, const std::string& spacing = "leading");
+// The step after t in DDIM's chain: t − ⌊T/n⌋ (negative: past the end, ᾱ = final_alpha_cumprod).
+int64_t ddim_prev_timestep(const SchedulerConfig& config, int64_t t, int64_t steps);
+
+// LCM's skipping-step schedule (arXiv 2310.04378 §4.3, diffusers' LCMScheduler): the distillation
+// grid k·c − 1 (c = T / original_inference_steps, k = 1..original_inference_steps), reversed, and
+// n evenly spaced indices into it: 999, 759, 499, 259 for n = 4.
+std::vector<int64_t> lcm_timesteps(const SchedulerConfig& config, int64_t steps);
+
+// The classifier-free guidance combination ε̂ = ε_u + w (ε_c − ε_u) (arXiv 2207.12598 Eq. (6)).
+at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, double w);
+
+// LCM's guidance embedding of w (arXiv 2310.04378 §4.2, diffusers' get_guidance_scale_embedding):
+// w·1000 through a sinusoidal embedding [sin | cos] of `dim` (= the UNet's time_cond_proj_dim).
+// The LCM pipeline passes w = guidance_scale − 1. w: [B] -> [B, dim].
+at::Tensor guidance_scale_embedding(const at::Tensor& w, int64_t dim);
+
+}  // namespace rewardgen
