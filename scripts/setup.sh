@@ -9,6 +9,7 @@ PACKAGES=(
   libopenblas0-openmp                # fast BLAS for LibTorch; the reference BLAS is ~15x slower
   nlohmann-json3-dev libcli11-dev    # config files, command line
   libturbojpeg0-dev libpng-dev       # JPEG reward, PNG images
+  libicu-dev zlib1g-dev              # tokenizer: Unicode classes and NFC; gzipped BPE merges
   libgtest-dev libbenchmark-dev      # tests, benchmarks
 )
 
