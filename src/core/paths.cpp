@@ -4,12 +4,13 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/version.h"
 
 namespace rewardgen {
 
 std::string data_dir() {
   if (const char* env = std::getenv("REWARDGEN_DATA_DIR"); env != nullptr && *env != '\0') return env;
-  return REWARDGEN_SOURCE_DATA_DIR;
+  return kSourceDataDir;
 }
 
 std::string shipped_file(const std::string& relative) {
