@@ -100,13 +100,13 @@ ConfigReader::ConfigReader(const Json& object, std::string file, std::string pre
                     " must be a JSON object, got ", object.dump()));
 }
 
-bool ConfigReader::has(const std::string& key) const { return object_->contains(key); }
+bool ConfigReader::has(const std::string& key) const { return object_->contains(key) && !(*object_)[key].is_null(); }
 
 const Json* ConfigReader::find(const std::string& key) {
   const auto it = object_->find(key);
   if (it == object_->end()) return nullptr;
   seen_->keys.insert(prefix_ + key);
-  return &*it;
+  return it->is_null() ? nullptr : &*it;
 }
 
 void ConfigReader::type_error(const std::string& key, const char* expected, const Json& value) const {
@@ -148,6 +148,17 @@ ConfigReader& ConfigReader::optional_choice(const std::string& key, std::string&
   throw Error(str(file_, ": key '", prefix_, key, "' must be one of {", list, "}, got \"", out, "\""));
 }
 
+ConfigReader& ConfigReader::optional_int_or_list(const std::string& key, std::vector<int64_t>& out) {
+  const Json* value = find(key);
+  if (value == nullptr) return *this;
+  int64_t single = 0;
+  if (convert(*value, single))
+    out = {single};
+  else if (!convert(*value, out))
+    type_error(key, "an integer or an array of integers", *value);
+  return *this;
+}
+
 ConfigReader ConfigReader::child(const std::string& key) {
   static const Json kEmpty = Json::object();
   const Json* value = find(key);
@@ -160,6 +171,7 @@ void ConfigReader::collect_unknown(const Json& object, const std::string& prefix
                                    std::vector<std::string>& out) const {
   for (const auto& [key, value] : object.items()) {
     const std::string path = prefix + key;
+    if (!key.empty() && key[0] == '_') continue;  // metadata such as diffusers' "_class_name"
     if (seen_->objects.count(path) && value.is_object())
       collect_unknown(value, path + ".", out);
     else if (!seen_->keys.count(path))

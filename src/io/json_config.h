@@ -2,7 +2,8 @@
 // Config files are JSON objects read into plain structs whose members hold the defaults. A
 // ConfigReader reads typed keys into those members, checks types and ranges, and remembers
 // which keys it was asked for so that the rest can be reported as unknown. Every error names
-// the file, the dotted key and the value.
+// the file, the dotted key and the value. A key whose value is null counts as absent (diffusers
+// writes None that way); keys starting with '_' (diffusers' "_class_name", ...) are never unknown.
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -48,9 +49,15 @@ class ConfigReader {
   template <class T>
   ConfigReader& optional(const std::string& key, T& out, const Range& range);  // numbers
   ConfigReader& optional_choice(const std::string& key, std::string& out, const std::vector<std::string>& allowed);
+  // diffusers configs give some per-block settings as one integer or as a list: both become a list.
+  ConfigReader& optional_int_or_list(const std::string& key, std::vector<int64_t>& out);
 
   // A nested object; an absent key gives an empty object. Keys read through it count as known.
   ConfigReader child(const std::string& key);
+
+  const Json& object() const { return *object_; }
+  const std::string& file() const { return file_; }
+  void mark_read(const std::string& key) { seen_->keys.insert(prefix_ + key); }  // checked by hand
 
   // Dotted paths of keys present but never read, e.g. {"train.lrr"}.
   std::vector<std::string> unknown_keys() const;

@@ -76,6 +76,21 @@ TEST(JsonConfig, ReportsUnknownKeysWithTheirDottedPaths) {
   EXPECT_TRUE(throws_error_containing([&] { r.reject_unknown(); }, "typo.json: unknown key(s) 'data.bacth'"));
 }
 
+TEST(JsonConfig, NullMeansDefaultAndIntOrListKeysBecomeLists) {
+  const Json j = Json::parse(R"({"_class_name": "X", "lr": null, "heads": 8, "dims": [5, 10], "bad": "x"})");
+  ConfigReader r(j, "d.json");
+  double lr = 0.5;
+  std::vector<int64_t> heads, dims;
+  r.optional("lr", lr).optional_int_or_list("heads", heads).optional_int_or_list("dims", dims);
+  EXPECT_EQ(lr, 0.5);
+  EXPECT_EQ(heads, (std::vector<int64_t>{8}));
+  EXPECT_EQ(dims, (std::vector<int64_t>{5, 10}));
+  EXPECT_EQ(r.unknown_keys(), (std::vector<std::string>{"bad"}));
+  EXPECT_TRUE(throws_error_containing([&] { r.optional_int_or_list("bad", dims); },
+                                      "key 'bad' must be an integer or an array of integers, got \"x\""));
+  EXPECT_TRUE(throws_error_containing([&] { r.required("lr", lr); }, "missing required key 'lr'"));
+}
+
 TEST(JsonConfig, RequiredKeysMustBePresent) {
   const Json j = Json::parse(R"({"a": 1})");
   ConfigReader r(j, "req.json");

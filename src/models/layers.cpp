@@ -1,0 +1,93 @@
+#include "models/layers.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace rewardgen {
+namespace {
+
+// PyTorch's default for Linear and Conv: weight ~ kaiming_uniform(a = √5), i.e. U(±1/√fan_in),
+// bias ~ U(±1/√fan_in).
+void init_uniform_fan_in(at::Tensor& weight, at::Tensor* bias, int64_t fan_in) {
+  at::NoGradGuard no_grad;
+  const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+  weight.uniform_(-bound, bound);
+  if (bias != nullptr && bias->defined()) bias->uniform_(-bound, bound);
+}
+
+}  // namespace
+
+Linear::Linear(int64_t in, int64_t out, bool has_bias, const ModelOptions& o) {
+  weight = register_parameter("weight", at::empty({out, in}, o.tensor));
+  if (has_bias) bias = register_parameter("bias", at::empty({out}, o.tensor));
+  if (o.initialize()) init_uniform_fan_in(weight, &bias, in);
+}
+
+at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_, bool has_bias,
+               const ModelOptions& o)
+    : stride(stride_), padding(padding_) {
+  weight = register_parameter("weight", at::empty({out, in, kernel, kernel}, o.tensor));
+  if (has_bias) bias = register_parameter("bias", at::empty({out}, o.tensor));
+  if (o.initialize()) init_uniform_fan_in(weight, &bias, in * kernel * kernel);
+}
+
+at::Tensor Conv2d::forward(const at::Tensor& x) const {
+  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
+GroupNorm::GroupNorm(int64_t groups_, int64_t channels, double eps_, const ModelOptions& o) : groups(groups_), eps(eps_) {
+  if (groups <= 0 || channels % groups != 0)
+    throw Error(str("GroupNorm: ", channels, " channels cannot be split into ", groups, " groups"));
+  weight = register_parameter("weight", o.initialize() ? at::ones({channels}, o.tensor) : at::empty({channels}, o.tensor));
+  bias = register_parameter("bias", o.initialize() ? at::zeros({channels}, o.tensor) : at::empty({channels}, o.tensor));
+}
+
+at::Tensor GroupNorm::forward(const at::Tensor& x) const { return at::group_norm(x, groups, weight, bias, eps); }
+
+LayerNorm::LayerNorm(int64_t dim, double eps_, const ModelOptions& o) : eps(eps_) {
+  weight = register_parameter("weight", o.initialize() ? at::ones({dim}, o.tensor) : at::empty({dim}, o.tensor));
+  bias = register_parameter("bias", o.initialize() ? at::zeros({dim}, o.tensor) : at::empty({dim}, o.tensor));
+}
+
+at::Tensor LayerNorm::forward(const at::Tensor& x) const {
+  return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
+
+Embedding::Embedding(int64_t count, int64_t dim, const ModelOptions& o) {
+  weight = register_parameter("weight", at::empty({count, dim}, o.tensor));
+  if (o.initialize()) {
+    at::NoGradGuard no_grad;
+    weight.normal_();  // PyTorch's default for nn.Embedding
+  }
+}
+
+at::Tensor Embedding::forward(const at::Tensor& ids) const { return at::embedding(weight, ids); }
+
+Activation parse_activation(const std::string& name) {
+  if (name == "silu" || name == "swish") return Activation::silu;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "quick_gelu") return Activation::quick_gelu;
+  if (name == "relu") return Activation::relu;
+  throw Error(str("unsupported activation '", name, "' (supported: silu, swish, gelu, quick_gelu, relu)"));
+}
+
+at::Tensor activate(Activation activation, const at::Tensor& x) {
+  switch (activation) {
+    case Activation::silu: return at::silu(x);
+    case Activation::gelu: return at::gelu(x);  // exact (erf) GELU, as nn.GELU() and ACT2FN["gelu"]
+    case Activation::quick_gelu: return x * at::sigmoid(1.702 * x);  // CLIP's approximation
+    case Activation::relu: return at::relu(x);
+  }
+  throw Error("unknown activation");
+}
+
+int64_t parameter_count(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters(true)) n += p.numel();
+  return n;
+}
+
+}  // namespace rewardgen

@@ -1,0 +1,82 @@
+#pragma once
+// The leaf layers every model is built from, with PyTorch's parameter names ("weight", "bias")
+// and PyTorch's default initialisation. They are ours rather than torch::nn's so that a model can
+// be created directly in its dtype, or on the meta device (shapes and names only, no memory, no
+// initialisation): parameter counts of SD-sized models, and loading weights without first paying
+// for a random initialisation.
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rewardgen {
+
+struct ModelOptions {
+  at::TensorOptions tensor = at::TensorOptions().dtype(at::kFloat);  // dtype + device of parameters
+  bool initialize() const { return tensor.device().type() != at::kMeta; }
+};
+
+// y = x Wᵀ + b. weight [out, in], bias [out].
+class Linear : public torch::nn::Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias, const ModelOptions& options);
+  at::Tensor forward(const at::Tensor& x) const;  // [..., in] -> [..., out]
+  at::Tensor weight, bias;
+};
+
+// 2-D convolution, weight [out, in, k, k].
+class Conv2d : public torch::nn::Module {
+ public:
+  Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, bool bias,
+         const ModelOptions& options);
+  at::Tensor forward(const at::Tensor& x) const;  // [B, in, H, W] -> [B, out, H', W']
+  at::Tensor weight, bias;
+  int64_t stride, padding;
+};
+
+class GroupNorm : public torch::nn::Module {
+ public:
+  GroupNorm(int64_t groups, int64_t channels, double eps, const ModelOptions& options);
+  at::Tensor forward(const at::Tensor& x) const;  // [B, C, ...]
+  at::Tensor weight, bias;
+  int64_t groups;
+  double eps;
+};
+
+class LayerNorm : public torch::nn::Module {
+ public:
+  LayerNorm(int64_t dim, double eps, const ModelOptions& options);
+  at::Tensor forward(const at::Tensor& x) const;  // [..., D]
+  at::Tensor weight, bias;
+  double eps;
+};
+
+class Embedding : public torch::nn::Module {
+ public:
+  Embedding(int64_t count, int64_t dim, const ModelOptions& options);
+  at::Tensor forward(const at::Tensor& ids) const;  // int64 [...] -> [..., D]
+  at::Tensor weight;
+};
+
+// Activations by their diffusers/transformers config names: "silu"/"swish", "gelu", "quick_gelu", "relu".
+enum class Activation { silu, gelu, quick_gelu, relu };
+Activation parse_activation(const std::string& name);
+at::Tensor activate(Activation activation, const at::Tensor& x);
+
+// Registers `items` as a ModuleList child named `name` (so their parameters are "name.0.weight",
+// ...) and returns them, typed, for the forward pass.
+template <class T>
+std::vector<std::shared_ptr<T>> register_list(torch::nn::Module& parent, const std::string& name,
+                                              std::vector<std::shared_ptr<T>> items) {
+  torch::nn::ModuleList list;
+  for (const auto& item : items) list->push_back(item);
+  parent.register_module(name, list);
+  return items;
+}
+
+// Number of parameter elements of a module (works on the meta device).
+int64_t parameter_count(const torch::nn::Module& module);
+
+}  // namespace rewardgen
