@@ -43,9 +43,10 @@ const ClipTokenizer& clip() {
 //   rank 1: ab c</w>  -> abc</w>
 //   rank 2: b c</w>   -> bc</w>
 //   rank 3: a b</w>   -> ab</w>
+//   rank 4: c a       -> ca
 constexpr const char* kTinyVocab = R"({"a": 0, "b": 1, "c": 2, "a</w>": 3, "b</w>": 4, "c</w>": 5, "ab": 6,
-  "abc</w>": 7, "bc</w>": 8, "ab</w>": 9, "<|startoftext|>": 10, "<|endoftext|>": 11, "!": 12, "!</w>": 13})";
-constexpr const char* kTinyMerges = "#version: 0.2\na b\nab c</w>\nb c</w>\na b</w>\n";
+  "abc</w>": 7, "bc</w>": 8, "ab</w>": 9, "<|startoftext|>": 10, "<|endoftext|>": 11, "!": 12, "!</w>": 13, "ca": 14})";
+constexpr const char* kTinyMerges = "#version: 0.2\na b\nab c</w>\nb c</w>\na b</w>\nc a\n";
 
 struct TinyTokenizer {
   TempDir dir;
@@ -67,7 +68,8 @@ TEST(ClipTokenizerTiny, MergesFollowRankOrder) {
   // "abab" = [a, b, a, b</w>]: rank 0 merges the first (a,b) only, since the second b is "b</w>"
   // -> [ab, a, b</w>]; then (a,b</w>) rank 3 -> [ab, ab</w>] = [6, 9].
   EXPECT_EQ(tok.encode("abab"), (Ids{6, 9}));
-  // "cab" = [c, a, b</w>]: (c,a) is not a merge; (a,b</w>) rank 3 -> [c, ab</w>] = [2, 9].
+  // "cab" = [c, a, b</w>]: (c,a) rank 4 is leftmost, but (a,b</w>) rank 3 is lower -> [c, ab</w>]
+  // = [2, 9]; (c,ab</w>) is no merge, done. Taking the leftmost pair would give [ca, b</w>] = [14, 4].
   EXPECT_EQ(tok.encode("cab"), (Ids{2, 9}));
   // Lower-cased, split into words and punctuation: "abc", "!" -> [7, 13].
   EXPECT_EQ(tok.encode("  ABC! "), (Ids{7, 13}));
@@ -218,7 +220,7 @@ TEST(ClipTokenizerErrors, MalformedVocabJson) {
   EXPECT_TRUE(throws_error_containing([&] { duplicate.load(); }, "id 0 is given to both"));
   TinyTokenizer no_specials;
   write_file(no_specials.dir.file("vocab.json"), R"({"a": 0, "b": 1, "c</w>": 2, "ab": 3, "abc</w>": 4, "bc</w>": 5,
-    "b</w>": 6, "ab</w>": 7})");
+    "b</w>": 6, "ab</w>": 7, "c": 8, "ca": 9})");
   EXPECT_TRUE(throws_error_containing([&] { no_specials.load(); }, "has no '<|startoftext|>' token"));
   EXPECT_TRUE(throws_error_containing([] { TinyTokenizer("tokenizer_config.json", R"({"pad_token": "zz"})").load(); },
                                       "tokenizer_config.json': pad_token 'zz' is not in the vocabulary"));
