@@ -39,6 +39,7 @@ int run(int argc, char** argv) {
   cli::Commands commands;
   cli::add_inspect_command(app, context, commands);
   cli::add_bench_command(app, context, commands);
+  cli::add_tokenize_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

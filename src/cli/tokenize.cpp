@@ -1,0 +1,32 @@
+// rewardgen tokenize TEXT: the CLIP token ids a prompt becomes (SOT, BPE ids, EOT, padding), as a
+// JSON array on one line; for checking prompts against other implementations.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/paths.h"
+#include "text/clip_tokenizer.h"
+
+namespace rewardgen::cli {
+
+void add_tokenize_command(CLI::App& app, Context& context, Commands& commands) {
+  auto* sub = app.add_subcommand("tokenize", "Print the CLIP token ids of a text as a JSON array");
+  auto text = std::make_shared<std::string>();
+  auto tokenizer_dir = std::make_shared<std::string>();
+  auto length = std::make_shared<int64_t>(77);
+  sub->add_option("text", *text, "the text (prompt) to tokenize")->required();
+  sub->add_option("--tokenizer", *tokenizer_dir,
+                  "a Hugging Face tokenizer folder (vocab.json, merges.txt); default: the shipped CLIP merges");
+  sub->add_option("--length", *length, "padded length: start + ids + end, truncated or padded")
+      ->default_val(77)
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  commands.push_back({sub, [text, tokenizer_dir, length] {
+                        const ClipTokenizer tokenizer =
+                            tokenizer_dir->empty()
+                                ? ClipTokenizer::from_gzip_merges(shipped_file("clip/bpe_simple_vocab_16e6.txt.gz"))
+                                : ClipTokenizer::from_directory(*tokenizer_dir);
+                        std::cout << nlohmann::json(tokenizer.encode_padded(*text, *length)).dump() << '\n';
+                      }});
+}
+
+}  // namespace rewardgen::cli
