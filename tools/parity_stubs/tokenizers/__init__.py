@@ -1,0 +1,5 @@
+"""Stub of tokenizers (import plumbing only); see ../_stubpkg.py."""
+from _stubpkg import stub_package
+
+__path__ = []
+stub_package(globals(), "0.19.1")
