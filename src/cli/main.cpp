@@ -40,6 +40,7 @@ int run(int argc, char** argv) {
   cli::add_inspect_command(app, context, commands);
   cli::add_bench_command(app, context, commands);
   cli::add_tokenize_command(app, context, commands);
+  cli::add_model_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

@@ -8,6 +8,20 @@
 namespace rewardgen {
 namespace {
 
+constexpr const char* kTransformersCommonKeys[] = {
+    "attention_dropout", "dropout", "initializer_range", "initializer_factor", "torch_dtype", "transformers_version",
+    "architectures", "model_type", "bos_token_id", "pad_token_id", "eos_token_id", "hidden_dropout_prob",
+    "attention_probs_dropout_prob", "add_cross_attention", "bad_words_ids", "begin_suppress_tokens",
+    "chunk_size_feed_forward", "cross_attention_hidden_size", "decoder_start_token_id", "diversity_penalty", "do_sample",
+    "early_stopping", "encoder_no_repeat_ngram_size", "exponential_decay_length_penalty", "finetuning_task",
+    "forced_bos_token_id", "forced_eos_token_id", "id2label", "is_decoder", "is_encoder_decoder", "label2id",
+    "length_penalty", "max_length", "min_length", "no_repeat_ngram_size", "num_beam_groups", "num_beams",
+    "num_return_sequences", "output_attentions", "output_hidden_states", "output_scores", "prefix", "problem_type",
+    "pruned_heads", "remove_invalid_values", "repetition_penalty", "return_dict", "return_dict_in_generate",
+    "sep_token_id", "suppress_tokens", "task_specific_params", "temperature", "tf_legacy_loss", "tie_encoder_decoder",
+    "tie_word_embeddings", "tokenizer_class", "top_k", "top_p", "torchscript", "typical_p", "use_bfloat16",
+    "name_or_path", "gradient_checkpointing"};
+
 void read_tower(ConfigReader& r, ClipTowerConfig& c) {
   r.optional("hidden_size", c.hidden_size, at_least(1))
       .optional("intermediate_size", c.intermediate_size, at_least(1))
@@ -20,11 +34,9 @@ void read_tower(ConfigReader& r, ClipTowerConfig& c) {
   if (c.hidden_size % c.num_attention_heads != 0)
     throw Error(str(r.file(), ": hidden_size ", c.hidden_size, " is not divisible by num_attention_heads ",
                     c.num_attention_heads));
-  // Keys that only matter for training in transformers, or are bookkeeping.
-  for (const char* key : {"attention_dropout", "dropout", "initializer_range", "initializer_factor", "torch_dtype",
-                          "transformers_version", "architectures", "model_type", "bos_token_id", "pad_token_id",
-                          "hidden_dropout_prob", "attention_probs_dropout_prob"})
-    r.mark_read(key);
+  // Keys that only matter for training in transformers, or are bookkeeping, and the generic
+  // PretrainedConfig keys (generation settings, labels, ...) that to_dict() writes for every model.
+  for (const char* key : kTransformersCommonKeys) r.mark_read(key);
 }
 
 Json tower_json(const ClipTowerConfig& c) {

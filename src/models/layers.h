@@ -15,7 +15,8 @@ namespace rewardgen {
 
 struct ModelOptions {
   at::TensorOptions tensor = at::TensorOptions().dtype(at::kFloat);  // dtype + device of parameters
-  bool initialize() const { return tensor.device().type() != at::kMeta; }
+  bool skip_init = false;  // leave parameters uninitialised: weights are about to be loaded
+  bool initialize() const { return !skip_init && tensor.device().type() != at::kMeta; }
 };
 
 // y = x Wᵀ + b. weight [out, in], bias [out].

@@ -36,6 +36,8 @@ void reject_unsupported(ConfigReader& r, const std::string& file) {
   must_be("conv_out_kernel", 3);
   must_be("resnet_out_scale_factor", 1.0);
   must_be("dropout", 0.0);
+  // Only read by diffusers when addition_embed_type is set, which must_be() above rejects.
+  r.mark_read("addition_embed_type_num_heads");
 }
 
 }  // namespace
