@@ -26,5 +26,6 @@ void add_inspect_command(CLI::App& app, Context& context, Commands& commands);
 void add_bench_command(CLI::App& app, Context& context, Commands& commands);
 void add_tokenize_command(CLI::App& app, Context& context, Commands& commands);
 void add_model_command(CLI::App& app, Context& context, Commands& commands);
+void add_sample_command(CLI::App& app, Context& context, Commands& commands);
 
 }  // namespace rewardgen::cli

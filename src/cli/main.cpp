@@ -41,6 +41,7 @@ int run(int argc, char** argv) {
   cli::add_bench_command(app, context, commands);
   cli::add_tokenize_command(app, context, commands);
   cli::add_model_command(app, context, commands);
+  cli::add_sample_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,21 @@
+#pragma once
+// Images on disk: PNG read/write through libpng's simplified API, and image grids. In memory an
+// image is float [3, H, W] (a batch [B, 3, H, W]) in [-1, 1], the convention across rooms (design §2).
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace rewardgen {
+
+// Writes an RGB PNG (values clamped to [-1, 1], rounded to 8 bits), atomically.
+void save_png(const std::string& path, const at::Tensor& image);  // [3, H, W]
+// Reads a PNG of any colour type as RGB: [3, H, W] in [-1, 1]; Error naming the file otherwise.
+at::Tensor load_png(const std::string& path);
+// 8-bit RGB bytes [H, W, 3] (uint8) <-> [3, H, W] in [-1, 1].
+at::Tensor to_rgb8(const at::Tensor& image);
+at::Tensor from_rgb8(const at::Tensor& rgb8);
+
+// Tiles a batch [B, 3, H, W] into rows of `columns` images with `padding` pixels of `fill` between.
+at::Tensor make_grid(const at::Tensor& images, int64_t columns, int64_t padding = 2, double fill = 1.0);
+
+}  // namespace rewardgen
