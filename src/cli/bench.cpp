@@ -4,7 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/error.h"
 #include "eval/gemm_peak.h"
+#include "eval/unet_bench.h"
+#include "io/json_config.h"
 
 namespace rewardgen::cli {
 
@@ -22,6 +25,7 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   gemm->add_option("--size", args->n, "matrix size n of C[n,n] = A[n,n] B[n,n]")->default_val(1024)->check(CLI::Range(16, 16384));
   gemm->add_option("--seconds", args->seconds, "time spent per thread count")->default_val(2.0)->check(CLI::Range(0.1, 600.0));
   gemm->add_flag("--json", args->json, "print JSON");
+  add_unet_bench_command(*bench, context, commands);
   commands.push_back({gemm, [args, &context] {
                         std::vector<GemmMeasurement> results{measure_gemm(1, args->n, args->seconds)};
                         if (context.threads > 1) results.push_back(measure_gemm(context.threads, args->n, args->seconds));
@@ -42,6 +46,50 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
                           std::printf("  scaling %d threads / 1 thread: %.2fx\n", results[1].threads,
                                       results[1].best_gflops / results[0].best_gflops);
                       }});
+}
+
+namespace {
+
+struct UnetArgs {
+  std::string config;
+  UnetBenchOptions bench;
+};
+
+void run_unet_bench(const UnetArgs& a, const Context& context) {
+  UNet2DConditionConfig config;
+  if (!a.config.empty()) {
+    const Json j = load_json_file(a.config);
+    ConfigReader reader(j, a.config);
+    read_unet_config(reader, config);
+    reader.warn_unknown(context.log);
+  }
+  const GemmMeasurement peak = measure_gemm(context.threads, 1024, 2.0);
+  const UnetBenchResult r = bench_unet(config, a.bench);
+  std::printf("%s, %s, batch %lld, latents %lldx%lld, %lld text tokens, %d threads\n",
+              a.config.empty() ? "SD1.5 UNet layout" : a.config.c_str(),
+              a.bench.first_down_block_only ? "down_blocks.0 only" : "whole UNet", static_cast<long long>(a.bench.batch),
+              static_cast<long long>(a.bench.latent_size), static_cast<long long>(a.bench.latent_size),
+              static_cast<long long>(a.bench.text_tokens), context.threads);
+  std::printf("  parameters           %lld\n", static_cast<long long>(r.parameters));
+  std::printf("  forward              %.2f GFLOP, %.3f s, %.1f GFLOP/s (%.0f%% of GEMM peak)\n", r.forward_gflop,
+              r.forward_s, r.forward_gflops_per_s(), 100 * r.forward_gflops_per_s() / peak.best_gflops);
+  std::printf("  forward + backward   %.2f GFLOP, %.3f s, %.1f GFLOP/s (%.0f%% of GEMM peak)\n", 3 * r.forward_gflop,
+              r.train_step_s, r.train_gflops_per_s(), 100 * r.train_gflops_per_s() / peak.best_gflops);
+  std::printf("  GEMM peak            %.1f GFLOP/s (fp32 1024^3, %d threads, same run)\n", peak.best_gflops, peak.threads);
+}
+
+}  // namespace
+
+void add_unet_bench_command(CLI::App& bench, Context& context, Commands& commands) {
+  auto a = std::make_shared<UnetArgs>();
+  auto* unet = bench.add_subcommand("unet", "UNet training-step FLOP/s and MFU against the GEMM peak measured in the same run");
+  unet->add_option("--config", a->config, "a UNet config.json (default: the SD1.5 layout); e.g. bench/configs/unet_sd15_fifth_width.json");
+  unet->add_option("--batch", a->bench.batch, "batch size")->default_val(2);
+  unet->add_option("--size", a->bench.latent_size, "latent height = width")->default_val(32);
+  unet->add_option("--tokens", a->bench.text_tokens, "text tokens of the conditioning")->default_val(77);
+  unet->add_option("--repeats", a->bench.repeats, "timed repetitions after a warm-up")->default_val(3);
+  unet->add_flag("--first-down-block", a->bench.first_down_block_only, "time down_blocks.0 alone");
+  commands.push_back({unet, [a, &context] { run_unet_bench(*a, context); }});
 }
 
 }  // namespace rewardgen::cli

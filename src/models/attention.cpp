@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/flops.h"
 
 namespace rewardgen {
 
@@ -13,6 +14,7 @@ at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const 
     return t.reshape({B, n, heads, d}).transpose(1, 2).reshape({B * heads, n, d});
   };
   const at::Tensor qh = split(q, L), kh = split(k, S), vh = split(v, S);
+  count_flops(2.0 * 2.0 * static_cast<double>(B * L * S * D));  // q kᵀ and probs·v, over all heads
   at::Tensor scores = at::bmm(qh, kh.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(d)));  // [B·h, L, S]
   if (mask.defined()) scores = (scores.view({B, heads, L, S}) + mask).view({B * heads, L, S});
   const at::Tensor probs = upcast_softmax ? scores.to(at::kFloat).softmax(-1).to(q.scalar_type()) : scores.softmax(-1);

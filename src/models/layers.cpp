@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/flops.h"
 
 namespace rewardgen {
 namespace {
@@ -24,7 +25,10 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias, const ModelOptions& o) {
   if (o.initialize()) init_uniform_fan_in(weight, &bias, in);
 }
 
-at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+at::Tensor Linear::forward(const at::Tensor& x) const {
+  count_flops(2.0 * static_cast<double>(x.numel()) * static_cast<double>(weight.size(0)));  // 2·tokens·in·out
+  return at::linear(x, weight, bias);
+}
 
 Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_, bool has_bias,
                const ModelOptions& o)
@@ -35,7 +39,10 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t
 }
 
 at::Tensor Conv2d::forward(const at::Tensor& x) const {
-  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  at::Tensor y = at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  // 2 · (Cin·k·k) · (every output element)
+  count_flops(2.0 * static_cast<double>(weight[0].numel()) * static_cast<double>(y.numel()));
+  return y;
 }
 
 GroupNorm::GroupNorm(int64_t groups_, int64_t channels, double eps_, const ModelOptions& o) : groups(groups_), eps(eps_) {

@@ -1,0 +1,26 @@
+#pragma once
+// Training-step speed of a UNet (or of one SD-sized down block) as FLOP/s and as a fraction of the
+// measured GEMM peak (MFU). FLOPs are counted from the layers' shapes during a forward pass
+// (models/flops.h); a training step (forward + backward) counts 3× the forward FLOPs.
+#include <string>
+
+#include "models/unet_2d_condition.h"
+
+namespace rewardgen {
+
+struct UnetBenchOptions {
+  int64_t batch = 2, latent_size = 32, text_tokens = 77;
+  int repeats = 3;              // timed repetitions after one warm-up
+  bool first_down_block_only = false;  // time down_blocks.0 alone (input [B, C0, size, size])
+};
+
+struct UnetBenchResult {
+  double forward_gflop = 0, forward_s = 0, train_step_s = 0;
+  double forward_gflops_per_s() const { return forward_gflop / forward_s; }
+  double train_gflops_per_s() const { return 3 * forward_gflop / train_step_s; }
+  int64_t parameters = 0;
+};
+
+UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchOptions& options);
+
+}  // namespace rewardgen
