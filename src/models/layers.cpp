@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/lora.h"
 
 namespace rewardgen {
 namespace {
@@ -24,7 +25,11 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias, const ModelOptions& o) {
   if (o.initialize()) init_uniform_fan_in(weight, &bias, in);
 }
 
-at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+at::Tensor Linear::forward(const at::Tensor& x) const {
+  at::Tensor y = at::linear(x, weight, bias);  // [..., out]
+  if (lora) y = y + lora->delta(x, is_training());
+  return y;
+}
 
 Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_, bool has_bias,
                const ModelOptions& o)
