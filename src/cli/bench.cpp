@@ -11,6 +11,8 @@
 
 namespace rewardgen::cli {
 
+void add_unet_bench_command(CLI::App& bench, Context& context, Commands& commands);
+
 void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   auto* bench = app.add_subcommand("bench", "Speed figures, measured as ratios in one run");
   bench->require_subcommand(1);

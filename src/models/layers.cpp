@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "models/flops.h"
+#include "models/lora.h"
 
 namespace rewardgen {
 namespace {
@@ -27,7 +28,9 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias, const ModelOptions& o) {
 
 at::Tensor Linear::forward(const at::Tensor& x) const {
   count_flops(2.0 * static_cast<double>(x.numel()) * static_cast<double>(weight.size(0)));  // 2·tokens·in·out
-  return at::linear(x, weight, bias);
+  at::Tensor y = at::linear(x, weight, bias);  // [..., out]
+  if (lora) y = y + lora->delta(x, is_training());
+  return y;
 }
 
 Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_, bool has_bias,

@@ -13,6 +13,8 @@
 
 namespace rewardgen {
 
+struct LoraAdapter;  // models/lora.h
+
 struct ModelOptions {
   at::TensorOptions tensor = at::TensorOptions().dtype(at::kFloat);  // dtype + device of parameters
   bool skip_init = false;  // leave parameters uninitialised: weights are about to be loaded
@@ -20,11 +22,16 @@ struct ModelOptions {
 };
 
 // y = x Wᵀ + b. weight [out, in], bias [out].
+// With `lora` set (models/lora.h): y = x Wᵀ + b + (α/r)·B A x. The adapter is a plain member,
+// not a registered child, so its tensors stay out of named_parameters(): the module's state dict
+// keeps exactly the base keys and base checkpoints load strictly whether or not adapters exist.
+// The price: Module::to() does not move the adapter; lora.h creates it on the weight's device.
 class Linear : public torch::nn::Module {
  public:
   Linear(int64_t in, int64_t out, bool bias, const ModelOptions& options);
   at::Tensor forward(const at::Tensor& x) const;  // [..., in] -> [..., out]
   at::Tensor weight, bias;
+  std::shared_ptr<LoraAdapter> lora;  // null: the plain layer
 };
 
 // 2-D convolution, weight [out, in, k, k].
