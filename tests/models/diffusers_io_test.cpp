@@ -9,43 +9,14 @@
 #include "core/paths.h"
 #include "io/atomic_file.h"
 #include "test_util.h"
+#include "tiny_models.h"
 
 namespace rewardgen {
 namespace {
 
 using testing::TempDir;
 using testing::throws_error_containing;
-
-Pipeline tiny_pipeline(const std::string& tokenizer_dir) {
-  at::manual_seed(0);
-  UNet2DConditionConfig u;
-  u.block_out_channels = {16, 32};
-  u.down_block_types = {"CrossAttnDownBlock2D", "DownBlock2D"};
-  u.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D"};
-  u.layers_per_block = {1};
-  u.norm_num_groups = 8;
-  u.cross_attention_dim = {16};
-  u.attention_head_dim = {2};
-  AutoencoderKLConfig v;
-  v.block_out_channels = {8, 16};
-  v.down_block_types.assign(2, "DownEncoderBlock2D");
-  v.up_block_types.assign(2, "UpDecoderBlock2D");
-  v.norm_num_groups = 4;
-  ClipTextConfig t;
-  t.vocab_size = 64;
-  t.hidden_size = 16;
-  t.intermediate_size = 32;
-  t.num_hidden_layers = 2;
-  t.num_attention_heads = 2;
-  t.max_position_embeddings = 8;
-  Pipeline p;
-  p.unet = std::make_shared<UNet2DConditionModel>(u);
-  p.vae = std::make_shared<AutoencoderKL>(v);
-  p.text_encoder = std::make_shared<ClipTextModel>(t, false);
-  p.tokenizer_dir = tokenizer_dir;
-  p.scheduler.prediction_type = PredictionType::v_prediction;
-  return p;
-}
+using testing::tiny_pipeline;
 
 void expect_same_weights(const torch::nn::Module& a, const torch::nn::Module& b) {
   const TensorMap sa = module_state(a), sb = module_state(b);
@@ -56,7 +27,8 @@ void expect_same_weights(const torch::nn::Module& a, const torch::nn::Module& b)
 TEST(DiffusersIo, ATinyPipelineRoundTrips) {
   TempDir tmp;
   write_file_atomic(tmp.file("vocab.json"), "{}");  // any tokenizer folder content is copied verbatim
-  const Pipeline p = tiny_pipeline(tmp.path());
+  Pipeline p = tiny_pipeline(tmp.path());
+  p.scheduler.prediction_type = PredictionType::v_prediction;
   save_pipeline(tmp.file("pipe"), p);
   for (const char* f : {"model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
                         "vae/config.json", "text_encoder/model.safetensors", "scheduler/scheduler_config.json",
@@ -110,10 +82,10 @@ TEST(DiffusersIo, MissingUnexpectedAndMisShapedTensorsAreNamed) {
   rewrite(extra);
   EXPECT_TRUE(throws_error_containing([&] { load_unet(tmp.file("unet"), {}, log); }, "unexpected tensors 'conv_out.lora_A'"));
   TensorMap wrong = tensors;
-  wrong["conv_in.weight"] = at::zeros({16, 4, 1, 1});
+  wrong["conv_in.weight"] = at::zeros({32, 4, 1, 1});
   rewrite(wrong);
   EXPECT_TRUE(throws_error_containing([&] { load_unet(tmp.file("unet"), {}, log); },
-                                      "tensor 'conv_in.weight' has shape [16, 4, 1, 1], the model expects [16, 4, 3, 3]"));
+                                      "tensor 'conv_in.weight' has shape [32, 4, 1, 1], the model expects [32, 4, 3, 3]"));
   std::filesystem::remove(weights);
   EXPECT_TRUE(throws_error_containing([&] { load_unet(tmp.file("unet"), {}, log); }, "holds no weights"));
   EXPECT_TRUE(throws_error_containing([&] { load_vae(tmp.file("unet"), {}, log); }, "expected an AutoencoderKL, found UNet2DConditionModel"));

@@ -9,6 +9,7 @@
 #include "models/diffusers_io.h"
 #include "models/unet_2d_condition.h"
 #include "test_util.h"
+#include "tiny_models.h"
 #include "train/adamw.h"
 
 namespace rewardgen {
@@ -16,18 +17,6 @@ namespace {
 
 using testing::TempDir;
 using testing::throws_error_containing;
-
-UNet2DConditionConfig tiny_unet() {  // as unet_test.cpp: 4 transformer blocks, 32 attention projections
-  UNet2DConditionConfig c;
-  c.block_out_channels = {32, 64};
-  c.down_block_types = {"CrossAttnDownBlock2D", "DownBlock2D"};
-  c.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D"};
-  c.layers_per_block = {1};
-  c.norm_num_groups = 8;
-  c.cross_attention_dim = {16};
-  c.attention_head_dim = {2};
-  return c;
-}
 
 at::Generator generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
@@ -37,7 +26,7 @@ struct Tiny {
   at::Tensor x, t, ctx;
   explicit Tiny(uint64_t seed) {
     at::manual_seed(seed);
-    unet = std::make_shared<UNet2DConditionModel>(tiny_unet());
+    unet = std::make_shared<UNet2DConditionModel>(testing::tiny_unet_config());
     x = at::randn({2, 4, 8, 8});
     t = at::tensor({10, 500});
     ctx = at::randn({2, 5, 16});

@@ -2,6 +2,7 @@
 
 #include "models/unet_2d_condition.h"
 #include "test_util.h"
+#include "tiny_models.h"
 
 namespace rewardgen {
 namespace {
@@ -75,22 +76,9 @@ TEST(UNet2DConditionModel, Sd2AndLcmVariants) {
   EXPECT_EQ(parameter_count(unet_lcm), 859520964 + 320 * 256);
 }
 
-UNet2DConditionConfig tiny_unet() {
-  UNet2DConditionConfig c;
-  c.block_out_channels = {32, 64};
-  c.down_block_types = {"CrossAttnDownBlock2D", "DownBlock2D"};
-  c.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D"};
-  c.layers_per_block = {1};
-  c.norm_num_groups = 8;
-  c.cross_attention_dim = {16};
-  c.attention_head_dim = {2};
-  c.time_cond_proj_dim = 8;
-  return c;
-}
-
 TEST(UNet2DConditionModel, TinyForwardShapesAndTimestepConditioning) {
   at::manual_seed(0);
-  const UNet2DConditionModel unet(tiny_unet());
+  const UNet2DConditionModel unet(testing::tiny_unet_config(/*time_cond_proj_dim=*/8));
   const at::Tensor x = at::randn({2, 4, 8, 8}), ctx = at::randn({2, 5, 16});
   const at::Tensor y = unet.forward(x, at::tensor({10, 500}), ctx);
   EXPECT_EQ(y.sizes(), x.sizes());

@@ -9,52 +9,14 @@
 #include "io/image.h"
 #include "schedulers/timesteps.h"
 #include "test_util.h"
+#include "tiny_models.h"
 
 namespace rewardgen {
 namespace {
 
 using testing::TempDir;
-
-// A tokenizer folder whose words are made of a, b, c (see tests/text/clip_tokenizer_test.cpp).
-void write_tiny_tokenizer(const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  write_file_atomic(dir + "/vocab.json", R"({"a": 0, "b": 1, "c": 2, "a</w>": 3, "b</w>": 4, "c</w>": 5, "ab": 6,
-    "abc</w>": 7, "bc</w>": 8, "ab</w>": 9, "<|startoftext|>": 10, "<|endoftext|>": 11, "!": 12, "!</w>": 13, "ca": 14})");
-  write_file_atomic(dir + "/merges.txt", "#version: 0.2\na b\nab c</w>\nb c</w>\na b</w>\nc a\n");
-}
-
-Pipeline tiny_pipeline(const std::string& tokenizer_dir, int64_t time_cond_proj_dim = 0) {
-  at::manual_seed(0);
-  UNet2DConditionConfig u;
-  u.sample_size = 4;
-  u.block_out_channels = {16, 32};
-  u.down_block_types = {"CrossAttnDownBlock2D", "DownBlock2D"};
-  u.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D"};
-  u.layers_per_block = {1};
-  u.norm_num_groups = 8;
-  u.cross_attention_dim = {16};
-  u.attention_head_dim = {2};
-  u.time_cond_proj_dim = time_cond_proj_dim;
-  AutoencoderKLConfig v;
-  v.block_out_channels = {8, 16};
-  v.down_block_types.assign(2, "DownEncoderBlock2D");
-  v.up_block_types.assign(2, "UpDecoderBlock2D");
-  v.norm_num_groups = 4;
-  v.scaling_factor = 0.5;
-  ClipTextConfig t;
-  t.vocab_size = 15;
-  t.hidden_size = 16;
-  t.intermediate_size = 32;
-  t.num_hidden_layers = 1;
-  t.num_attention_heads = 2;
-  t.max_position_embeddings = 8;
-  Pipeline p;
-  p.unet = std::make_shared<UNet2DConditionModel>(u);
-  p.vae = std::make_shared<AutoencoderKL>(v);
-  p.text_encoder = std::make_shared<ClipTextModel>(t, false);
-  p.tokenizer_dir = tokenizer_dir;
-  return p;
-}
+using testing::tiny_pipeline;
+using testing::write_tiny_tokenizer;
 
 at::Tensor run(const TextToImage& t2i, SamplerOptions o, uint64_t seed, int64_t* nfe = nullptr) {
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
