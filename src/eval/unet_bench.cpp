@@ -50,6 +50,7 @@ UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchO
     at::NoGradGuard no_grad;
     forward();
   }, o.repeats);
+  if (o.forward_only) return result;
   result.train_step_s = seconds_of([&] {
     model->zero_grad();
     forward().square().mean().backward();

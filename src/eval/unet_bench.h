@@ -12,6 +12,7 @@ struct UnetBenchOptions {
   int64_t batch = 2, latent_size = 32, text_tokens = 77;
   int repeats = 3;              // timed repetitions after one warm-up
   bool first_down_block_only = false;  // time down_blocks.0 alone (input [B, C0, size, size])
+  bool forward_only = false;           // skip the training step (SD-sized models at 64×64 need ~20 GB for it)
 };
 
 struct UnetBenchResult {
