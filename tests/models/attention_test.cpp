@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 namespace rewardgen {
 namespace {
@@ -22,12 +23,23 @@ TEST(Attention, BatchedHeadsMatchThePerHeadDefinitionIncludingTinyShapes) {
   at::manual_seed(0);
   // Tiny shapes included on purpose: LibTorch 1.13's baddbmm(beta=0) returns garbage for some (design §3).
   for (auto [B, L, S, heads, d] : std::vector<std::array<int64_t, 5>>{{1, 1, 1, 1, 1}, {2, 1, 3, 1, 4}, {1, 4, 4, 1, 4},
-                                                                      {3, 5, 7, 2, 3}, {2, 16, 9, 8, 8}}) {
+                                                                      {3, 5, 7, 2, 3}, {2, 16, 9, 8, 8},
+                                                                      {1, 600, 1100, 2, 4}}) {  // blocked queries
     const at::Tensor q = at::randn({B, L, heads * d}), k = at::randn({B, S, heads * d}), v = at::randn({B, S, heads * d});
     const at::Tensor fast = multi_head_attention(q, k, v, heads);
     EXPECT_TRUE(at::allclose(fast, attention_per_head(q, k, v, heads), 1e-5, 1e-6)) << B << L << S << heads << d;
     EXPECT_TRUE(at::allclose(multi_head_attention(q, k, v, heads, {}, true), fast, 1e-5, 1e-6));
   }
+}
+
+TEST(Attention, BlockedQueriesApplyTheMaskRowsOfTheirBlock) {
+  // 600 queries over 1100 keys run in blocks of 262144/1100 = 238 rows; a causal-style mask must
+  // follow each block's rows. Compare with the unblocked computation by hand.
+  at::manual_seed(2);
+  const at::Tensor q = at::randn({1, 600, 4}), k = at::randn({1, 1100, 4}), v = at::randn({1, 1100, 4});
+  const at::Tensor mask = at::full({600, 1100}, -std::numeric_limits<float>::infinity()).triu(1);
+  const at::Tensor expected = at::softmax(at::matmul(q, k.transpose(1, 2)) / 2.0 + mask, -1).matmul(v);
+  EXPECT_TRUE(at::allclose(multi_head_attention(q, k, v, 1, mask), expected, 1e-5, 1e-6));
 }
 
 TEST(Attention, SpatialInputWithGroupNormAndResidualAsTheVae) {
