@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "models/component_forward.h"
 
@@ -61,7 +62,7 @@ void add_model_command(CLI::App& app, Context& context, Commands& commands) {
   forward->add_option("--device", args->device, "cpu or cuda (when LibTorch has CUDA)")->default_val("cpu");
   commands.push_back({forward, [args, &context] {
                         LoadOptions options;
-                        options.device = at::Device(args->device);
+                        options.device = parse_device(args->device);
                         const TensorMap inputs = SafetensorsFile::open(args->inputs).load_all();
                         const TensorMap outputs = forward_component(args->model, inputs, options, context.log);
                         save_safetensors(args->out, outputs);

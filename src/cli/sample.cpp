@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "io/image.h"
@@ -40,7 +41,7 @@ void run_sample(const SampleArgs& a, const Context& context) {
   validate(a.sampler);
   if (a.batch < 1 || a.images_per_prompt < 1) throw Error("--batch and --images-per-prompt must be >= 1");
   LoadOptions load;
-  load.device = at::Device(a.device);
+  load.device = parse_device(a.device);
   Pipeline pipeline = load_pipeline(a.model, load, context.log);
   const TextToImage t2i(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
   std::filesystem::create_directories(a.out);
