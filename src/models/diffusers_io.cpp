@@ -300,10 +300,11 @@ void save_pipeline(const std::string& dir, const Pipeline& p, at::ScalarType dty
   save_scheduler_config(dir + "/scheduler", p.scheduler);
   std::error_code ec;
   fs::create_directories(dir + "/tokenizer", ec);
+  // Copied file by file through atomic writes, so that a reader never sees a half-copied vocabulary.
   if (!p.tokenizer_dir.empty() && fs::absolute(p.tokenizer_dir) != fs::absolute(dir + "/tokenizer"))
     for (const auto& entry : fs::directory_iterator(p.tokenizer_dir))
-      fs::copy_file(entry.path(), dir + "/tokenizer/" + entry.path().filename().string(),
-                    fs::copy_options::overwrite_existing, ec);
+      if (entry.is_regular_file())
+        write_file_atomic(dir + "/tokenizer/" + entry.path().filename().string(), read_text_file(entry.path().string()));
   save_json_file(dir + "/model_index.json",
                  {{"_class_name", "StableDiffusionPipeline"},
                   {"unet", {"diffusers", "UNet2DConditionModel"}},
