@@ -79,8 +79,10 @@ const std::vector<std::string> kClipIgnorable{"text_model.embeddings.position_id
 
 }  // namespace
 
-ComponentKind component_kind(const std::string& dir) {
-  const Json config = read_config(dir);
+namespace {
+
+// The component class named by a parsed config.json of folder `dir`.
+ComponentKind kind_of(const Json& config, const std::string& dir) {
   std::string name;
   if (config.contains("_class_name") && config["_class_name"].is_string()) name = config["_class_name"];
   else if (config.contains("architectures") && config["architectures"].is_array() && !config["architectures"].empty())
@@ -95,6 +97,10 @@ ComponentKind component_kind(const std::string& dir) {
                   "' (supported: UNet2DConditionModel, AutoencoderKL, CLIPTextModel[WithProjection], "
                   "CLIPVisionModel[WithProjection])"));
 }
+
+}  // namespace
+
+ComponentKind component_kind(const std::string& dir) { return kind_of(read_config(dir), dir); }
 
 std::string to_string(ComponentKind kind) {
   switch (kind) {
@@ -183,34 +189,38 @@ void expect_kind(const std::string& dir, ComponentKind kind, std::initializer_li
 }  // namespace
 
 std::shared_ptr<UNet2DConditionModel> load_unet(const std::string& dir, const LoadOptions& o, const Logger& log) {
-  expect_kind(dir, component_kind(dir), {ComponentKind::unet}, "a UNet2DConditionModel");
-  return finish_load(build_unet(read_config(dir), dir + "/config.json", loading_options(o), log), dir);
+  const Json j = read_config(dir);
+  expect_kind(dir, kind_of(j, dir), {ComponentKind::unet}, "a UNet2DConditionModel");
+  return finish_load(build_unet(j, dir + "/config.json", loading_options(o), log), dir);
 }
 
 std::shared_ptr<AutoencoderKL> load_vae(const std::string& dir, const LoadOptions& o, const Logger& log) {
-  expect_kind(dir, component_kind(dir), {ComponentKind::vae}, "an AutoencoderKL");
-  return finish_load(build_vae(read_config(dir), dir + "/config.json", loading_options(o), log), dir);
+  const Json j = read_config(dir);
+  expect_kind(dir, kind_of(j, dir), {ComponentKind::vae}, "an AutoencoderKL");
+  return finish_load(build_vae(j, dir + "/config.json", loading_options(o), log), dir);
 }
 
 std::shared_ptr<ClipTextModel> load_clip_text(const std::string& dir, const LoadOptions& o, const Logger& log) {
-  const ComponentKind kind = component_kind(dir);
+  const Json j = read_config(dir);
+  const ComponentKind kind = kind_of(j, dir);
   expect_kind(dir, kind, {ComponentKind::clip_text, ComponentKind::clip_text_projection}, "a CLIP text model");
-  return finish_load(build_clip_text(read_config(dir), dir + "/config.json", kind == ComponentKind::clip_text_projection,
+  return finish_load(build_clip_text(j, dir + "/config.json", kind == ComponentKind::clip_text_projection,
                                      loading_options(o), log),
                      dir, kClipIgnorable);
 }
 
 std::shared_ptr<ClipVisionModel> load_clip_vision(const std::string& dir, const LoadOptions& o, const Logger& log) {
-  const ComponentKind kind = component_kind(dir);
+  const Json j = read_config(dir);
+  const ComponentKind kind = kind_of(j, dir);
   expect_kind(dir, kind, {ComponentKind::clip_vision, ComponentKind::clip_vision_projection}, "a CLIP vision model");
-  return finish_load(build_clip_vision(read_config(dir), dir + "/config.json",
+  return finish_load(build_clip_vision(j, dir + "/config.json",
                                        kind == ComponentKind::clip_vision_projection, loading_options(o), log),
                      dir, kClipIgnorable);
 }
 
 ComponentSummary summarize_component(const std::string& dir, const Logger& log) {
-  const ComponentKind kind = component_kind(dir);
   const Json j = read_config(dir);
+  const ComponentKind kind = kind_of(j, dir);
   const std::string file = dir + "/config.json";
   ModelOptions meta;
   meta.tensor = at::TensorOptions().dtype(at::kFloat).device(at::kMeta);
@@ -231,9 +241,10 @@ ComponentSummary summarize_component(const std::string& dir, const Logger& log) 
 }
 
 SchedulerConfig load_scheduler_config(const std::string& dir, const Logger& log) {
-  const std::string path = dir + "/scheduler_config.json";
-  const Json j = load_json_file(fs::exists(path) ? path : dir + "/config.json");
-  ConfigReader r(j, fs::exists(path) ? path : dir + "/config.json");
+  const std::string diffusers_name = dir + "/scheduler_config.json";
+  const std::string path = fs::exists(diffusers_name) ? diffusers_name : dir + "/config.json";
+  const Json j = load_json_file(path);
+  ConfigReader r(j, path);
   SchedulerConfig c;
   read_scheduler_config(r, c);
   // Scheduler configs carry many sampler-specific keys rewardgen's stateless samplers do not use.
