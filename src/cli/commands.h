@@ -27,5 +27,7 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands);
 void add_tokenize_command(CLI::App& app, Context& context, Commands& commands);
 void add_model_command(CLI::App& app, Context& context, Commands& commands);
 void add_sample_command(CLI::App& app, Context& context, Commands& commands);
+void add_world_command(CLI::App& app, Context& context, Commands& commands);
+void add_pretrain_command(CLI::App& app, Context& context, Commands& commands);
 
 }  // namespace rewardgen::cli

@@ -42,6 +42,8 @@ int run(int argc, char** argv) {
   cli::add_tokenize_command(app, context, commands);
   cli::add_model_command(app, context, commands);
   cli::add_sample_command(app, context, commands);
+  cli::add_world_command(app, context, commands);
+  cli::add_pretrain_command(app, context, commands);
 
   try {
     app.parse(argc, argv);
