@@ -44,6 +44,7 @@ int run(int argc, char** argv) {
   cli::add_sample_command(app, context, commands);
   cli::add_world_command(app, context, commands);
   cli::add_pretrain_command(app, context, commands);
+  cli::add_eval_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

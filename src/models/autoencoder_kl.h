@@ -82,6 +82,8 @@ class AutoencoderKL : public torch::nn::Module {
   DiagonalGaussian encode(const at::Tensor& image) const;  // image [B, 3, H, W] in [-1, 1]
   at::Tensor decode(const at::Tensor& latents) const;      // unscaled latents -> image (differentiable)
   const AutoencoderKLConfig& config() const { return config_; }
+  // Set once after training from the latents' spread (LDM §4.3.2); saved with the config.
+  void set_scaling_factor(double scaling_factor) { config_.scaling_factor = scaling_factor; }
 
   std::shared_ptr<VaeEncoder> encoder;
   std::shared_ptr<VaeDecoder> decoder;

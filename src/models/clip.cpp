@@ -186,4 +186,10 @@ ClipVisionOutput ClipVisionModel::forward(const at::Tensor& pixel_values) const 
   return out;
 }
 
+at::Tensor clip_normalize(const at::Tensor& images) {
+  const at::Tensor mean = at::tensor({0.48145466, 0.4578275, 0.40821073}, images.options()).view({1, 3, 1, 1});
+  const at::Tensor std = at::tensor({0.26862954, 0.26130258, 0.27577711}, images.options()).view({1, 3, 1, 1});
+  return ((images + 1) / 2 - mean) / std;
+}
+
 }  // namespace rewardgen

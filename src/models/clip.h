@@ -98,4 +98,8 @@ class ClipVisionModel : public torch::nn::Module {
   ClipVisionConfig config_;
 };
 
+// CLIP's input normalisation (OpenAI mean/std of [0, 1] pixels) applied to images in [-1, 1];
+// differentiable. Resizing, where a tower needs it, comes first.
+at::Tensor clip_normalize(const at::Tensor& images);
+
 }  // namespace rewardgen

@@ -77,4 +77,13 @@ at::Tensor render_batch(const std::vector<Scene>& scenes) {
   return at::stack(images);
 }
 
+at::Tensor render_eval_scenes(const std::vector<EvalPrompt>& lines, uint64_t seed) {
+  std::vector<Scene> scenes;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    Rng rng(seed + i);
+    scenes.push_back(scene_for_prompt(parse_prompt(lines[i].text), rng));
+  }
+  return render_batch(scenes);
+}
+
 }  // namespace rewardgen::world

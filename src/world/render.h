@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "world/prompts.h"
 #include "world/scene.h"
 
 namespace rewardgen::world {
@@ -14,5 +15,7 @@ bool inside(const Object& object, float x, float y);
 
 at::Tensor render(const Scene& scene);                       // [3, 64, 64] float in [-1, 1]
 at::Tensor render_batch(const std::vector<Scene>& scenes);   // [B, 3, 64, 64]
+// The real scenes of evaluation lines: line i is scene_for_prompt(its prompt, Rng(seed + i)).
+at::Tensor render_eval_scenes(const std::vector<EvalPrompt>& lines, uint64_t seed = 0);
 
 }  // namespace rewardgen::world

@@ -1,0 +1,168 @@
+// rewardgen pretrain {vae,clip,teacher}: trains the embedded world's models (design §6) in a run
+// directory (resumable, with metrics and progress), then exports the result in diffusers layout
+// as fp16 and evaluates the exported files.
+#include <filesystem>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "io/json_config.h"
+#include "io/run_dir.h"
+#include "models/diffusers_io.h"
+#include "pretrain/clip.h"
+#include "pretrain/teacher.h"
+#include "eval/world_eval.h"
+#include "pretrain/vae.h"
+#include "pretrain/world_models.h"
+#include "text/bpe_trainer.h"
+
+namespace rewardgen::cli {
+namespace {
+
+struct PretrainArgs {
+  std::string out, config_file, export_dir;
+  bool resume = false;
+  int64_t steps = 0;        // overrides trainer.max_steps when > 0
+  int64_t stop_at = 0;      // stop (resumably) after this many steps
+  int64_t eval_limit = 0;   // evaluation lines (0 = all 504)
+};
+
+// The run's config file (or an empty object), read by `read` into the task's config; unknown keys
+// are errors here (a typo would silently train something else for hours).
+// On resume, the run's own config.json (so a resumed run trains what it started with).
+template <class Read>
+auto load_config(const PretrainArgs& a, Read read) {
+  const std::string path = a.resume ? a.out + "/config.json" : a.config_file;
+  if (a.resume && !a.config_file.empty()) throw Error("--config and --resume exclude each other: a resumed run keeps its config.json");
+  const Json object = path.empty() ? Json::object() : load_json_file(path);
+  ConfigReader reader(object, path.empty() ? "<defaults>" : path);
+  auto config = read(reader);
+  reader.reject_unknown();
+  if (a.steps > 0) config.trainer.max_steps = a.steps;
+  return config;
+}
+
+RunDir open_run(const PretrainArgs& a, const Json& resolved) {
+  RunDir run = RunDir::create(a.out, a.resume);
+  run.write_config(resolved);  // on resume too: --steps may have extended the run
+  return run;
+}
+
+void add_common_options(CLI::App* sub, PretrainArgs& a) {
+  sub->add_option("--out", a.out, "run directory (config.json, metrics.jsonl, checkpoints/)")->required();
+  sub->add_option("--config", a.config_file, "JSON config overriding the defaults (see docs/world.md)");
+  sub->add_flag("--resume", a.resume, "continue the run in --out from its newest checkpoint");
+  sub->add_option("--steps", a.steps, "total training steps (overrides trainer.max_steps)");
+  sub->add_option("--stop-at", a.stop_at, "stop after this many steps, resumable later (0: run to the end)");
+  sub->add_option("--export", a.export_dir, "pipeline folder the trained components are written into (diffusers layout, fp16)")
+      ->default_val("models/world");
+  sub->add_option("--eval-limit", a.eval_limit, "evaluation prompts, task-balanced (0: all 504)")->capture_default_str();
+}
+
+void run_pretrain_vae(const PretrainArgs& a, const Context& context) {
+  const pretrain::VaePretrainConfig config = load_config(a, pretrain::read_vae_pretrain_config);
+  RunDir run = open_run(a, pretrain::vae_pretrain_config_json(config));
+  pretrain::VaePretrainTask task(config);
+  Trainer trainer(config.trainer, run, context.log);
+  const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
+  if (summary.last_step < config.trainer.max_steps) {
+    std::cout << "stopped at step " << summary.last_step << "; continue with --resume\n";
+    return;
+  }
+  // LDM §4.3.2: scale latents to unit variance for the diffusion model.
+  const pretrain::VaeEvaluation before = pretrain::evaluate_vae(*task.vae(), 64);
+  task.vae()->set_scaling_factor(1.0 / before.latent_std);
+  save_vae(a.export_dir + "/vae", *task.vae(), at::kHalf);
+  const auto exported = load_vae(a.export_dir + "/vae", {}, context.log);
+  const pretrain::VaeEvaluation evaluation = pretrain::evaluate_vae(*exported, a.eval_limit);
+  Json report = pretrain::to_json(evaluation);
+  report["scaling_factor"] = exported->config().scaling_factor;
+  report["wall_time_s"] = summary.wall_time;
+  report["steps"] = summary.last_step;
+  report["export"] = a.export_dir + "/vae";
+  save_json_file(run.file("eval.json"), report);
+  std::cout << report.dump(2) << "\n";
+}
+
+void run_pretrain_clip(const PretrainArgs& a, const Context& context) {
+  const pretrain::ClipPretrainConfig config = load_config(a, pretrain::read_clip_pretrain_config);
+  // The world's tokenizer is learnt from the grammar (deterministic) and written first: the text
+  // tower's vocabulary size follows it.
+  const std::string tokenizer_dir = a.export_dir + "/tokenizer";
+  save_tokenizer_folder(tokenizer_dir, train_bpe(world::grammar_words()), pretrain::kWorldTextLength);
+  RunDir run = open_run(a, pretrain::clip_pretrain_config_json(config));
+  pretrain::ClipPretrainTask task(config, ClipTokenizer::from_directory(tokenizer_dir));
+  Trainer trainer(config.trainer, run, context.log);
+  const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
+  if (summary.last_step < config.trainer.max_steps) {
+    std::cout << "stopped at step " << summary.last_step << "; continue with --resume\n";
+    return;
+  }
+  save_clip_text(a.export_dir + "/text_encoder", *task.clip().text, at::kHalf);
+  save_component(a.export_dir + "/image_encoder", clip_vision_config_json(task.clip().vision->config(), true),
+                 *task.clip().vision, "model.safetensors", at::kHalf);
+  pretrain::WorldClip exported{load_clip_text(a.export_dir + "/text_encoder", {}, context.log),
+                               load_clip_vision(a.export_dir + "/image_encoder", {}, context.log)};
+  const pretrain::RetrievalEvaluation evaluation =
+      pretrain::evaluate_retrieval(exported, ClipTokenizer::from_directory(tokenizer_dir), a.eval_limit);
+  Json report = pretrain::to_json(evaluation);
+  report["wall_time_s"] = summary.wall_time;
+  report["steps"] = summary.last_step;
+  report["export"] = a.export_dir;
+  save_json_file(run.file("eval.json"), report);
+  std::cout << report.dump(2) << "\n";
+}
+
+void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
+  const pretrain::TeacherPretrainConfig config = load_config(a, pretrain::read_teacher_pretrain_config);
+  RunDir run = open_run(a, pretrain::teacher_pretrain_config_json(config));
+  pretrain::TeacherPretrainTask task(config, a.export_dir, context.log);
+  Trainer trainer(config.trainer, run, context.log);
+  const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
+  if (summary.last_step < config.trainer.max_steps) {
+    std::cout << "stopped at step " << summary.last_step << "; continue with --resume\n";
+    return;
+  }
+  save_pipeline(a.export_dir, task.ema_pipeline(), at::kHalf);
+  // Evaluate what was written (fp16 weights), as `rewardgen eval` would.
+  const Pipeline exported = load_pipeline(a.export_dir, {}, context.log);
+  const TextToImage model(exported, ClipTokenizer::from_directory(exported.tokenizer_dir));
+  WorldEvalOptions options;
+  options.sampler.steps = config.eval_steps;
+  options.sampler.guidance_scale = config.eval_guidance;
+  options.diversity_prompts = 0;
+  const WorldEvalResult result = evaluate_world(model, world::balanced_subset(world::eval_prompts(), a.eval_limit), options, nullptr);
+  Json report = result.to_json();
+  report["sampler"] = {{"name", "ddim"}, {"steps", config.eval_steps}, {"guidance_scale", config.eval_guidance}};
+  report["wall_time_s"] = summary.wall_time;
+  report["steps"] = summary.last_step;
+  report["export"] = a.export_dir;
+  save_json_file(run.file("eval.json"), report);
+  std::cout << report.dump(2) << "\n";
+}
+
+}  // namespace
+
+void add_pretrain_command(CLI::App& app, Context& context, Commands& commands) {
+  auto* pretrain_app = app.add_subcommand("pretrain", "Train the embedded world's models (VAE, CLIP, teacher UNet)");
+  pretrain_app->require_subcommand(1);
+
+  auto vae_args = std::make_shared<PretrainArgs>();
+  auto* vae = pretrain_app->add_subcommand("vae", "AutoencoderKL f=4 on rendered scenes (L1 + L2 + KL)");
+  add_common_options(vae, *vae_args);
+  commands.push_back({vae, [vae_args, &context] { run_pretrain_vae(*vae_args, context); }});
+
+  auto clip_args = std::make_shared<PretrainArgs>();
+  auto* clip = pretrain_app->add_subcommand(
+      "clip", "CLIP text + vision towers, contrastive on scene/prompt pairs with hard negatives; writes the world tokenizer too");
+  add_common_options(clip, *clip_args);
+  commands.push_back({clip, [clip_args, &context] { run_pretrain_clip(*clip_args, context); }});
+
+  auto teacher_args = std::make_shared<PretrainArgs>();
+  auto* teacher = pretrain_app->add_subcommand(
+      "teacher", "UNet teacher in the VAE's latents, conditioned on the world CLIP text (needs vae/, text_encoder/, tokenizer/ in --export)");
+  add_common_options(teacher, *teacher_args);
+  commands.push_back({teacher, [teacher_args, &context] { run_pretrain_teacher(*teacher_args, context); }});
+}
+
+}  // namespace rewardgen::cli

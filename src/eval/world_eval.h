@@ -1,0 +1,48 @@
+#pragma once
+// Evaluation of a text-to-image model on the embedded world (design §8): checker accuracy per
+// task and overall on the held-out prompts, Fréchet distance to real scenes and per-prompt
+// diversity in tiny-CLIP image-embedding space, speed (images/s, ms/image) and network
+// evaluations per image.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/json_config.h"
+#include "models/clip.h"
+#include "sampling/text_to_image.h"
+#include "world/prompts.h"
+
+namespace rewardgen {
+
+class ProgressBar;
+
+struct WorldEvalOptions {
+  SamplerOptions sampler;
+  uint64_t seed = 0;              // line i's noise comes from seed + i (batches are split per line)
+  int64_t batch = 32;
+  int64_t diversity_prompts = 12;  // distinct prompts sampled with several seeds; 0 disables
+  int64_t diversity_seeds = 4;
+};
+
+struct WorldEvalResult {
+  std::map<std::string, double> accuracy;  // per task present, and "overall" (mean over lines)
+  std::vector<bool> passed;                // per line
+  at::Tensor generated;                    // [N, 3, 64, 64], the images in line order
+  double frechet_distance = -1;            // < 0: not measured (no image encoder)
+  double diversity = -1;                   // mean pairwise L2 distance of normalised embeddings
+  double images_per_second = 0, ms_per_image = 0, nfe_per_image = 0;
+  int64_t images = 0;
+  Json to_json() const;
+};
+
+// `image_encoder` (the world CLIP's vision tower with projection) may be null: no FD or diversity.
+WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world::EvalPrompt>& lines,
+                               const WorldEvalOptions& options, const ClipVisionModel* image_encoder,
+                               ProgressBar* progress = nullptr);
+
+// Fréchet distance between Gaussians fitted to two sets of feature rows [N, D] (FID's formula):
+// ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁^½ Σ₂ Σ₁^½)^½), computed in float64 through eigendecompositions.
+double frechet_distance(const at::Tensor& features_a, const at::Tensor& features_b);
+
+}  // namespace rewardgen

@@ -1,0 +1,167 @@
+#include "pretrain/teacher.h"
+
+#include "eval/world_eval.h"
+#include "pretrain/world_models.h"
+#include "text/clip_tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/ema.h"
+
+namespace rewardgen::pretrain {
+
+TeacherPretrainConfig::TeacherPretrainConfig() : model(world_teacher_config(128)) {
+  trainer.max_steps = 8000;
+  trainer.checkpoint_every = 250;
+  trainer.lr = 5e-4;
+  trainer.lr_schedule = "cosine";
+  trainer.warmup_steps = 200;
+  trainer.min_lr_ratio = 0.1;
+}
+
+TeacherPretrainConfig read_teacher_pretrain_config(ConfigReader& reader) {
+  TeacherPretrainConfig config;
+  ConfigReader trainer = reader.child("trainer");
+  read_trainer_config(trainer, config.trainer);
+  reader.optional("batch_size", config.batch_size, at_least(1))
+      .optional("prompt_dropout", config.prompt_dropout, between(0, 1))
+      .optional("snr_gamma", config.snr_gamma, at_least(0))
+      .optional("ema_decay", config.ema_decay, between(0, 1))
+      .optional_choice("prediction_type", config.prediction_type, {"epsilon", "v_prediction", "sample"})
+      .optional("eval_every", config.eval_every, at_least(0))
+      .optional("eval_limit", config.eval_limit, at_least(1))
+      .optional("eval_steps", config.eval_steps, at_least(1))
+      .optional("eval_guidance", config.eval_guidance, at_least(0));
+  if (reader.has("model")) {
+    ConfigReader model = reader.child("model");
+    read_unet_config(model, config.model);
+  }
+  return config;
+}
+
+Json teacher_pretrain_config_json(const TeacherPretrainConfig& c) {
+  return {{"trainer", trainer_config_json(c.trainer)},
+          {"batch_size", c.batch_size},
+          {"prompt_dropout", c.prompt_dropout},
+          {"snr_gamma", c.snr_gamma},
+          {"ema_decay", c.ema_decay},
+          {"prediction_type", c.prediction_type},
+          {"eval_every", c.eval_every},
+          {"eval_limit", c.eval_limit},
+          {"eval_steps", c.eval_steps},
+          {"eval_guidance", c.eval_guidance},
+          {"model", unet_config_json(c.model)}};
+}
+
+TeacherPretrainTask::TeacherPretrainTask(const TeacherPretrainConfig& config, const std::string& world_dir,
+                                         const Logger& log)
+    : config_(config), tokenizer_dir_(world_dir + "/tokenizer") {
+  frozen_.vae = load_vae(world_dir + "/vae", {}, log);
+  frozen_.text_encoder = load_clip_text(world_dir + "/text_encoder", {}, log);
+  frozen_.tokenizer_dir = tokenizer_dir_;
+  frozen_.scheduler.prediction_type = parse_prediction_type(config.prediction_type);
+  frozen_.vae->eval();
+  frozen_.text_encoder->eval();
+  if (config_.model.cross_dim(0) != frozen_.text_encoder->config().hidden_size)
+    throw Error(str("teacher model.cross_attention_dim ", config_.model.cross_dim(0), " differs from the text encoder's hidden_size ",
+                    frozen_.text_encoder->config().hidden_size, " (", world_dir, "/text_encoder)"));
+  schedule_ = make_noise_schedule(frozen_.scheduler);
+  at::manual_seed(static_cast<uint64_t>(config.trainer.seed));  // the initial weights
+  unet_ = std::make_shared<UNet2DConditionModel>(config_.model);
+  ema_unet_ = std::make_shared<UNet2DConditionModel>(config_.model);
+  ema_copy(*ema_unet_, *unet_);
+
+  // The text encoder is frozen and the training prompts are finite: encode each once.
+  at::NoGradGuard no_grad;
+  const ClipTokenizer tokenizer = ClipTokenizer::from_directory(tokenizer_dir_);
+  std::vector<std::string> texts = {""};
+  for (world::Task task : world::kTasks)
+    for (const world::Prompt& prompt : prompts_.of(task)) texts.push_back(prompt.text());
+  const int64_t length = frozen_.text_encoder->config().max_position_embeddings;
+  for (size_t start = 0; start < texts.size(); start += 256) {
+    const std::vector<std::string> chunk(texts.begin() + start, texts.begin() + std::min(texts.size(), start + 256));
+    const at::Tensor states = frozen_.text_encoder->forward(tokenizer.encode_batch(chunk, length)).last_hidden_state;
+    for (size_t i = 0; i < chunk.size(); ++i) text_cache_[chunk[i]] = states[static_cast<int64_t>(i)].clone();
+  }
+}
+
+NamedTensors TeacherPretrainTask::trainable_parameters() {
+  NamedTensors out;
+  for (const auto& p : unet_->named_parameters()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+void TeacherPretrainTask::save_state(TensorMap& out) const {
+  add_module_state(out, "unet/", *unet_);
+  add_module_state(out, "ema_unet/", *ema_unet_);
+}
+
+void TeacherPretrainTask::load_state(const TensorMap& in) {
+  load_module_state(in, "unet/", *unet_);
+  load_module_state(in, "ema_unet/", *ema_unet_);
+}
+
+at::Tensor TeacherPretrainTask::text_states(const std::vector<std::string>& prompts) const {
+  std::vector<at::Tensor> rows;
+  for (const std::string& prompt : prompts) rows.push_back(text_cache_.at(prompt));
+  return at::stack(rows);
+}
+
+Pipeline TeacherPretrainTask::ema_pipeline() const {
+  Pipeline pipeline = frozen_;
+  pipeline.unet = ema_unet_;
+  return pipeline;
+}
+
+MetricsWriter::Values TeacherPretrainTask::train_step(StepContext& context) {
+  at::Generator& generator = context.generator();
+  const WorldBatch batch = sample_world_batch(prompts_, config_.batch_size, generator);
+  at::Tensor latents;
+  {
+    at::NoGradGuard no_grad;
+    latents = frozen_.vae->encode(batch.images).sample(generator) * frozen_.vae->config().scaling_factor;
+  }
+  // CFG training: a random tenth of the prompts become the empty prompt.
+  std::vector<std::string> prompts = batch.prompts;
+  const at::Tensor dropped = at::rand({config_.batch_size}, generator).lt(config_.prompt_dropout);
+  for (int64_t i = 0; i < config_.batch_size; ++i)
+    if (dropped[i].item<bool>()) prompts[static_cast<size_t>(i)].clear();
+  const at::Tensor context_states = text_states(prompts);
+
+  const at::Tensor timesteps = at::randint(0, schedule_.num_timesteps(), {config_.batch_size}, generator);
+  const at::Tensor noise = at::randn(latents.sizes(), generator);
+  const at::Tensor noisy = add_noise(schedule_, latents, noise, timesteps);
+  const at::Tensor alpha_bar = schedule_.alpha_bar(timesteps, latents);
+  const at::Tensor target = model_output_for(frozen_.scheduler.prediction_type, latents, noise, alpha_bar);
+  const at::Tensor output = unet_->forward(noisy, timesteps, context_states);
+  const at::Tensor per_sample = (output - target).pow(2).mean({1, 2, 3});
+  at::Tensor weight = at::ones_like(per_sample);
+  if (config_.snr_gamma > 0) {
+    // Min-SNR-γ: weight the x₀-error by min(SNR, γ); in ε / v terms this is min(SNR, γ)/SNR and
+    // min(SNR, γ)/(SNR + 1) (arXiv 2303.09556, eq. 6 and §3.4).
+    const at::Tensor snr = (alpha_bar / (1 - alpha_bar)).flatten();
+    const at::Tensor clipped = snr.clamp_max(config_.snr_gamma);
+    switch (frozen_.scheduler.prediction_type) {
+      case PredictionType::epsilon: weight = clipped / snr; break;
+      case PredictionType::v_prediction: weight = clipped / (snr + 1); break;
+      case PredictionType::sample: weight = clipped; break;
+    }
+  }
+  const at::Tensor loss = (weight * per_sample).mean();
+  context.optimize(loss);
+  ema_update(*ema_unet_, *unet_, config_.ema_decay, context.step());
+  MetricsWriter::Values values = {{"loss", loss.item<double>()}, {"mse", per_sample.mean().item<double>()}};
+
+  if (config_.eval_every > 0 && (context.step() + 1) % config_.eval_every == 0) {
+    at::NoGradGuard no_grad;
+    const TextToImage model(ema_pipeline(), ClipTokenizer::from_directory(tokenizer_dir_));
+    WorldEvalOptions options;
+    options.sampler.steps = config_.eval_steps;
+    options.sampler.guidance_scale = config_.eval_guidance;
+    options.diversity_prompts = 0;
+    const WorldEvalResult result =
+        evaluate_world(model, world::balanced_subset(world::eval_prompts(), config_.eval_limit), options, nullptr);
+    for (const auto& [task, accuracy] : result.accuracy) values.emplace_back("accuracy/" + task, accuracy);
+  }
+  return values;
+}
+
+}  // namespace rewardgen::pretrain

@@ -1,0 +1,67 @@
+#pragma once
+// A tiny random pipeline in the embedded world's shapes (64×64 images, f = 4 VAE, 16×16 latents,
+// the world tokenizer, an image encoder), for evaluation and pretraining tests that must run in
+// seconds.
+#include <string>
+
+#include "models/diffusers_io.h"
+#include "text/bpe_trainer.h"
+#include "tiny_models.h"
+#include "world/prompts.h"
+
+namespace rewardgen::testing {
+
+inline AutoencoderKLConfig tiny_world_vae_config() {
+  AutoencoderKLConfig v = tiny_vae_config();
+  v.block_out_channels = {8, 8, 16};  // f = 4
+  v.down_block_types.assign(3, "DownEncoderBlock2D");
+  v.up_block_types.assign(3, "UpDecoderBlock2D");
+  v.sample_size = 64;
+  return v;
+}
+
+inline ClipTextConfig tiny_world_text_config(int64_t vocab_size, int64_t eos_id) {
+  ClipTextConfig t = tiny_text_config();
+  t.vocab_size = vocab_size;
+  t.eos_token_id = eos_id;
+  t.max_position_embeddings = 16;
+  t.projection_dim = 8;
+  return t;
+}
+
+inline ClipVisionConfig tiny_world_vision_config() {
+  ClipVisionConfig v;
+  v.image_size = 64, v.patch_size = 16;
+  v.hidden_size = 16, v.intermediate_size = 32, v.num_hidden_layers = 1, v.num_attention_heads = 2;
+  v.projection_dim = 8;
+  return v;
+}
+
+inline UNet2DConditionConfig tiny_world_unet_config() {
+  UNet2DConditionConfig c = tiny_unet_config();
+  c.sample_size = 16;
+  return c;
+}
+
+// Writes models in the layout `rewardgen pretrain` exports: tokenizer/, vae/, text_encoder/,
+// image_encoder/, and with `with_unet` unet/, scheduler/ and model_index.json.
+inline void write_tiny_world(const std::string& dir, bool with_unet) {
+  save_tokenizer_folder(dir + "/tokenizer", train_bpe(world::grammar_words()), 16);
+  const ClipTokenizer tokenizer = ClipTokenizer::from_directory(dir + "/tokenizer");
+  at::manual_seed(0);
+  Pipeline p;
+  p.vae = std::make_shared<AutoencoderKL>(tiny_world_vae_config());
+  p.text_encoder = std::make_shared<ClipTextModel>(tiny_world_text_config(tokenizer.vocab_size(), tokenizer.end_id()), true);
+  p.tokenizer_dir = dir + "/tokenizer";
+  const ClipVisionModel vision(tiny_world_vision_config(), true);
+  save_component(dir + "/image_encoder", clip_vision_config_json(vision.config(), true), vision, "model.safetensors");
+  if (with_unet) {
+    p.unet = std::make_shared<UNet2DConditionModel>(tiny_world_unet_config());
+    save_pipeline(dir, p);
+  } else {
+    save_vae(dir + "/vae", *p.vae);
+    save_clip_text(dir + "/text_encoder", *p.text_encoder);
+  }
+}
+
+}  // namespace rewardgen::testing
