@@ -109,6 +109,18 @@ def make_jpeg(out):
         tensors[name + "_bytes"] = torch.tensor([buf.tell()], dtype=torch.int64)
     save(out / "jpeg.safetensors", tensors)
 
+    # `rewardgen reward` CLI test: two 16x16 PNGs and their prompts; the JPEG sizes go into
+    # tests/CMakeLists.txt's expected output.
+    d = out / "cli_images"
+    d.mkdir(parents=True, exist_ok=True)
+    for name, rgb in [("01_flat.png", images["flat"]), ("02_noise.png", images["noise"][:16, :16])]:
+        Image.fromarray(rgb).save(d / name)
+        buf = io.BytesIO()
+        Image.open(d / name).convert("RGB").save(buf, format="JPEG", quality=95)
+        print(f"cli_images/{name}: JPEG quality 95 = {buf.tell()} bytes")
+    (out / "cli_prompts.txt").write_text("abc\nab c\n")
+    (out / "cli_prompts_3.txt").write_text("abc\nab c\nc\n")
+
 
 # -------------------------------------------------------------------------------- HF CLIPModel
 def make_hf_clip(out, head):

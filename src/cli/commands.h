@@ -27,5 +27,6 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands);
 void add_tokenize_command(CLI::App& app, Context& context, Commands& commands);
 void add_model_command(CLI::App& app, Context& context, Commands& commands);
 void add_sample_command(CLI::App& app, Context& context, Commands& commands);
+void add_reward_command(CLI::App& app, Context& context, Commands& commands);
 
 }  // namespace rewardgen::cli

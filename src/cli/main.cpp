@@ -42,6 +42,7 @@ int run(int argc, char** argv) {
   cli::add_tokenize_command(app, context, commands);
   cli::add_model_command(app, context, commands);
   cli::add_sample_command(app, context, commands);
+  cli::add_reward_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

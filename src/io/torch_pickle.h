@@ -1,8 +1,9 @@
 #pragma once
 // PyTorch checkpoints (`torch.save` since 1.6: a zip archive holding data.pkl and one record per
 // storage) read as a flat name -> tensor map, so that `.pth`/`.pt` state dicts load like safetensors.
-// LibTorch's own unpickler does the work (torch::jit::readArchiveAndTensors); it understands
-// dicts, OrderedDicts, lists, tuples, numbers, strings and tensors, not arbitrary Python classes.
+// The zip is read with LibTorch's PyTorchStreamReader; data.pkl with our own reader of the pickle
+// subset torch.save emits (LibTorch 1.13's unpickler turns OrderedDict, i.e. every state_dict(),
+// into None). Other Python objects in a checkpoint (argparse.Namespace, ...) are skipped, never run.
 #include <string>
 
 #include "io/safetensors.h"
