@@ -129,22 +129,26 @@ at::Tensor AestheticReward::score(const at::Tensor& images, const std::vector<st
   return head_->forward(unit(clip_.image_features(pixels))).to(images.device());                     // [B]
 }
 
-std::unique_ptr<Reward> make_clip_score_reward(const std::string& dir, const RewardContext& context) {
-  const std::string name = "clip:" + dir;
+namespace {
+
+// clip:DIR and pickscore:DIR differ only in the multiplier of cos.
+std::unique_ptr<Reward> make_clip_folder_reward(const std::string& name, const std::string& dir,
+                                                ClipSimilarityReward::Scale scale, const RewardContext& context) {
   check_dir(dir, name);
   ClipModel model = load_clip_model(dir, load_options(context), context.log);
   ClipTokenizer tokenizer = tokenizer_for(dir, model.text->config(), name);
   return std::make_unique<ClipSimilarityReward>(name, std::move(model), std::move(tokenizer), ClipPreprocessOptions{},
-                                                ClipSimilarityReward::Scale::hundred, context);
+                                                scale, context);
+}
+
+}  // namespace
+
+std::unique_ptr<Reward> make_clip_score_reward(const std::string& dir, const RewardContext& context) {
+  return make_clip_folder_reward("clip:" + dir, dir, ClipSimilarityReward::Scale::hundred, context);
 }
 
 std::unique_ptr<Reward> make_pickscore_reward(const std::string& dir, const RewardContext& context) {
-  const std::string name = "pickscore:" + dir;
-  check_dir(dir, name);
-  ClipModel model = load_clip_model(dir, load_options(context), context.log);
-  ClipTokenizer tokenizer = tokenizer_for(dir, model.text->config(), name);
-  return std::make_unique<ClipSimilarityReward>(name, std::move(model), std::move(tokenizer), ClipPreprocessOptions{},
-                                                ClipSimilarityReward::Scale::logit_scale, context);
+  return make_clip_folder_reward("pickscore:" + dir, dir, ClipSimilarityReward::Scale::logit_scale, context);
 }
 
 std::unique_ptr<Reward> make_hpsv2_reward(const std::string& file, const RewardContext& context) {

@@ -45,10 +45,10 @@ JpegReward::JpegReward(bool compressibility, const RewardContext& context)
 at::Tensor JpegReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name(), images, prompts);
   const int64_t B = images.size(0);
-  const at::Tensor cpu = images.detach().to(at::kCPU, at::kFloat);
+  const at::Tensor rgb8 = to_rgb8(images);  // [B, H, W, 3], the whole batch in one pass
   std::vector<double> kb(static_cast<size_t>(B));
   for (int64_t i = 0; i < B; ++i)
-    kb[static_cast<size_t>(i)] = static_cast<double>(jpeg_size_bytes(to_rgb8(cpu[i]))) / 1000.0;
+    kb[static_cast<size_t>(i)] = static_cast<double>(jpeg_size_bytes(rgb8[i])) / 1000.0;
   const at::Tensor size = at::tensor(kb, at::kDouble);  // [B], kB
   return (compressibility_ ? -size : size).to(images.device(), dtype_);
 }

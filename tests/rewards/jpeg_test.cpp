@@ -29,6 +29,7 @@ TEST(JpegReward, ScoresAreSignedKilobytes) {
   const at::Tensor images = at::stack({flat, noise});
   const int64_t flat_bytes = jpeg_size_bytes(to_rgb8(flat)), noise_bytes = jpeg_size_bytes(to_rgb8(noise));
   EXPECT_EQ(flat_bytes, f.at("flat_bytes").item<int64_t>());  // from_rgb8 -> to_rgb8 is exact
+  EXPECT_TRUE(at::equal(to_rgb8(images)[1], to_rgb8(noise)));  // the batch form, image by image
   JpegReward compressibility(true, {}), incompressibility(false, {});
   const at::Tensor c = compressibility.score(images, {"", ""});
   const at::Tensor i = incompressibility.score(images, {"", ""});
