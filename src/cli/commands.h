@@ -30,5 +30,6 @@ void add_sample_command(CLI::App& app, Context& context, Commands& commands);
 void add_world_command(CLI::App& app, Context& context, Commands& commands);
 void add_pretrain_command(CLI::App& app, Context& context, Commands& commands);
 void add_eval_command(CLI::App& app, Context& context, Commands& commands);
+void add_reward_command(CLI::App& app, Context& context, Commands& commands);
 
 }  // namespace rewardgen::cli

@@ -45,6 +45,7 @@ int run(int argc, char** argv) {
   cli::add_world_command(app, context, commands);
   cli::add_pretrain_command(app, context, commands);
   cli::add_eval_command(app, context, commands);
+  cli::add_reward_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

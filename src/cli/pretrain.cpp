@@ -85,13 +85,16 @@ void run_pretrain_vae(const PretrainArgs& a, const Context& context) {
 }
 
 void run_pretrain_clip(const PretrainArgs& a, const Context& context) {
-  const pretrain::ClipPretrainConfig config = load_config(a, pretrain::read_clip_pretrain_config);
+  pretrain::ClipPretrainConfig config = load_config(a, pretrain::read_clip_pretrain_config);
   // The world's tokenizer is learnt from the grammar (deterministic) and written first: the text
-  // tower's vocabulary size follows it.
+  // tower's vocabulary size and end token follow it.
   const std::string tokenizer_dir = a.export_dir + "/tokenizer";
   save_tokenizer_folder(tokenizer_dir, train_bpe(world::grammar_words()), pretrain::kWorldTextLength);
+  ClipTokenizer tokenizer = ClipTokenizer::from_directory(tokenizer_dir);
+  config.text.vocab_size = tokenizer.vocab_size();
+  config.text.eos_token_id = tokenizer.end_id();
   RunDir run = open_run(a, pretrain::clip_pretrain_config_json(config));
-  pretrain::ClipPretrainTask task(config, ClipTokenizer::from_directory(tokenizer_dir));
+  pretrain::ClipPretrainTask task(config, std::move(tokenizer));
   Trainer trainer(config.trainer, run, context.log);
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
   if (summary.last_step < config.trainer.max_steps) {

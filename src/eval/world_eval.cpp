@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "rewards/clip_preprocess.h"
 #include "world/render.h"
 #include "world/checker.h"
 
@@ -20,7 +21,8 @@ at::Tensor image_features(const ClipVisionModel& encoder, const at::Tensor& imag
   for (int64_t start = 0; start < images.size(0); start += 128) {
     const at::Tensor chunk = images.narrow(0, start, std::min<int64_t>(128, images.size(0) - start));
     const at::Tensor embeds =
-        encoder.forward(clip_normalize(chunk.to(encoder.patch_embedding->weight.device()))).image_embeds;
+        encoder.forward(clip_preprocess(chunk.to(encoder.patch_embedding->weight.device()), {encoder.config().image_size}))
+            .image_embeds;
     rows.push_back((embeds / embeds.norm(2, -1, true)).to(at::kCPU, at::kDouble));
   }
   return at::cat(rows);

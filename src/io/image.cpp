@@ -11,10 +11,13 @@
 namespace rewardgen {
 
 at::Tensor to_rgb8(const at::Tensor& image) {
-  if (image.dim() != 3 || image.size(0) != 3) throw Error(str("an image must be [3, H, W], got ", image.sizes()));
+  const bool batch = image.dim() == 4;
+  if ((image.dim() != 3 && !batch) || image.size(batch ? 1 : 0) != 3)
+    throw Error(str("an image must be [3, H, W] (or a batch [B, 3, H, W]), got ", image.sizes()));
   // [-1, 1] -> [0, 255], rounded; NaN becomes 0 so that a broken image is visibly black, not UB.
   const at::Tensor x = at::nan_to_num(image.detach().to(at::kCPU, at::kFloat), 0.0).clamp(-1, 1);
-  return ((x + 1) * 127.5).round().to(at::kByte).permute({1, 2, 0}).contiguous();  // [H, W, 3]
+  const at::Tensor rgb = ((x + 1) * 127.5).round().to(at::kByte);
+  return (batch ? rgb.permute({0, 2, 3, 1}) : rgb.permute({1, 2, 0})).contiguous();  // [(B,) H, W, 3]
 }
 
 at::Tensor from_rgb8(const at::Tensor& rgb8) {

@@ -11,7 +11,8 @@ namespace rewardgen {
 void save_png(const std::string& path, const at::Tensor& image);  // [3, H, W]
 // Reads a PNG of any colour type as RGB: [3, H, W] in [-1, 1]; Error naming the file otherwise.
 at::Tensor load_png(const std::string& path);
-// 8-bit RGB bytes [H, W, 3] (uint8) <-> [3, H, W] in [-1, 1].
+// 8-bit RGB bytes [H, W, 3] (uint8) <-> [3, H, W] in [-1, 1]. to_rgb8 also takes a batch
+// [B, 3, H, W] -> [B, H, W, 3] (one pass instead of one per image).
 at::Tensor to_rgb8(const at::Tensor& image);
 at::Tensor from_rgb8(const at::Tensor& rgb8);
 

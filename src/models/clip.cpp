@@ -34,9 +34,7 @@ void read_tower(ConfigReader& r, ClipTowerConfig& c) {
   if (c.hidden_size % c.num_attention_heads != 0)
     throw Error(str(r.file(), ": hidden_size ", c.hidden_size, " is not divisible by num_attention_heads ",
                     c.num_attention_heads));
-  // Keys that only matter for training in transformers, or are bookkeeping, and the generic
-  // PretrainedConfig keys (generation settings, labels, ...) that to_dict() writes for every model.
-  for (const char* key : kTransformersCommonKeys) r.mark_read(key);
+  mark_transformers_common_keys(r);
 }
 
 Json tower_json(const ClipTowerConfig& c) {
@@ -47,6 +45,12 @@ Json tower_json(const ClipTowerConfig& c) {
 }
 
 }  // namespace
+
+void mark_transformers_common_keys(ConfigReader& r) {
+  // Keys that only matter for training in transformers, or are bookkeeping, and the generic
+  // PretrainedConfig keys (generation settings, labels, ...) that to_dict() writes for every model.
+  for (const char* key : kTransformersCommonKeys) r.mark_read(key);
+}
 
 void read_clip_text_config(ConfigReader& r, ClipTextConfig& c) {
   read_tower(r, c);
@@ -184,12 +188,6 @@ ClipVisionOutput ClipVisionModel::forward(const at::Tensor& pixel_values) const 
   out.pooler_output = post_layernorm->forward(x.select(1, 0));  // class token, [B, D]
   if (visual_projection) out.image_embeds = visual_projection->forward(out.pooler_output);
   return out;
-}
-
-at::Tensor clip_normalize(const at::Tensor& images) {
-  const at::Tensor mean = at::tensor({0.48145466, 0.4578275, 0.40821073}, images.options()).view({1, 3, 1, 1});
-  const at::Tensor std = at::tensor({0.26862954, 0.26130258, 0.27577711}, images.options()).view({1, 3, 1, 1});
-  return ((images + 1) / 2 - mean) / std;
 }
 
 }  // namespace rewardgen

@@ -25,10 +25,14 @@ struct ClipTextConfig : ClipTowerConfig {  // = text_encoder/config.json
 
 struct ClipVisionConfig : ClipTowerConfig {
   int64_t image_size = 224, patch_size = 32, num_channels = 3;
-  ClipVisionConfig() { hidden_size = 768, intermediate_size = 3072; }
+  // transformers CLIPVisionConfig defaults (12 heads, unlike the text tower's 8)
+  ClipVisionConfig() { hidden_size = 768, intermediate_size = 3072, num_attention_heads = 12; }
 };
 
 void read_clip_text_config(ConfigReader& reader, ClipTextConfig& config);
+// Marks the generic PretrainedConfig keys (generation settings, labels, ...) that transformers writes
+// into every config.json as read, so that they are not reported as unknown.
+void mark_transformers_common_keys(ConfigReader& reader);
 void read_clip_vision_config(ConfigReader& reader, ClipVisionConfig& config);
 Json clip_text_config_json(const ClipTextConfig& config, bool with_projection);
 Json clip_vision_config_json(const ClipVisionConfig& config, bool with_projection);
@@ -97,9 +101,5 @@ class ClipVisionModel : public torch::nn::Module {
  private:
   ClipVisionConfig config_;
 };
-
-// CLIP's input normalisation (OpenAI mean/std of [0, 1] pixels) applied to images in [-1, 1];
-// differentiable. Resizing, where a tower needs it, comes first.
-at::Tensor clip_normalize(const at::Tensor& images);
 
 }  // namespace rewardgen

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "pretrain/world_models.h"
+#include "rewards/clip_preprocess.h"
 #include "world/render.h"
 #include "train/checkpoint.h"
 #include "world/checker.h"
@@ -51,7 +52,8 @@ at::Tensor WorldClip::embed_texts(const ClipTokenizer& tokenizer, const std::vec
 }
 
 at::Tensor WorldClip::embed_images(const at::Tensor& images) const {
-  const at::Tensor embeds = vision->forward(clip_normalize(images.to(vision->patch_embedding->weight.device()))).image_embeds;
+  const at::Tensor embeds = vision->forward(clip_preprocess(images.to(vision->patch_embedding->weight.device()), {vision->config().image_size}))
+          .image_embeds;
   return embeds / embeds.norm(2, -1, true);
 }
 

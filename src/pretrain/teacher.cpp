@@ -9,7 +9,7 @@
 namespace rewardgen::pretrain {
 
 TeacherPretrainConfig::TeacherPretrainConfig() : model(world_teacher_config(128)) {
-  trainer.max_steps = 8000;
+  trainer.max_steps = 9000;
   trainer.checkpoint_every = 250;
   trainer.lr = 5e-4;
   trainer.lr_schedule = "cosine";

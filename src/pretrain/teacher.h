@@ -23,12 +23,12 @@ namespace rewardgen::pretrain {
 
 struct TeacherPretrainConfig {
   TrainerConfig trainer;
-  int64_t batch_size = 64;
+  int64_t batch_size = 32;
   double prompt_dropout = 0.1;  // probability of the empty prompt (CFG's unconditional model)
   double snr_gamma = 5.0;       // Min-SNR-γ; 0 = plain MSE
   double ema_decay = 0.999;
   std::string prediction_type = "epsilon";  // epsilon | v_prediction | sample
-  int64_t eval_every = 500;     // steps; 0 = never during training
+  int64_t eval_every = 1000;    // steps; 0 = never during training
   int64_t eval_limit = 60;      // evaluation lines (task-balanced)
   int64_t eval_steps = 25;      // DDIM steps
   double eval_guidance = 4.0;   // CFG weight

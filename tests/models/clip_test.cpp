@@ -83,5 +83,14 @@ TEST(ClipTextModel, CausalMaskAndPooling) {
                                                "9 tokens exceed max_position_embeddings 8"));
 }
 
+TEST(ClipVisionConfig, DefaultsAreTransformers) {
+  // CLIPVisionConfig(): hidden 768, intermediate 3072, 12 layers, 12 heads (the text tower has 8),
+  // image 224, patch 32 — a config.json that omits num_attention_heads relies on them.
+  const ClipVisionConfig v;
+  EXPECT_EQ(v.num_attention_heads, 12);
+  EXPECT_EQ(v.hidden_size, 768);
+  EXPECT_EQ(ClipTextConfig{}.num_attention_heads, 8);
+}
+
 }  // namespace
 }  // namespace rewardgen

@@ -1,0 +1,30 @@
+#pragma once
+// Reward throughput: images scored per second at a batch size and image size, and for a
+// differentiable reward the time of score + backward to the pixels (what gradient methods pay).
+#include "models/clip_model.h"
+#include "rewards/reward.h"
+
+namespace rewardgen {
+
+struct RewardBenchOptions {
+  int64_t batch = 32, size = 64;
+  int repeats = 3;        // timed repetitions after one warm-up; the median is reported
+  bool backward = false;  // also time score + backward (differentiable rewards only)
+};
+
+struct RewardBenchResult {
+  double score_s = 0, backward_s = 0;  // median seconds per batch
+  int64_t batch = 0;
+  double images_per_s() const { return static_cast<double>(batch) / score_s; }
+  double backward_images_per_s() const { return backward_s > 0 ? static_cast<double>(batch) / backward_s : 0.0; }
+};
+
+// Scores seeded random images in [-1, 1] with the prompt "a photo of a cat".
+RewardBenchResult bench_reward(Reward& reward, const RewardBenchOptions& options);
+
+// transformers CLIPModel with openai/clip-vit-large-patch14's architecture (the SD 1.x text
+// encoder's family): vision hidden 1024, 24 layers, 16 heads, patch 14, 224², text hidden 768,
+// 12 layers, 12 heads, projection 768, quick_gelu. Random weights.
+ClipModel random_clip_vit_l14(const at::TensorOptions& options);
+
+}  // namespace rewardgen
