@@ -6,6 +6,7 @@
 
 #include "models/diffusers_io.h"
 #include "text/bpe_trainer.h"
+#include "text/clip_tokenizer.h"
 #include "tiny_models.h"
 #include "world/prompts.h"
 

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "rewards/composite.h"
+#include "rewards/world_rewards.h"
 
 namespace rewardgen {
 
@@ -49,7 +50,8 @@ std::unique_ptr<Reward> RewardRegistry::make(const std::string& spec, const Rewa
   const RewardEntry& entry = it->second;
   if (entry.argument.empty() && colon != std::string::npos)
     throw Error(str("reward '", name, "' takes no argument, got '", spec, "'"));
-  if (!entry.argument.empty() && argument.empty())
+  const bool optional_argument = !entry.argument.empty() && entry.argument.front() == '[';  // "[DIR]"
+  if (!entry.argument.empty() && !optional_argument && argument.empty())
     throw Error(str("reward '", name, "' needs an argument: '", name, ":", entry.argument, "'"));
   return entry.make(argument, context);
 }
@@ -63,6 +65,7 @@ std::vector<RewardEntry> RewardRegistry::entries() const {
 RewardRegistry builtin_reward_registry() {
   RewardRegistry registry;
   register_builtin_rewards(registry);
+  register_world_rewards(registry);
   return registry;
 }
 

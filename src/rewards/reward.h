@@ -41,7 +41,7 @@ using RewardFactory = std::function<std::unique_ptr<Reward>(const std::string& a
 
 struct RewardEntry {
   std::string name;      // "aesthetic", "world.compositional"
-  std::string argument;  // what follows "name:" ("DIR", "FILE"), empty when the reward takes none
+  std::string argument;  // what follows "name:" ("DIR", "FILE"; "[DIR]" when optional), empty when the reward takes none
   std::string help;      // one line for `rewardgen reward --list`
   RewardFactory make;
 };
@@ -61,8 +61,9 @@ class RewardRegistry {
 };
 
 // The rewards of this room: jpeg_compressibility, jpeg_incompressibility, aesthetic:DIR, clip:DIR,
-// pickscore:DIR, hpsv2:FILE. (world.* rewards are added by the world room.)
+// pickscore:DIR, hpsv2:FILE. (world.* rewards: register_world_rewards in rewards/world_rewards.h.)
 void register_builtin_rewards(RewardRegistry& registry);
+// Every reward of the project: these and the world's.
 RewardRegistry builtin_reward_registry();
 
 }  // namespace rewardgen

@@ -91,7 +91,8 @@ TEST(RewardRegistry, BuiltinNames) {
   std::vector<std::string> names;
   for (const RewardEntry& e : builtin_reward_registry().entries()) names.push_back(e.name + (e.argument.empty() ? "" : ":" + e.argument));
   EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "clip:DIR", "hpsv2:FILE", "jpeg_compressibility",
-                                             "jpeg_incompressibility", "pickscore:DIR"}));
+                                             "jpeg_incompressibility", "pickscore:DIR", "world.clip:[DIR]",
+                                             "world.compositional", "world.jpeg"}));
 }
 
 TEST(RunningStats, MatchesTheDirectMeanAndVarianceAcrossBatches) {

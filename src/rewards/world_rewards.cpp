@@ -1,0 +1,172 @@
+#include "rewards/world_rewards.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "core/error.h"
+#include "core/version.h"
+#include "models/clip_model.h"
+#include "rewards/clip_preprocess.h"
+#include "rewards/clip_rewards.h"
+#include "rewards/jpeg.h"
+
+namespace rewardgen {
+
+namespace {
+
+using world::ObjectSpec;
+using world::Shape;
+using world::Size;
+
+// The pixel area of one object of `shape` at a size's nominal half extent (world/scene.h).
+double object_area(Shape shape, Size size) {
+  const double h = size == Size::small ? world::kSmallHalfExtent : world::kLargeHalfExtent;
+  switch (shape) {
+    case Shape::circle: return M_PI * h * h;
+    case Shape::square: return 4 * h * h;
+    case Shape::triangle: return 2 * h * h;
+  }
+  return 0;
+}
+
+// Mass and centroid of the pixels a spec's colour claims (all palette colours when it is free).
+struct Blob {
+  at::Tensor mass, cx, cy;  // scalars
+};
+
+Blob blob_of(const at::Tensor& masks, const ObjectSpec& spec) {
+  const at::Tensor mask = spec.colour ? masks[static_cast<int64_t>(*spec.colour)] : masks.sum(0);  // [H, W]
+  const int64_t h = mask.size(0), w = mask.size(1);
+  const at::Tensor xs = at::arange(w, mask.options()) + 0.5, ys = at::arange(h, mask.options()) + 0.5;
+  const at::Tensor mass = mask.sum();
+  const at::Tensor safe = mass.clamp_min(1e-6);
+  return {mass, (mask.sum(0) * xs).sum() / safe, (mask.sum(1) * ys).sum() / safe};
+}
+
+// Soft "the object is there": mass well above half of the smallest such object's area.
+at::Tensor present_score(const Blob& blob, const ObjectSpec& spec) {
+  const double smallest = object_area(spec.shape, spec.size.value_or(Size::small));
+  return at::sigmoid((blob.mass - 0.5 * smallest) / (0.1 * smallest));
+}
+
+// Soft size: the mass on the named side of the midpoint between the small and large areas.
+at::Tensor size_score(const Blob& blob, const ObjectSpec& spec) {
+  if (!spec.size) return at::ones_like(blob.mass);
+  const double mid = 0.5 * (object_area(spec.shape, Size::small) + object_area(spec.shape, Size::large));
+  const at::Tensor above = (blob.mass - mid) / (0.15 * mid);
+  return at::sigmoid(*spec.size == Size::large ? above : -above);
+}
+
+// Soft count: the mass should lie between `count` small and `count` large objects of the shape;
+// outside that interval the score falls as a Gaussian of the distance (σ = half a small object).
+at::Tensor count_score(const Blob& blob, const ObjectSpec& spec, int count) {
+  const double low = count * object_area(spec.shape, Size::small), high = count * object_area(spec.shape, Size::large);
+  const double sigma = 0.5 * object_area(spec.shape, Size::small);
+  const at::Tensor outside = at::relu(low - blob.mass) + at::relu(blob.mass - high);
+  return at::exp(-0.5 * (outside / sigma).pow(2));
+}
+
+}  // namespace
+
+at::Tensor CompositionalReward::colour_masks(const at::Tensor& images) const {
+  const at::Tensor rgb = (images + 1) * 127.5;  // [B, 3, H, W] in 0..255
+  std::vector<at::Tensor> logits;
+  for (world::Colour colour : world::kColours) {
+    const world::Rgb c = world::palette_rgb(colour);
+    const at::Tensor centre = at::tensor({c.r, c.g, c.b}, images.options()).view({1, 3, 1, 1});
+    logits.push_back(-(rgb - centre).pow(2).sum(1) / (2 * options_.colour_sigma * options_.colour_sigma));
+  }
+  // The background class: a constant logit equal to a palette colour's at the checker's threshold.
+  const double reject = options_.reject_distance * options_.reject_distance / (2 * options_.colour_sigma * options_.colour_sigma);
+  logits.push_back(at::full_like(logits[0], -reject));
+  return at::softmax(at::stack(logits, 1), 1).narrow(1, 0, static_cast<int64_t>(world::kColours.size()));
+}
+
+at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const world::Prompt& prompt,
+                                             const std::vector<world::Detection>& detections) const {
+  at::Tensor score = at::ones({}, masks.options());
+  std::vector<Blob> blobs;
+  for (const ObjectSpec& spec : prompt.objects) blobs.push_back(blob_of(masks, spec));
+  if (prompt.task == world::Task::counting) {
+    const ObjectSpec& spec = prompt.objects[0];
+    double found = 0;
+    for (const world::Detection& detection : detections) found += world::matches(detection, {spec.shape, spec.colour, std::nullopt});
+    const double miss = (found - prompt.count) / options_.count_sigma;
+    return count_score(blobs[0], spec, prompt.count) * std::exp(-0.5 * miss * miss);
+  }
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    const ObjectSpec& spec = prompt.objects[i];
+    const bool shape_seen = std::any_of(detections.begin(), detections.end(), [&](const world::Detection& d) {
+      return world::matches(d, {spec.shape, spec.colour, std::nullopt});
+    });
+    score = score * present_score(blobs[i], spec) * size_score(blobs[i], spec) * (shape_seen ? 1.0 : options_.shape_miss);
+  }
+  if (prompt.task == world::Task::position) {
+    const Blob &a = blobs[0], &b = blobs[1];
+    at::Tensor along;
+    switch (prompt.relation) {
+      case world::Relation::left_of: along = b.cx - a.cx; break;
+      case world::Relation::right_of: along = a.cx - b.cx; break;
+      case world::Relation::above: along = b.cy - a.cy; break;
+      case world::Relation::below: along = a.cy - b.cy; break;
+    }
+    score = score * at::sigmoid((along - options_.relation_margin) / options_.relation_softness);
+  }
+  return score;
+}
+
+at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
+  check_reward_inputs(name(), images, prompts);
+  const at::Tensor masks = colour_masks(images);
+  std::vector<at::Tensor> scores;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    world::Prompt prompt;
+    try {
+      prompt = world::parse_prompt(prompts[i]);
+    } catch (const Error& error) {
+      throw Error(str(name(), ": ", error.what()));
+    }
+    const at::Tensor image = images[static_cast<int64_t>(i)].detach().to(at::kCPU, at::kFloat).clamp(-1, 1);
+    scores.push_back(prompt_score(masks[static_cast<int64_t>(i)], prompt, world::detect_objects(image)));
+  }
+  return at::stack(scores);
+}
+
+std::string world_model_dir() {
+  if (const char* env = std::getenv("REWARDGEN_MODELS_DIR"); env != nullptr && *env != '\0') return std::string(env) + "/world";
+  return std::string(kSourceModelsDir) + "/world";
+}
+
+namespace {
+
+std::unique_ptr<Reward> make_world_clip(const std::string& argument, const RewardContext& context) {
+  const std::string dir = argument.empty() ? world_model_dir() : argument;
+  LoadOptions load;
+  load.device = context.device;
+  load.dtype = context.dtype;
+  ClipModel model;
+  model.text = load_clip_text(dir + "/text_encoder", load, context.log);
+  model.vision = load_clip_vision(dir + "/image_encoder", load, context.log);
+  if (!model.text->text_projection || !model.vision->visual_projection)
+    throw Error(str("world.clip: '", dir, "' needs text_encoder/ and image_encoder/ with projections"));
+  model.logit_scale = at::zeros({}, at::TensorOptions().dtype(context.dtype).device(context.device));  // unused: 100·cos
+  ClipPreprocessOptions preprocess;
+  preprocess.size = model.vision->config().image_size;
+  return std::make_unique<ClipSimilarityReward>("world.clip" + (argument.empty() ? "" : ":" + argument), std::move(model),
+                                                ClipTokenizer::from_directory(dir + "/tokenizer"), preprocess,
+                                                ClipSimilarityReward::Scale::hundred, context);
+}
+
+}  // namespace
+
+void register_world_rewards(RewardRegistry& registry) {
+  registry.add({"world.compositional", "",
+                "soft, differentiable checker: colour masses, centroids, counts per prompt clause, product in [0, 1]",
+                [](const std::string&, const RewardContext&) { return std::make_unique<CompositionalReward>(); }});
+  registry.add({"world.clip", "[DIR]", "100·cos of the world CLIP (default: the shipped models/world)", make_world_clip});
+  registry.add({"world.jpeg", "", "JPEG compressibility −kB at quality 95 of the world's 64×64 images",
+                [](const std::string&, const RewardContext& c) { return std::make_unique<JpegReward>(true, c); }});
+}
+
+}  // namespace rewardgen

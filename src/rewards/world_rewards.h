@@ -1,0 +1,52 @@
+#pragma once
+// The embedded world's rewards (design §5, issue 7):
+//   world.compositional  a differentiable, soft counterpart of the checker: soft palette-colour
+//                        masks give each named colour a mass and a centroid; each clause of the
+//                        prompt becomes a score in [0, 1] (present, size, count, relation) and the
+//                        reward is their product, like the checker's "every clause holds". Shapes
+//                        and counts cannot be read off soft masses: there the checker's hard
+//                        detections scale the value (a constant factor, no gradient), so the
+//                        reward ranks like the checker while its gradient comes from the masses.
+//   world.clip[:DIR]     100·cos of the world CLIP's image and prompt embeddings (DIR: a folder
+//                        with tokenizer/, text_encoder/, image_encoder/; default the shipped
+//                        models/world)
+//   world.jpeg           JPEG compressibility (−kB at quality 95) of the 64×64 images
+#include "rewards/reward.h"
+#include "world/checker.h"
+#include "world/prompts.h"
+
+namespace rewardgen {
+
+struct SoftCheckerOptions {
+  double colour_sigma = 20;     // RGB 0..255: width of the soft colour assignment
+  double reject_distance = 70;  // the checker's threshold: a pixel this far is half colour, half background
+  double relation_margin = 3;   // pixels, as the checker
+  double relation_softness = 2; // pixels
+  double shape_miss = 0.25;      // factor when no detection of the object's colour has its shape
+  double count_sigma = 0.5;      // objects: the count factor is exp(−½((found − asked)/σ)²)
+};
+
+class CompositionalReward : public Reward {
+ public:
+  explicit CompositionalReward(SoftCheckerOptions options = {}) : options_(options) {}
+  at::Tensor score(const at::Tensor& images, const std::vector<std::string>& prompts) override;
+  bool differentiable() const override { return true; }
+  std::string name() const override { return "world.compositional"; }
+
+  // Per-pixel soft membership of each palette colour: [B, 6, H, W], each in [0, 1].
+  at::Tensor colour_masks(const at::Tensor& images) const;
+  // The score of one image's masks [6, H, W] for a prompt, given the checker's detections.
+  at::Tensor prompt_score(const at::Tensor& masks, const world::Prompt& prompt,
+                          const std::vector<world::Detection>& detections) const;
+
+ private:
+  SoftCheckerOptions options_;
+};
+
+// Adds world.compositional, world.clip and world.jpeg to `registry`.
+void register_world_rewards(RewardRegistry& registry);
+
+// The shipped world pipeline folder: $REWARDGEN_MODELS_DIR/world, else the source tree's models/world.
+std::string world_model_dir();
+
+}  // namespace rewardgen

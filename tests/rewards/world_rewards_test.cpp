@@ -1,0 +1,91 @@
+// The world's rewards: the soft checker agrees with the hard one on rendered scenes and is
+// differentiable (finite differences), world.clip scores with the world CLIP folder layout, and
+// the registry knows all three.
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <map>
+
+#include "rewards/world_rewards.h"
+#include "test_util.h"
+#include "world/checker.h"
+#include "world/render.h"
+#include "world_models.h"
+
+namespace rewardgen {
+namespace {
+
+TEST(CompositionalReward, HighForTrueAndLowForFalsePrompts) {
+  CompositionalReward reward;
+  world::Rng rng(5);
+  double true_sum = 0, false_sum = 0;
+  int n = 0, ranked = 0;
+  std::map<std::string, int> task_ranked;
+  for (world::Task task : world::kTasks) {
+    const std::vector<world::Prompt> all = world::all_prompts(task);
+    for (int i = 0; i < 20; ++i, ++n) {
+      const world::Prompt& prompt = all[static_cast<size_t>(rng.below(static_cast<int64_t>(all.size())))];
+      const world::Prompt negative = world::hard_negative(prompt, rng);
+      const at::Tensor image = world::render(world::scene_for_prompt(prompt, rng)).unsqueeze(0);
+      const double good = reward.score(image, {prompt.text()}).item<double>();
+      const double bad = reward.score(image, {negative.text()}).item<double>();
+      EXPECT_GE(good, 0.0);
+      EXPECT_LE(good, 1.0);
+      true_sum += good, false_sum += bad, ranked += good > bad;
+      task_ranked[world::name(task)] += good > bad;
+    }
+  }
+  for (const auto& [name, count] : task_ranked) std::cout << name << " ranked " << count << "/20\n";
+  EXPECT_GT(true_sum / n, 0.8);
+  EXPECT_LT(false_sum / n, 0.35);
+  EXPECT_GT(static_cast<double>(ranked) / n, 0.9);
+}
+
+TEST(CompositionalReward, GradientMatchesFiniteDifferences) {
+  world::Scene scene;
+  scene.objects.push_back({world::Shape::circle, world::Colour::red, world::Size::large, 40, 30, 11});
+  scene.objects.push_back({world::Shape::square, world::Colour::blue, world::Size::small, 20, 34, 6});
+  // Blur the scene a little so that many pixels sit on the soft masks' slopes.
+  const at::Tensor base = at::avg_pool2d(world::render(scene).unsqueeze(0), 3, 1, 1).to(at::kDouble);
+  CompositionalReward reward;
+  const std::vector<std::string> prompt = {"a red circle to the left of a blue square"};
+  at::Tensor x = base.clone().requires_grad_(true);
+  reward.score(x, prompt).sum().backward();
+  const at::Tensor grad = x.grad();
+  // Directional derivative along a random direction vs a central difference.
+  at::Generator generator = at::detail::createCPUGenerator(3);
+  const at::Tensor direction = at::randn(base.sizes(), generator, at::kDouble);
+  const double h = 1e-5;
+  const double numeric = (reward.score(base + h * direction, prompt).item<double>() -
+                          reward.score(base - h * direction, prompt).item<double>()) / (2 * h);
+  const double analytic = (grad * direction).sum().item<double>();
+  EXPECT_NEAR(analytic, numeric, 1e-6 * std::max(1.0, std::abs(numeric)));
+  EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
+}
+
+TEST(CompositionalReward, NamesItselfOnPromptsOutsideTheGrammar) {
+  CompositionalReward reward;
+  EXPECT_TRUE(testing::throws_error_containing(
+      [&] { reward.score(at::zeros({1, 3, 64, 64}), {"a photo of a cat"}); }, "world.compositional: prompt 'a photo of a cat'"));
+}
+
+TEST(WorldRewards, RegisteredAndWorldClipScoresWithAWorldFolder) {
+  const RewardRegistry registry = builtin_reward_registry();
+  EXPECT_TRUE(registry.contains("world.compositional"));
+  EXPECT_TRUE(registry.contains("world.jpeg"));
+  testing::TempDir tmp;
+  testing::write_tiny_world(tmp.file("world"), false);
+  auto clip = registry.make("world.clip:" + tmp.file("world"), {});
+  EXPECT_TRUE(clip->differentiable());
+  world::Rng rng(1);
+  const at::Tensor images = world::render_batch({world::scene_for_prompt(world::parse_prompt("a red circle"), rng),
+                                                 world::scene_for_prompt(world::parse_prompt("two blue squares"), rng)});
+  const at::Tensor scores = clip->score(images, {"a red circle", "two blue squares"});
+  ASSERT_EQ(scores.sizes(), (at::IntArrayRef{2}));
+  EXPECT_LE(scores.abs().max().item<double>(), 100.0 + 1e-4);
+  auto jpeg = registry.make("world.jpeg", {});
+  EXPECT_LT(jpeg->score(images, {"a red circle", "two blue squares"}).max().item<double>(), 0.0);  // −kB
+}
+
+}  // namespace
+}  // namespace rewardgen
