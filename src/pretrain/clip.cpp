@@ -11,13 +11,8 @@
 
 namespace rewardgen::pretrain {
 
-ClipPretrainConfig::ClipPretrainConfig() : text(world_clip_text_config(0)), vision(world_clip_vision_config()) {
-  trainer.max_steps = 2500;
-  trainer.checkpoint_every = 250;
-  trainer.lr = 5e-4;
-  trainer.lr_schedule = "cosine";
-  trainer.warmup_steps = 100;
-  trainer.min_lr_ratio = 0.05;
+ClipPretrainConfig::ClipPretrainConfig()
+    : trainer(cosine_trainer(2500, 5e-4, 100, 0.05)), text(world_clip_text_config(0)), vision(world_clip_vision_config()) {
   trainer.adam.weight_decay = 0.1;
 }
 

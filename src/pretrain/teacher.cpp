@@ -8,14 +8,8 @@
 
 namespace rewardgen::pretrain {
 
-TeacherPretrainConfig::TeacherPretrainConfig() : model(world_teacher_config(128)) {
-  trainer.max_steps = 9000;
-  trainer.checkpoint_every = 250;
-  trainer.lr = 5e-4;
-  trainer.lr_schedule = "cosine";
-  trainer.warmup_steps = 200;
-  trainer.min_lr_ratio = 0.1;
-}
+TeacherPretrainConfig::TeacherPretrainConfig()
+    : trainer(cosine_trainer(9000, 5e-4, 200, 0.1)), model(world_teacher_config(128)) {}
 
 TeacherPretrainConfig read_teacher_pretrain_config(ConfigReader& reader) {
   TeacherPretrainConfig config;

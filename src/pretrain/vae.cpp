@@ -9,14 +9,7 @@
 
 namespace rewardgen::pretrain {
 
-VaePretrainConfig::VaePretrainConfig() : model(world_vae_config()) {
-  trainer.max_steps = 3000;
-  trainer.checkpoint_every = 250;
-  trainer.lr = 1e-3;
-  trainer.lr_schedule = "cosine";
-  trainer.warmup_steps = 100;
-  trainer.min_lr_ratio = 0.05;
-}
+VaePretrainConfig::VaePretrainConfig() : trainer(cosine_trainer(3000, 1e-3, 100, 0.05)), model(world_vae_config()) {}
 
 VaePretrainConfig read_vae_pretrain_config(ConfigReader& reader) {
   VaePretrainConfig config;

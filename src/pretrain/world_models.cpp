@@ -4,6 +4,17 @@
 
 namespace rewardgen::pretrain {
 
+TrainerConfig cosine_trainer(int64_t max_steps, double lr, int64_t warmup_steps, double min_lr_ratio) {
+  TrainerConfig trainer;
+  trainer.max_steps = max_steps;
+  trainer.checkpoint_every = 250;
+  trainer.lr = lr;
+  trainer.lr_schedule = "cosine";
+  trainer.warmup_steps = warmup_steps;
+  trainer.min_lr_ratio = min_lr_ratio;
+  return trainer;
+}
+
 AutoencoderKLConfig world_vae_config() {
   AutoencoderKLConfig config;
   // Two downsamplings: f = 4. Narrow at full resolution, where convolutions cost the most on a CPU

@@ -11,11 +11,16 @@
 #include "models/autoencoder_kl.h"
 #include "models/clip.h"
 #include "models/unet_2d_condition.h"
+#include "train/trainer.h"
 #include "world/prompts.h"
 
 namespace rewardgen::pretrain {
 
 constexpr int64_t kWorldTextLength = 16;  // tokens: start + at most 14 words + end
+
+// The pretraining runs' schedule: linear warmup, then cosine down to min_lr_ratio·lr;
+// checkpoints every 250 steps.
+TrainerConfig cosine_trainer(int64_t max_steps, double lr, int64_t warmup_steps, double min_lr_ratio);
 
 AutoencoderKLConfig world_vae_config();                   // f = 4: 64×64×3 -> 16×16×4
 ClipTextConfig world_clip_text_config(int64_t vocab_size);

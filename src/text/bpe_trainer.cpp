@@ -51,18 +51,7 @@ BpeVocabulary train_bpe(const std::vector<std::string>& words) {
     const auto [first, second] = best->first;
     vocabulary.merges.push_back({first, second});
     vocabulary.tokens.push_back(first + second);
-    for (auto& symbols : segmented) {
-      std::vector<std::string> merged;
-      for (size_t i = 0; i < symbols.size(); ++i) {
-        if (i + 1 < symbols.size() && symbols[i] == first && symbols[i + 1] == second) {
-          merged.push_back(first + second);
-          ++i;
-        } else {
-          merged.push_back(symbols[i]);
-        }
-      }
-      symbols = std::move(merged);
-    }
+    for (auto& symbols : segmented) symbols = merge_symbol_pair(symbols, first, second);
   }
   vocabulary.tokens.push_back("<|startoftext|>");
   vocabulary.tokens.push_back("<|endoftext|>");

@@ -319,16 +319,7 @@ std::vector<std::string> ClipTokenizer::bpe(const std::string& word) const {
     }
     if (best_rank == INT32_MAX) break;
     const std::string first = symbols[best], second = symbols[best + 1];
-    std::vector<std::string> merged;
-    for (size_t i = 0; i < symbols.size(); ++i) {
-      if (i + 1 < symbols.size() && symbols[i] == first && symbols[i + 1] == second) {
-        merged.push_back(first + second);
-        ++i;
-      } else {
-        merged.push_back(symbols[i]);
-      }
-    }
-    symbols = std::move(merged);
+    symbols = merge_symbol_pair(symbols, first, second);
   }
   return symbols;
 }
@@ -408,6 +399,20 @@ std::string ClipTokenizer::decode(const std::vector<int64_t>& ids) const {
   for (size_t at = text.find(kEndOfWord); at != std::string::npos; at = text.find(kEndOfWord, at + 1))
     text.replace(at, 4, " ");
   return text;
+}
+
+std::vector<std::string> merge_symbol_pair(const std::vector<std::string>& symbols, const std::string& first,
+                                           const std::string& second) {
+  std::vector<std::string> merged;
+  for (size_t i = 0; i < symbols.size(); ++i) {
+    if (i + 1 < symbols.size() && symbols[i] == first && symbols[i + 1] == second) {
+      merged.push_back(first + second);
+      ++i;
+    } else {
+      merged.push_back(symbols[i]);
+    }
+  }
+  return merged;
 }
 
 }  // namespace rewardgen

@@ -65,6 +65,11 @@ class ClipTokenizer {
   std::unique_ptr<Cache> cache_;  // per-instance memo of word -> ids, guarded by its own mutex
 };
 
+// Every adjacent (first, second) in `symbols` merged into one symbol, left to right: one BPE merge
+// step, shared by the tokenizer and the BPE trainer.
+std::vector<std::string> merge_symbol_pair(const std::vector<std::string>& symbols, const std::string& first,
+                                           const std::string& second);
+
 // CLIP simple_tokenizer.py bytes_to_unicode: byte b -> the code point standing for it in the
 // vocabulary. Printable Latin-1 bytes stand for themselves; the 68 others map to U+0100.. in order.
 char32_t byte_to_unicode(uint8_t byte);
