@@ -48,6 +48,22 @@ RunDir open_run(const PretrainArgs& a, const Json& resolved) {
   return run;
 }
 
+// A run stopped before its last step (--stop-at) exports nothing; says how to go on.
+bool stopped_early(const TrainSummary& summary, const TrainerConfig& trainer) {
+  if (summary.last_step >= trainer.max_steps) return false;
+  std::cout << "stopped at step " << summary.last_step << "; continue with --resume\n";
+  return true;
+}
+
+// eval.json in the run directory: the evaluation of the exported files and how the run went.
+void write_report(const RunDir& run, Json report, const TrainSummary& summary, const std::string& exported) {
+  report["wall_time_s"] = summary.wall_time;
+  report["steps"] = summary.last_step;
+  report["export"] = exported;
+  save_json_file(run.file("eval.json"), report);
+  std::cout << report.dump(2) << "\n";
+}
+
 void add_common_options(CLI::App* sub, PretrainArgs& a) {
   sub->add_option("--out", a.out, "run directory (config.json, metrics.jsonl, checkpoints/)")->required();
   sub->add_option("--config", a.config_file, "JSON config overriding the defaults (see docs/world.md)");
@@ -65,10 +81,7 @@ void run_pretrain_vae(const PretrainArgs& a, const Context& context) {
   pretrain::VaePretrainTask task(config);
   Trainer trainer(config.trainer, run, context.log);
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
-  if (summary.last_step < config.trainer.max_steps) {
-    std::cout << "stopped at step " << summary.last_step << "; continue with --resume\n";
-    return;
-  }
+  if (stopped_early(summary, config.trainer)) return;
   // LDM §4.3.2: scale latents to unit variance for the diffusion model.
   const pretrain::VaeEvaluation before = pretrain::evaluate_vae(*task.vae(), 64);
   task.vae()->set_scaling_factor(1.0 / before.latent_std);
@@ -77,11 +90,7 @@ void run_pretrain_vae(const PretrainArgs& a, const Context& context) {
   const pretrain::VaeEvaluation evaluation = pretrain::evaluate_vae(*exported, a.eval_limit);
   Json report = pretrain::to_json(evaluation);
   report["scaling_factor"] = exported->config().scaling_factor;
-  report["wall_time_s"] = summary.wall_time;
-  report["steps"] = summary.last_step;
-  report["export"] = a.export_dir + "/vae";
-  save_json_file(run.file("eval.json"), report);
-  std::cout << report.dump(2) << "\n";
+  write_report(run, report, summary, a.export_dir + "/vae");
 }
 
 void run_pretrain_clip(const PretrainArgs& a, const Context& context) {
@@ -97,10 +106,7 @@ void run_pretrain_clip(const PretrainArgs& a, const Context& context) {
   pretrain::ClipPretrainTask task(config, std::move(tokenizer));
   Trainer trainer(config.trainer, run, context.log);
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
-  if (summary.last_step < config.trainer.max_steps) {
-    std::cout << "stopped at step " << summary.last_step << "; continue with --resume\n";
-    return;
-  }
+  if (stopped_early(summary, config.trainer)) return;
   save_clip_text(a.export_dir + "/text_encoder", *task.clip().text, at::kHalf);
   save_component(a.export_dir + "/image_encoder", clip_vision_config_json(task.clip().vision->config(), true),
                  *task.clip().vision, "model.safetensors", at::kHalf);
@@ -109,11 +115,7 @@ void run_pretrain_clip(const PretrainArgs& a, const Context& context) {
   const pretrain::RetrievalEvaluation evaluation =
       pretrain::evaluate_retrieval(exported, ClipTokenizer::from_directory(tokenizer_dir), a.eval_limit);
   Json report = pretrain::to_json(evaluation);
-  report["wall_time_s"] = summary.wall_time;
-  report["steps"] = summary.last_step;
-  report["export"] = a.export_dir;
-  save_json_file(run.file("eval.json"), report);
-  std::cout << report.dump(2) << "\n";
+  write_report(run, report, summary, a.export_dir);
 }
 
 void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
@@ -122,10 +124,7 @@ void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
   pretrain::TeacherPretrainTask task(config, a.export_dir, context.log);
   Trainer trainer(config.trainer, run, context.log);
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
-  if (summary.last_step < config.trainer.max_steps) {
-    std::cout << "stopped at step " << summary.last_step << "; continue with --resume\n";
-    return;
-  }
+  if (stopped_early(summary, config.trainer)) return;
   save_pipeline(a.export_dir, task.ema_pipeline(), at::kHalf);
   // Evaluate what was written (fp16 weights), as `rewardgen eval` would.
   const Pipeline exported = load_pipeline(a.export_dir, {}, context.log);
@@ -137,11 +136,7 @@ void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
   const WorldEvalResult result = evaluate_world(model, world::balanced_subset(world::eval_prompts(), a.eval_limit), options, nullptr);
   Json report = result.to_json();
   report["sampler"] = {{"name", "ddim"}, {"steps", config.eval_steps}, {"guidance_scale", config.eval_guidance}};
-  report["wall_time_s"] = summary.wall_time;
-  report["steps"] = summary.last_step;
-  report["export"] = a.export_dir;
-  save_json_file(run.file("eval.json"), report);
-  std::cout << report.dump(2) << "\n";
+  write_report(run, report, summary, a.export_dir);
 }
 
 }  // namespace
