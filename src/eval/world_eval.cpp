@@ -20,10 +20,7 @@ at::Tensor image_features(const ClipVisionModel& encoder, const at::Tensor& imag
   std::vector<at::Tensor> rows;
   for (int64_t start = 0; start < images.size(0); start += 128) {
     const at::Tensor chunk = images.narrow(0, start, std::min<int64_t>(128, images.size(0) - start));
-    const at::Tensor embeds =
-        encoder.forward(clip_preprocess(chunk.to(encoder.patch_embedding->weight.device()), {encoder.config().image_size}))
-            .image_embeds;
-    rows.push_back((embeds / embeds.norm(2, -1, true)).to(at::kCPU, at::kDouble));
+    rows.push_back(clip_image_embeddings(encoder, chunk).to(at::kCPU, at::kDouble));
   }
   return at::cat(rows);
 }

@@ -47,9 +47,7 @@ at::Tensor WorldClip::embed_texts(const ClipTokenizer& tokenizer, const std::vec
 }
 
 at::Tensor WorldClip::embed_images(const at::Tensor& images) const {
-  const at::Tensor embeds = vision->forward(clip_preprocess(images.to(vision->patch_embedding->weight.device()), {vision->config().image_size}))
-          .image_embeds;
-  return embeds / embeds.norm(2, -1, true);
+  return clip_image_embeddings(*vision, images);
 }
 
 ClipPretrainTask::ClipPretrainTask(const ClipPretrainConfig& config, ClipTokenizer tokenizer)

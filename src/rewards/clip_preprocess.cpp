@@ -79,4 +79,12 @@ at::Tensor clip_preprocess(const at::Tensor& images, const ClipPreprocessOptions
   return ((x + 1) * 0.5 - mean) / stdev;  // [-1, 1] -> [0, 1] -> normalised
 }
 
+at::Tensor clip_image_embeddings(const ClipVisionModel& vision, const at::Tensor& images) {
+  ClipPreprocessOptions options;
+  options.size = vision.config().image_size;
+  const at::Tensor pixels = clip_preprocess(images.to(vision.patch_embedding->weight.device()), options);
+  const at::Tensor embeds = vision.forward(pixels).image_embeds;
+  return embeds / embeds.norm(2, -1, true);
+}
+
 }  // namespace rewardgen

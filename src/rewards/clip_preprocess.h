@@ -11,6 +11,8 @@
 
 #include <array>
 
+#include "models/clip.h"
+
 namespace rewardgen {
 
 // PIL's bicubic kernel, a = −0.5 (Keys 1981): 1 − 2.5x² + 1.5|x|³ on |x| < 1,
@@ -32,5 +34,9 @@ struct ClipPreprocessOptions {
 // images [B, 3, H, W] in [-1, 1] -> pixel_values [B, 3, size, size] (CLIP-normalised), in the
 // images' dtype and device.
 at::Tensor clip_preprocess(const at::Tensor& images, const ClipPreprocessOptions& options = {});
+
+// Unit-length image embeddings of a vision tower with projection: images [B, 3, H, W] in [-1, 1]
+// are moved to the tower's device and preprocessed to its image_size; differentiable.
+at::Tensor clip_image_embeddings(const ClipVisionModel& vision, const at::Tensor& images);
 
 }  // namespace rewardgen
