@@ -14,6 +14,7 @@
 #include "io/atomic_file.h"
 #include "io/json_config.h"
 #include "models/diffusers_io.h"
+#include "rewards/reward.h"
 
 namespace rewardgen::cli {
 namespace {
@@ -22,6 +23,7 @@ struct EvalArgs {
   std::string model, prompts_file, out, device = "cpu";
   SamplerOptions sampler;
   int64_t limit = 0;
+  std::vector<std::string> rewards;
   WorldEvalOptions options;
 };
 
@@ -54,6 +56,11 @@ void run_eval(const EvalArgs& a, const Context& context) {
     context.log.warn(str("no image_encoder/ in '", a.model, "': Fréchet distance and diversity are not measured"));
   WorldEvalOptions options = a.options;
   options.sampler = a.sampler;
+  const RewardRegistry registry = builtin_reward_registry();
+  RewardContext reward_context;
+  reward_context.device = load.device;
+  reward_context.log = context.log;
+  for (const std::string& spec : a.rewards) options.rewards.push_back(registry.make(spec, reward_context));
   ProgressBar bar("eval", static_cast<int64_t>(lines.size()));
   const WorldEvalResult result = evaluate_world(model, lines, options, image_encoder.get(), &bar);
   bar.finish();
@@ -67,8 +74,12 @@ void run_eval(const EvalArgs& a, const Context& context) {
   report["seed"] = options.seed;
   save_json_file(a.out + "/eval.json", report);
   std::string verdicts;
-  for (size_t i = 0; i < lines.size(); ++i)
-    verdicts += Json{{"index", i}, {"task", world::name(lines[i].task)}, {"prompt", lines[i].text}, {"passed", result.passed[i]}}.dump() + "\n";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    Json line{{"index", i}, {"task", world::name(lines[i].task)}, {"prompt", lines[i].text}, {"passed", result.passed[i]},
+              {"clauses_passed", result.clauses_passed[i]}};
+    for (const auto& [name, summary] : result.rewards) line["rewards"][name] = summary.scores[i];
+    verdicts += line.dump() + "\n";
+  }
   write_file_atomic(a.out + "/verdicts.jsonl", verdicts);
   save_png(a.out + "/grid.png", task_grid(result, lines));
   std::cout << report.dump(2) << "\n";
@@ -91,6 +102,8 @@ void add_eval_command(CLI::App& app, Context& context, Commands& commands) {
   sub->add_option("--batch", a->options.batch, "images per sampler call")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--diversity-prompts", a->options.diversity_prompts, "prompts sampled with several seeds for diversity (0: off)")
       ->capture_default_str();
+  sub->add_option("--reward", a->rewards,
+                  "reward to score every image with (repeatable; see `reward --list`): mean/std and Spearman vs the checker");
   sub->add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
   commands.push_back({sub, [a, &context] { run_eval(*a, context); }});
 }

@@ -2,7 +2,11 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
 #include <set>
 
 #include "core/error.h"
@@ -36,7 +40,73 @@ at::Tensor covariance(const at::Tensor& rows) {
   return centred.t().matmul(centred) / static_cast<double>(rows.size(0) - 1);
 }
 
+// Ranks 1..N, tied values sharing the mean of the ranks they span.
+std::vector<double> ranks(const std::vector<double>& values) {
+  std::vector<size_t> order(values.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t i, size_t j) { return values[i] < values[j]; });
+  std::vector<double> rank(values.size());
+  for (size_t start = 0; start < order.size();) {
+    size_t end = start + 1;
+    while (end < order.size() && values[order[end]] == values[order[start]]) ++end;
+    const double mean_rank = 0.5 * static_cast<double>(start + 1 + end);  // mean of start+1 .. end
+    for (size_t k = start; k < end; ++k) rank[order[k]] = mean_rank;
+    start = end;
+  }
+  return rank;
+}
+
+RewardSummary summarise_reward(std::vector<double> scores, const std::vector<bool>& passed,
+                               const std::vector<double>& clauses_passed) {
+  RewardSummary summary;
+  const double n = static_cast<double>(scores.size());
+  summary.mean = std::accumulate(scores.begin(), scores.end(), 0.0) / n;
+  double squares = 0;
+  for (double s : scores) squares += (s - summary.mean) * (s - summary.mean);
+  summary.std = std::sqrt(squares / n);
+  const std::vector<double> verdicts(passed.begin(), passed.end());
+  const bool enough = scores.size() >= 2;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  summary.spearman_passed = enough ? spearman_correlation(scores, verdicts) : nan;
+  summary.spearman_clauses = enough ? spearman_correlation(scores, clauses_passed) : nan;
+  summary.scores = std::move(scores);
+  return summary;
+}
+
+std::vector<double> score_images(Reward& reward, const at::Tensor& images, const std::vector<world::EvalPrompt>& lines,
+                                 int64_t batch) {
+  at::NoGradGuard no_grad;
+  std::vector<double> scores;
+  for (int64_t start = 0; start < images.size(0); start += batch) {
+    const int64_t count = std::min(batch, images.size(0) - start);
+    std::vector<std::string> prompts;
+    for (int64_t i = start; i < start + count; ++i) prompts.push_back(lines[static_cast<size_t>(i)].text);
+    const at::Tensor values = reward.score(images.narrow(0, start, count), prompts).to(at::kCPU, at::kDouble).contiguous();
+    if (!at::isfinite(values).all().item<bool>())
+      throw Error(str("reward '", reward.name(), "' gave a NaN or Inf score on evaluation images ", start, "..", start + count - 1));
+    scores.insert(scores.end(), values.data_ptr<double>(), values.data_ptr<double>() + count);
+  }
+  return scores;
+}
+
+Json finite_or_null(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
+
 }  // namespace
+
+double spearman_correlation(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size() || a.size() < 2)
+    throw Error(str("Spearman correlation needs two sequences of the same length >= 2, got ", a.size(), " and ", b.size()));
+  const std::vector<double> ra = ranks(a), rb = ranks(b);
+  const double mean = 0.5 * static_cast<double>(a.size() + 1);  // the mean rank, ties or not
+  double cross = 0, square_a = 0, square_b = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    cross += (ra[i] - mean) * (rb[i] - mean);
+    square_a += (ra[i] - mean) * (ra[i] - mean);
+    square_b += (rb[i] - mean) * (rb[i] - mean);
+  }
+  if (square_a == 0 || square_b == 0) return std::numeric_limits<double>::quiet_NaN();
+  return cross / std::sqrt(square_a * square_b);
+}
 
 double frechet_distance(const at::Tensor& features_a, const at::Tensor& features_b) {
   if (features_a.dim() != 2 || features_b.dim() != 2 || features_a.size(1) != features_b.size(1) ||
@@ -59,6 +129,13 @@ Json WorldEvalResult::to_json() const {
               {"nfe_per_image", nfe_per_image}};
   out["frechet_distance"] = frechet_distance >= 0 ? Json(frechet_distance) : Json(nullptr);
   out["diversity"] = diversity >= 0 ? Json(diversity) : Json(nullptr);
+  if (!rewards.empty()) {
+    Json summaries = Json::object();
+    for (const auto& [name, r] : rewards)
+      summaries[name] = {{"mean", r.mean}, {"std", r.std}, {"spearman_vs_checker", finite_or_null(r.spearman_passed)},
+                         {"spearman_vs_clauses", finite_or_null(r.spearman_clauses)}};
+    out["rewards"] = summaries;
+  }
   return out;
 }
 
@@ -91,13 +168,21 @@ WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world
   std::map<std::string, std::pair<int64_t, int64_t>> counts;
   int64_t total = 0;
   for (size_t i = 0; i < lines.size(); ++i) {
-    const bool passed = world::check(images[static_cast<int64_t>(i)], world::parse_prompt(lines[i].text)).passed;
+    const world::CheckResult verdict = world::check(images[static_cast<int64_t>(i)], world::parse_prompt(lines[i].text));
+    const bool passed = verdict.passed;
+    int64_t clauses = 0;
+    for (const world::ClauseResult& clause : verdict.clauses) clauses += clause.passed;
     result.passed.push_back(passed);
+    result.clauses_passed.push_back(verdict.clauses.empty() ? double(passed)
+                                                            : double(clauses) / double(verdict.clauses.size()));
     auto& [hits, seen] = counts[world::name(lines[i].task)];
     hits += passed, ++seen, total += passed;
   }
   for (const auto& [task, c] : counts) result.accuracy[task] = static_cast<double>(c.first) / static_cast<double>(c.second);
   result.accuracy["overall"] = static_cast<double>(total) / static_cast<double>(lines.size());
+  for (const std::shared_ptr<Reward>& reward : options.rewards)
+    result.rewards[reward->name()] =
+        summarise_reward(score_images(*reward, images, lines, options.batch), result.passed, result.clauses_passed);
   if (image_encoder != nullptr) {
     if (lines.size() >= 2) {
       const at::Tensor real = world::render_eval_scenes(lines, options.seed);

@@ -10,6 +10,7 @@
 
 #include "io/json_config.h"
 #include "models/clip.h"
+#include "rewards/reward.h"
 #include "sampling/text_to_image.h"
 #include "world/prompts.h"
 
@@ -23,11 +24,23 @@ struct WorldEvalOptions {
   int64_t batch = 32;
   int64_t diversity_prompts = 12;  // distinct prompts sampled with several seeds; 0 disables
   int64_t diversity_seeds = 4;
+  // Scored on every generated image (no gradient): mean/std, and Spearman against the checker.
+  std::vector<std::shared_ptr<Reward>> rewards;
+};
+
+// A reward over the evaluated images, and how well it ranks them the way the checker does.
+struct RewardSummary {
+  std::vector<double> scores;     // per line
+  double mean = 0, std = 0;       // std: population (divides by N)
+  double spearman_passed = 0;     // Spearman ρ with the checker's verdict (0/1); NaN if either is constant
+  double spearman_clauses = 0;    // ... with the fraction of the prompt's clauses that passed
 };
 
 struct WorldEvalResult {
   std::map<std::string, double> accuracy;  // per task present, and "overall" (mean over lines)
   std::vector<bool> passed;                // per line
+  std::vector<double> clauses_passed;      // per line: the fraction of its clauses that passed
+  std::map<std::string, RewardSummary> rewards;  // by reward name
   at::Tensor generated;                    // [N, 3, 64, 64], the images in line order
   double frechet_distance = -1;            // < 0: not measured (no image encoder)
   double diversity = -1;                   // mean pairwise L2 distance of normalised embeddings
@@ -40,6 +53,10 @@ struct WorldEvalResult {
 WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world::EvalPrompt>& lines,
                                const WorldEvalOptions& options, const ClipVisionModel* image_encoder,
                                ProgressBar* progress = nullptr);
+
+// Spearman's rank correlation: Pearson's correlation of the ranks, ties given their mean rank.
+// NaN when either sequence is constant; Error on sizes that differ or fewer than 2 values.
+double spearman_correlation(const std::vector<double>& a, const std::vector<double>& b);
 
 // Fréchet distance between Gaussians fitted to two sets of feature rows [N, D] (FID's formula):
 // ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁^½ Σ₂ Σ₁^½)^½), computed in float64 through eigendecompositions.

@@ -2,6 +2,8 @@
 // random world pipeline (what `rewardgen eval` runs) in seconds.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/log.h"
 #include "eval/world_eval.h"
 #include "test_util.h"
@@ -25,6 +27,22 @@ TEST(FrechetDistance, MatchesTheClosedFormsOfGaussianFits) {
   EXPECT_TRUE(testing::throws_error_containing([&] { frechet_distance(a, x); }, "same D"));
 }
 
+TEST(SpearmanCorrelation, RanksWithTiesAndMatchesHandComputedValues) {
+  EXPECT_DOUBLE_EQ(spearman_correlation({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0);
+  EXPECT_DOUBLE_EQ(spearman_correlation({1, 2, 3, 4}, {0.4, 0.3, 0.2, -7}), -1.0);
+  // Monotone transforms change nothing: only ranks count.
+  EXPECT_DOUBLE_EQ(spearman_correlation({1, 5, 2, 9}, {1, 125, 8, 729}), 1.0);
+  // No ties: 1 − 6 Σd² / (n(n² − 1)); ranks (1,2,3,4,5) vs (2,1,4,3,5): Σd² = 4, ρ = 1 − 24/120 = 0.8.
+  EXPECT_NEAR(spearman_correlation({1, 2, 3, 4, 5}, {20, 10, 40, 30, 50}), 0.8, 1e-12);
+  // Ties take their mean rank: a = (1, 2.5, 2.5, 4), b = (1, 2, 3, 4);
+  // centred a = (−1.5, 0, 0, 1.5), b = (−1.5, −0.5, 0.5, 1.5): ρ = 4.5 / √(4.5 · 5).
+  EXPECT_NEAR(spearman_correlation({0.1, 0.7, 0.7, 0.9}, {1, 2, 3, 4}), 4.5 / std::sqrt(4.5 * 5.0), 1e-12);
+  // A 0/1 verdict against a score (the checker case).
+  EXPECT_NEAR(spearman_correlation({0, 0, 1, 1}, {1, 2, 3, 4}), 2.0 / std::sqrt(5.0), 1e-12);
+  EXPECT_TRUE(std::isnan(spearman_correlation({1, 1, 1}, {1, 2, 3})));
+  EXPECT_TRUE(testing::throws_error_containing([] { spearman_correlation({1, 2}, {1, 2, 3}); }, "same length"));
+}
+
 TEST(WorldEval, EvaluatesATinyRandomWorldPipeline) {
   testing::TempDir tmp;
   testing::write_tiny_world(tmp.file("world"), true);
@@ -39,6 +57,7 @@ TEST(WorldEval, EvaluatesATinyRandomWorldPipeline) {
   options.batch = 4;
   options.diversity_prompts = 2;
   options.diversity_seeds = 3;
+  options.rewards.push_back(builtin_reward_registry().make("world.compositional", {}));
   const std::vector<world::EvalPrompt> lines = world::balanced_subset(world::eval_prompts(), 6);
   const WorldEvalResult result = evaluate_world(model, lines, options, encoder.get());
   EXPECT_EQ(result.images, 6);
@@ -51,8 +70,28 @@ TEST(WorldEval, EvaluatesATinyRandomWorldPipeline) {
   EXPECT_GT(result.frechet_distance, 0.0);
   EXPECT_GT(result.diversity, 0.0);  // different seeds, different images
   EXPECT_GT(result.images_per_second, 0.0);
+  ASSERT_EQ(result.clauses_passed.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_GE(result.clauses_passed[i], 0.0);
+    EXPECT_LE(result.clauses_passed[i], 1.0);
+    if (result.passed[i]) EXPECT_DOUBLE_EQ(result.clauses_passed[i], 1.0);
+  }
+  // The reward is scored on exactly the evaluated images.
+  const RewardSummary& reward = result.rewards.at("world.compositional");
+  ASSERT_EQ(reward.scores.size(), 6u);
+  auto scorer = builtin_reward_registry().make("world.compositional", {});
+  std::vector<std::string> prompts;
+  for (const auto& line : lines) prompts.push_back(line.text);
+  const at::Tensor direct = scorer->score(result.generated, prompts);
+  double sum = 0;
+  for (int64_t i = 0; i < 6; ++i) {
+    EXPECT_NEAR(reward.scores[static_cast<size_t>(i)], direct[i].item<double>(), 1e-5);
+    sum += reward.scores[static_cast<size_t>(i)];
+  }
+  EXPECT_NEAR(reward.mean, sum / 6, 1e-12);
   const Json json = result.to_json();
   EXPECT_TRUE(json["accuracy"].contains("position"));
+  EXPECT_TRUE(json["rewards"]["world.compositional"].contains("spearman_vs_clauses"));
 }
 
 // Writes the tiny world pipeline the `cli.eval` test reads.
