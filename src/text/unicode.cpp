@@ -79,14 +79,26 @@ std::string utf8_with_replacement(const std::string& bytes) {
   return out;
 }
 
-std::u32string nfc(const std::u32string& text) {
+namespace {
+
+std::u32string normalize(const std::u32string& text, const icu::Normalizer2* (*instance)(UErrorCode&), const char* form) {
   UErrorCode status = U_ZERO_ERROR;
-  const icu::Normalizer2* normalizer = icu::Normalizer2::getNFCInstance(status);
-  if (U_FAILURE(status)) throw Error(str("ICU NFC normaliser unavailable: ", u_errorName(status)));
+  const icu::Normalizer2* normalizer = instance(status);
+  if (U_FAILURE(status)) throw Error(str("ICU ", form, " normaliser unavailable: ", u_errorName(status)));
   const icu::UnicodeString normalized = normalizer->normalize(to_icu(text), status);
-  if (U_FAILURE(status)) throw Error(str("ICU NFC normalisation failed: ", u_errorName(status)));
+  if (U_FAILURE(status)) throw Error(str("ICU ", form, " normalisation failed: ", u_errorName(status)));
   return from_icu(normalized);
 }
+
+}  // namespace
+
+std::u32string nfc(const std::u32string& text) { return normalize(text, &icu::Normalizer2::getNFCInstance, "NFC"); }
+std::u32string nfd(const std::u32string& text) { return normalize(text, &icu::Normalizer2::getNFDInstance, "NFD"); }
+
+bool is_other(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_C_MASK) != 0; }
+bool is_nonspacing_mark(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_MN_MASK) != 0; }
+bool is_punctuation(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_P_MASK) != 0; }
+bool is_space_separator(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_ZS_MASK) != 0; }
 
 std::u32string lower(const std::u32string& text) {
   icu::UnicodeString lowered = to_icu(text);

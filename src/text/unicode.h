@@ -19,6 +19,15 @@ std::u32string nfc(const std::u32string& text);
 // str.lower(): full, locale-independent lower-case mapping (İ -> i̇, final sigma), ICU root locale.
 std::u32string lower(const std::u32string& text);
 
+// unicodedata.normalize("NFD", text): canonical decomposition (é -> e + U+0301).
+std::u32string nfd(const std::u32string& text);
+
+// General categories, as unicodedata.category(c) names them: C* (Cc, Cf, Cn, Co, Cs), Mn, P*, Zs.
+bool is_other(char32_t c);              // category starts with "C"
+bool is_nonspacing_mark(char32_t c);    // "Mn" (what BERT's accent stripping drops after NFD)
+bool is_punctuation(char32_t c);        // category starts with "P"
+bool is_space_separator(char32_t c);    // "Zs"
+
 // `\s` of the `regex` module for str patterns: the Unicode White_Space property (25 code points).
 bool is_regex_space(char32_t c);
 // str.isspace() (used by str.strip()): White_Space plus U+001C..U+001F, which Python counts as space
