@@ -8,7 +8,7 @@
 --open-clip is the open_clip package bundled with HPSv2 (github tgxs002/HPSv2 866735e, hpsv2/src), the
 code HPSv2 scores with: `git archive 866735e hpsv2/src/open_clip | tar -x -C /tmp/hpssrc`. It needs
 torchvision only for a type it never uses here (FrozenBatchNorm2d): a placeholder module stands in.
-tests/data/rewards/README.md lists what each file holds.
+docs/rewards.md ("Tests and fixtures") lists what each file holds.
 """
 import argparse
 import io

@@ -13,12 +13,13 @@ namespace {
 
 struct RewardBenchArgs {
   std::string reward, device = "cpu";
-  bool random_vit_l14 = false;
+  bool random_vit_l14 = false, random_image_reward = false;
   RewardBenchOptions bench;
 };
 
 void run_reward_bench(const RewardBenchArgs& a, const Context& context) {
-  if (a.reward.empty() == !a.random_vit_l14) throw Error("give exactly one of --reward SPEC and --random-clip-vit-l14");
+  if (int(!a.reward.empty()) + int(a.random_vit_l14) + int(a.random_image_reward) != 1)
+    throw Error("give exactly one of --reward SPEC, --random-clip-vit-l14 and --random-image-reward");
   RewardContext rc;
   rc.device = parse_device(a.device);
   rc.log = context.log;
@@ -28,6 +29,8 @@ void run_reward_bench(const RewardBenchArgs& a, const Context& context) {
         "clip:random ViT-L/14", random_clip_vit_l14(at::TensorOptions().dtype(rc.dtype).device(rc.device)),
         ClipTokenizer::from_gzip_merges(shipped_file("clip/bpe_simple_vocab_16e6.txt.gz")), ClipPreprocessOptions{},
         ClipSimilarityReward::Scale::hundred, rc);
+  } else if (a.random_image_reward) {
+    reward = random_image_reward(rc);
   } else {
     reward = builtin_reward_registry().make(a.reward, rc);
   }
@@ -47,6 +50,8 @@ void add_reward_bench_command(CLI::App& bench, Context& context, Commands& comma
   auto* cmd = bench.add_subcommand("reward", "Reward throughput (images/s) on random images");
   cmd->add_option("--reward", a->reward, "reward spec (see `rewardgen reward --list`)");
   cmd->add_flag("--random-clip-vit-l14", a->random_vit_l14, "CLIP score with a randomly initialised ViT-L/14 CLIPModel (224²)");
+  cmd->add_flag("--random-image-reward", a->random_image_reward,
+                "ImageReward with a randomly initialised BLIP ViT-L/16 + BERT-base (224²)");
   cmd->add_option("--batch", a->bench.batch, "images per batch")->default_val(32)->check(CLI::Range(1, 4096));
   cmd->add_option("--size", a->bench.size, "image height = width")->default_val(64)->check(CLI::Range(8, 4096));
   cmd->add_option("--repeats", a->bench.repeats, "timed repetitions after a warm-up")->default_val(3)->check(CLI::Range(1, 1000));

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "rewards/image_reward.h"
 
 namespace rewardgen {
 namespace {
@@ -68,6 +69,17 @@ ClipModel random_clip_vit_l14(const at::TensorOptions& options) {
   ModelOptions m;
   m.tensor = options;
   return make_clip_model(text, vision, m);
+}
+
+std::unique_ptr<Reward> random_image_reward(const RewardContext& context) {
+  ModelOptions m;
+  m.tensor = at::TensorOptions().dtype(context.dtype).device(context.device);
+  BlipTextConfig text;  // defaults: med_config.json of the release
+  text.encoder_width = BlipVisionConfig{}.width;
+  auto model = std::make_shared<ImageRewardModel>(BlipVisionConfig{}, text, std::vector<int64_t>{768, 1024, 128, 64, 16, 1}, m);
+  model->eval();
+  BertTokenizer tokenizer({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "photo", "of", "cat"}, {}, "benchmark words");
+  return std::make_unique<ImageReward>("imagereward:random ViT-L/16 + BERT-base", std::move(model), std::move(tokenizer), context);
 }
 
 }  // namespace rewardgen

@@ -27,4 +27,9 @@ RewardBenchResult bench_reward(Reward& reward, const RewardBenchOptions& options
 // 12 layers, 12 heads, projection 768, quick_gelu. Random weights.
 ClipModel random_clip_vit_l14(const at::TensorOptions& options);
 
+// ImageReward with the release's architecture (BLIP ViT-L/16 at 224², BERT-base with
+// cross-attention, 768 -> ... -> 1 head), random weights, and a WordPiece vocabulary of just the
+// benchmark prompt's words (every prompt is padded to 35 tokens, so the cost is the real one).
+std::unique_ptr<Reward> random_image_reward(const RewardContext& context);
+
 }  // namespace rewardgen

@@ -1,5 +1,6 @@
 // The rewards of this room, by the names configs and the CLI use.
 #include "rewards/clip_rewards.h"
+#include "rewards/image_reward.h"
 #include "rewards/jpeg.h"
 
 namespace rewardgen {
@@ -15,6 +16,9 @@ void register_builtin_rewards(RewardRegistry& r) {
   r.add({"pickscore", "DIR", "PickScore exp(logit_scale)·cos(image, prompt), HF CLIPModel folder", make_pickscore_reward});
   r.add({"hpsv2", "FILE", "HPSv2 100·cos(image, prompt), OpenCLIP ViT-H/14 checkpoint (.pt/.pth/.safetensors)",
          make_hpsv2_reward});
+  r.add({"imagereward", "DIR",
+         "ImageReward (BLIP ViT-L + BERT + MLP), normalised; ImageReward.pt|.safetensors + med_config.json + vocab.txt",
+         make_image_reward});
 }
 
 }  // namespace rewardgen

@@ -90,18 +90,24 @@ at::Tensor AestheticHead::forward(const at::Tensor& embedding) const {
   return x.squeeze(-1);  // [B]
 }
 
-std::shared_ptr<AestheticHead> load_aesthetic_head(const std::string& path, const LoadOptions& o) {
-  const TensorMap tensors = read_tensor_file(path);
+std::vector<int64_t> aesthetic_head_widths(const TensorMap& tensors, const std::string& prefix, const std::string& source) {
   std::vector<int64_t> widths;
   for (int64_t index : kAestheticLinearIndices) {
-    const std::string key = str("layers.", index, ".weight");
+    const std::string key = str(prefix, "layers.", index, ".weight");
     auto it = tensors.find(key);
     if (it == tensors.end() || it->second.dim() != 2)
-      throw Error(str(path, ": missing the 2-D tensor '", key, "' of the aesthetic MLP (Linear layers at layers.0, 2, 4, 6, 7)"));
+      throw Error(str(source, ": missing the 2-D tensor '", key, "' of the MLP head (Linear layers at ", prefix,
+                      "layers.0, 2, 4, 6, 7)"));
     if (widths.empty()) widths.push_back(it->second.size(1));
     widths.push_back(it->second.size(0));
   }
-  if (widths.back() != 1) throw Error(str(path, ": the aesthetic MLP ends in ", widths.back(), " outputs, expected 1"));
+  if (widths.back() != 1) throw Error(str(source, ": the MLP head ends in ", widths.back(), " outputs, expected 1"));
+  return widths;
+}
+
+std::shared_ptr<AestheticHead> load_aesthetic_head(const std::string& path, const LoadOptions& o) {
+  const TensorMap tensors = read_tensor_file(path);
+  const std::vector<int64_t> widths = aesthetic_head_widths(tensors, "", path);
   ModelOptions m;
   m.tensor = at::TensorOptions().dtype(o.dtype).device(o.device);
   m.skip_init = true;

@@ -54,6 +54,9 @@ class AestheticHead : public torch::nn::Module {
   std::vector<int64_t> widths_;
 };
 inline constexpr int64_t kAestheticLinearIndices[] = {0, 2, 4, 6, 7};
+// The widths of such a head from its weights "<prefix>layers.N.weight" (prefix "" for the LAION
+// files, "mlp." inside ImageReward's state dict); Error naming `source` if one is missing.
+std::vector<int64_t> aesthetic_head_widths(const TensorMap& tensors, const std::string& prefix, const std::string& source);
 // Reads the head from a state dict file (.safetensors, or the original .pth), widths from its shapes.
 std::shared_ptr<AestheticHead> load_aesthetic_head(const std::string& path, const LoadOptions& options);
 

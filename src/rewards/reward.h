@@ -61,7 +61,7 @@ class RewardRegistry {
 };
 
 // The rewards of this room: jpeg_compressibility, jpeg_incompressibility, aesthetic:DIR, clip:DIR,
-// pickscore:DIR, hpsv2:FILE. (world.* rewards: register_world_rewards in rewards/world_rewards.h.)
+// pickscore:DIR, hpsv2:FILE, imagereward:DIR. (world.* rewards: register_world_rewards in rewards/world_rewards.h.)
 void register_builtin_rewards(RewardRegistry& registry);
 // Every reward of the project: these and the world's.
 RewardRegistry builtin_reward_registry();

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "models/open_clip.h"
+#include "rewards/reward_test_util.h"
 #include "test_util.h"
 
 namespace rewardgen {
@@ -31,25 +32,6 @@ void make_reward_dir(const std::string& dir, const std::vector<std::pair<std::st
   fs::create_directories(dir);
   for (const auto& entry : fs::directory_iterator(kClipDir)) fs::copy_file(entry.path(), dir + "/" + entry.path().filename().string());
   for (const auto& [from, to] : extra) fs::copy_file(kData + "/" + from, dir + "/" + to);
-}
-
-// d(Σ scores)/d(pixel) by autograd against central differences at a few pixels, in double.
-void expect_gradient_matches_finite_differences(Reward& reward, const at::Tensor& images) {
-  ASSERT_TRUE(reward.differentiable());
-  at::Tensor x = images.clone().requires_grad_();
-  reward.score(x, kPrompts).sum().backward();
-  const at::Tensor grad = x.grad();
-  ASSERT_GT(grad.abs().max().item<double>(), 0.0);
-  constexpr double h = 1e-5;
-  for (auto [b, c, i, j] : std::vector<std::array<int64_t, 4>>{{0, 0, 0, 0}, {0, 1, 7, 13}, {1, 2, 19, 27}, {1, 0, 10, 3}}) {
-    at::Tensor plus = images.clone(), minus = images.clone();
-    plus[b][c][i][j] += h;
-    minus[b][c][i][j] -= h;
-    at::NoGradGuard no_grad;
-    const double numeric = (reward.score(plus, kPrompts).sum().item<double>() - reward.score(minus, kPrompts).sum().item<double>()) / (2 * h);
-    const double analytic = grad[b][c][i][j].item<double>();
-    EXPECT_NEAR(analytic, numeric, 1e-6 * std::max(1.0, std::abs(numeric))) << reward.name() << " at " << b << c << i << j;
-  }
 }
 
 TEST(ClipModelFolder, MatchesTransformersClipModel) {
@@ -207,7 +189,7 @@ TEST(ClipRewards, GradientsMatchFiniteDifferences) {
                                   "hpsv2:" + kData + "/open_clip/hpsv2_tiny.safetensors"}) {
     SCOPED_TRACE(spec);
     auto reward = registry.make(spec, in_double());
-    expect_gradient_matches_finite_differences(*reward, images);
+    testing::expect_gradient_matches_finite_differences(*reward, images, kPrompts);
   }
 }
 

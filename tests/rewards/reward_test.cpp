@@ -90,7 +90,7 @@ TEST(RewardRegistry, AnotherRoomAddsRewardsUnderItsPrefix) {
 TEST(RewardRegistry, BuiltinNames) {
   std::vector<std::string> names;
   for (const RewardEntry& e : builtin_reward_registry().entries()) names.push_back(e.name + (e.argument.empty() ? "" : ":" + e.argument));
-  EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "clip:DIR", "hpsv2:FILE", "jpeg_compressibility",
+  EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "clip:DIR", "hpsv2:FILE", "imagereward:DIR", "jpeg_compressibility",
                                              "jpeg_incompressibility", "pickscore:DIR", "world.clip:[DIR]",
                                              "world.compositional", "world.jpeg"}));
 }
