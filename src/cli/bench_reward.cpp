@@ -55,6 +55,8 @@ void add_reward_bench_command(CLI::App& bench, Context& context, Commands& comma
   cmd->add_option("--batch", a->bench.batch, "images per batch")->default_val(32)->check(CLI::Range(1, 4096));
   cmd->add_option("--size", a->bench.size, "image height = width")->default_val(64)->check(CLI::Range(8, 4096));
   cmd->add_option("--repeats", a->bench.repeats, "timed repetitions after a warm-up")->default_val(3)->check(CLI::Range(1, 1000));
+  cmd->add_option("--prompt", a->bench.prompt, "every image's prompt (world.compositional needs one of the world's)")
+      ->capture_default_str();
   cmd->add_flag("--backward", a->bench.backward, "also time score + backward to the pixels");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->default_val("cpu");
   commands.push_back({cmd, [a, &context] { run_reward_bench(*a, context); }});

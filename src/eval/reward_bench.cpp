@@ -34,7 +34,7 @@ RewardBenchResult bench_reward(Reward& reward, const RewardBenchOptions& o) {
   if (o.batch < 1 || o.size < 1 || o.repeats < 1) throw Error("reward bench: batch, size and repeats must be >= 1");
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(0);
   const at::Tensor images = at::rand({o.batch, 3, o.size, o.size}, generator) * 2 - 1;  // [B, 3, S, S]
-  const std::vector<std::string> prompts(static_cast<size_t>(o.batch), "a photo of a cat");
+  const std::vector<std::string> prompts(static_cast<size_t>(o.batch), o.prompt);
   RewardBenchResult r;
   r.batch = o.batch;
   r.score_s = median_seconds(o.repeats, [&] {

@@ -10,6 +10,7 @@ struct RewardBenchOptions {
   int64_t batch = 32, size = 64;
   int repeats = 3;        // timed repetitions after one warm-up; the median is reported
   bool backward = false;  // also time score + backward (differentiable rewards only)
+  std::string prompt = "a photo of a cat";  // every image's prompt
 };
 
 struct RewardBenchResult {
@@ -19,7 +20,7 @@ struct RewardBenchResult {
   double backward_images_per_s() const { return backward_s > 0 ? static_cast<double>(batch) / backward_s : 0.0; }
 };
 
-// Scores seeded random images in [-1, 1] with the prompt "a photo of a cat".
+// Scores seeded random images in [-1, 1], each with options.prompt.
 RewardBenchResult bench_reward(Reward& reward, const RewardBenchOptions& options);
 
 // transformers CLIPModel with openai/clip-vit-large-patch14's architecture (the SD 1.x text

@@ -39,8 +39,8 @@ int64_t jpeg_size_bytes(const at::Tensor& rgb8, int quality) {
   return static_cast<int64_t>(size);
 }
 
-JpegReward::JpegReward(bool compressibility, const RewardContext& context)
-    : compressibility_(compressibility), dtype_(context.dtype) {}
+JpegReward::JpegReward(bool compressibility, const RewardContext& context, std::string name)
+    : compressibility_(compressibility), dtype_(context.dtype), name_(std::move(name)) {}
 
 at::Tensor JpegReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name(), images, prompts);

@@ -17,15 +17,19 @@ int64_t jpeg_size_bytes(const at::Tensor& rgb8, int quality = kJpegQuality);
 
 class JpegReward : public Reward {
  public:
-  // sign −1: compressibility, +1: incompressibility.
-  JpegReward(bool compressibility, const RewardContext& context);
+  // sign −1: compressibility, +1: incompressibility. `name` replaces the registry name when set
+  // (world.jpeg is the same reward under the world's name).
+  JpegReward(bool compressibility, const RewardContext& context, std::string name = "");
   at::Tensor score(const at::Tensor& images, const std::vector<std::string>& prompts) override;
   bool differentiable() const override { return false; }
-  std::string name() const override { return compressibility_ ? "jpeg_compressibility" : "jpeg_incompressibility"; }
+  std::string name() const override {
+    return !name_.empty() ? name_ : compressibility_ ? "jpeg_compressibility" : "jpeg_incompressibility";
+  }
 
  private:
   bool compressibility_;
   at::ScalarType dtype_;
+  std::string name_;
 };
 
 }  // namespace rewardgen

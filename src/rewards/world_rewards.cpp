@@ -166,7 +166,7 @@ void register_world_rewards(RewardRegistry& registry) {
                 [](const std::string&, const RewardContext&) { return std::make_unique<CompositionalReward>(); }});
   registry.add({"world.clip", "[DIR]", "100·cos of the world CLIP (default: the shipped models/world)", make_world_clip});
   registry.add({"world.jpeg", "", "JPEG compressibility −kB at quality 95 of the world's 64×64 images",
-                [](const std::string&, const RewardContext& c) { return std::make_unique<JpegReward>(true, c); }});
+                [](const std::string&, const RewardContext& c) { return std::make_unique<JpegReward>(true, c, "world.jpeg"); }});
 }
 
 }  // namespace rewardgen

@@ -85,6 +85,7 @@ TEST(WorldRewards, RegisteredAndWorldClipScoresWithAWorldFolder) {
   EXPECT_LE(scores.abs().max().item<double>(), 100.0 + 1e-4);
   auto jpeg = registry.make("world.jpeg", {});
   EXPECT_LT(jpeg->score(images, {"a red circle", "two blue squares"}).max().item<double>(), 0.0);  // −kB
+  EXPECT_EQ(jpeg->name(), "world.jpeg");  // its own name in logs and running statistics
 }
 
 }  // namespace
