@@ -22,5 +22,5 @@ $bin world render "a red circle to the left of a blue square" --count 8 --out $o
 $bin world render "a red circle to the left of a blue square" --out $out/scene.png
 $bin world check $out/scene.png "a red circle to the left of a blue square"
 if [ -f models/world/unet/config.json ]; then
-  $bin eval --model models/world --steps 25 --cfg 4 --limit 60 --out $out/teacher_eval
+  $bin eval --model models/world --steps 25 --cfg 3 --limit 60 --reward world.compositional --out $out/teacher_eval
 fi
