@@ -84,7 +84,7 @@ int64_t BertTokenizer::token_id(const std::string& token) const {
   return it->second;
 }
 
-std::vector<std::string> BertTokenizer::basic_tokenize(const std::string& utf8) const {
+std::vector<std::u32string> BertTokenizer::basic_tokenize(const std::string& utf8) const {
   std::u32string cleaned;
   for (char32_t c : text::utf8_to_utf32(utf8, "prompt")) {
     if (c == 0 || c == 0xFFFD || is_bert_control(c)) continue;
@@ -96,26 +96,23 @@ std::vector<std::string> BertTokenizer::basic_tokenize(const std::string& utf8) 
       cleaned += c;
     }
   }
-  std::vector<std::string> pieces;
+  std::vector<std::u32string> pieces;
   for (const std::u32string& word : split_whitespace(text::nfc(cleaned))) {
     const std::u32string normalised = strip_accents(text::lower(word));
     std::u32string run;
     for (char32_t c : normalised) {
       if (is_bert_punctuation(c)) {
-        if (!run.empty()) pieces.push_back(text::utf32_to_utf8(run)), run.clear();
-        pieces.push_back(text::utf32_to_utf8(std::u32string(1, c)));
+        if (!run.empty()) pieces.push_back(run), run.clear();
+        pieces.push_back(std::u32string(1, c));
       } else {
         run += c;
       }
     }
-    if (!run.empty()) pieces.push_back(text::utf32_to_utf8(run));
+    if (!run.empty()) pieces.push_back(run);
   }
-  // Lower-casing and accent stripping can introduce whitespace (U+0345 -> ι is not one, but the
-  // Python code re-splits, so do we).
-  std::vector<std::string> words;
-  for (const std::string& piece : pieces)
-    for (const std::u32string& w : split_whitespace(text::utf8_to_utf32(piece, "prompt"))) words.push_back(text::utf32_to_utf8(w));
-  return words;
+  // transformers re-splits the joined pieces on whitespace; lower-casing, NFD and mark removal
+  // never produce whitespace, so the pieces are already the words.
+  return pieces;
 }
 
 void BertTokenizer::wordpiece(const std::u32string& word, std::vector<std::string>& out) const {
@@ -147,7 +144,7 @@ void BertTokenizer::wordpiece(const std::u32string& word, std::vector<std::strin
 std::vector<std::string> BertTokenizer::tokenize(const std::string& text) const {
   std::vector<std::string> out;
   auto tokenize_plain = [&](const std::string& segment) {
-    for (const std::string& word : basic_tokenize(segment)) wordpiece(text::utf8_to_utf32(word, "prompt"), out);
+    for (const std::u32string& word : basic_tokenize(segment)) wordpiece(word, out);
   };
   size_t done = 0;
   for (size_t pos = 0; pos < text.size();) {

@@ -36,7 +36,7 @@ class BertTokenizer {
   const std::string& source() const { return source_; }
 
  private:
-  std::vector<std::string> basic_tokenize(const std::string& text) const;
+  std::vector<std::u32string> basic_tokenize(const std::string& text) const;  // steps 2, on one segment
   void wordpiece(const std::u32string& word, std::vector<std::string>& out) const;
 
   std::vector<std::string> tokens_;
