@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "rewards/clip_preprocess.h"
+#include "rewards/composite.h"
 #include "world/render.h"
 #include "world/checker.h"
 
@@ -59,11 +60,10 @@ std::vector<double> ranks(const std::vector<double>& values) {
 RewardSummary summarise_reward(std::vector<double> scores, const std::vector<bool>& passed,
                                const std::vector<double>& clauses_passed) {
   RewardSummary summary;
-  const double n = static_cast<double>(scores.size());
-  summary.mean = std::accumulate(scores.begin(), scores.end(), 0.0) / n;
-  double squares = 0;
-  for (double s : scores) squares += (s - summary.mean) * (s - summary.mean);
-  summary.std = std::sqrt(squares / n);
+  RunningStats stats;  // population mean/std, as composites log them
+  stats.update(at::tensor(scores, at::kDouble));
+  summary.mean = stats.mean();
+  summary.std = stats.stddev();
   const std::vector<double> verdicts(passed.begin(), passed.end());
   const bool enough = scores.size() >= 2;
   const double nan = std::numeric_limits<double>::quiet_NaN();
