@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/blas.h"
+#include "core/log.h"
 #include "core/threads.h"
 #include "io/safetensors.h"
 
@@ -45,6 +47,9 @@ void safetensors_round_trip(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rewardgen::choose_blas_core(argv);  // a faster OpenBLAS kernel where Debian's picks a generic one
+  rewardgen::report_blas_core_choice(rewardgen::Logger());
+  std::fprintf(stderr, "BLAS: %s\n", rewardgen::to_string(rewardgen::blas_info()).c_str());
   const int cores = rewardgen::hardware_cores();
   for (int threads : {1, cores}) {
     benchmark::RegisterBenchmark(("gemm_fp32/n=1024/threads=" + std::to_string(threads)).c_str(), gemm)

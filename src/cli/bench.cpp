@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/blas.h"
 #include "core/error.h"
 #include "eval/gemm_peak.h"
 #include "eval/unet_bench.h"
@@ -37,12 +38,13 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
                           nlohmann::ordered_json out = nlohmann::ordered_json::array();
                           for (const auto& m : results)
                             out.push_back({{"threads", m.threads}, {"n", m.n}, {"repeats", m.repeats},
-                                           {"best_gflops", m.best_gflops}, {"median_gflops", m.median_gflops}});
+                                           {"best_gflops", m.best_gflops}, {"median_gflops", m.median_gflops},
+                                           {"blas", blas_info().library}, {"blas_core", blas_info().core}});
                           std::printf("%s\n", out.dump(2).c_str());
                           return;
                         }
-                        std::printf("fp32 GEMM %lld x %lld (at::mm)\n", static_cast<long long>(args->n),
-                                    static_cast<long long>(args->n));
+                        std::printf("fp32 GEMM %lld x %lld (at::mm), BLAS: %s\n", static_cast<long long>(args->n),
+                                    static_cast<long long>(args->n), to_string(blas_info()).c_str());
                         for (const auto& m : results)
                           std::printf("  threads %2d: best %8.2f GFLOP/s, median %8.2f GFLOP/s (%d repeats)\n",
                                       m.threads, m.best_gflops, m.median_gflops, m.repeats);

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/blas.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "core/version.h"
@@ -15,7 +16,8 @@ namespace {
 std::string version_text() {
   return rewardgen::str("rewardgen ", rewardgen::kVersion, " (LibTorch ", TORCH_VERSION_MAJOR, ".",
                         TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH,
-                        torch::cuda::is_available() ? ", CUDA available" : ", CPU only", ")");
+                        torch::cuda::is_available() ? ", CUDA available" : ", CPU only", ")\nBLAS: ",
+                        rewardgen::to_string(rewardgen::blas_info()));
 }
 
 int run(int argc, char** argv) {
@@ -46,6 +48,8 @@ int run(int argc, char** argv) {
   cli::add_pretrain_command(app, context, commands);
   cli::add_eval_command(app, context, commands);
   cli::add_reward_command(app, context, commands);
+  cli::add_train_command(app, context, commands);
+  cli::add_compare_command(app, context, commands);
 
   try {
     app.parse(argc, argv);
@@ -53,6 +57,7 @@ int run(int argc, char** argv) {
     return app.exit(e);  // 0 for --help/--version, non-zero with a message for bad arguments
   }
   context.log.set_level(parse_log_level(log_level));
+  report_blas_core_choice(context.log);
   context.threads = set_threads(context.threads);
   for (const cli::Command& command : commands)
     if (command.app->parsed()) {
@@ -66,6 +71,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rewardgen::choose_blas_core(argv);  // may re-execute with a faster OpenBLAS kernel (core/blas.h)
   try {
     return run(argc, argv);
   } catch (const rewardgen::Error& e) {

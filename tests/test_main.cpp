@@ -1,0 +1,12 @@
+// The test binary's main: the same BLAS kernel choice as the CLI (core/blas.h), then GoogleTest.
+#include <gtest/gtest.h>
+
+#include "core/blas.h"
+#include "core/log.h"
+
+int main(int argc, char** argv) {
+  rewardgen::choose_blas_core(argv);
+  rewardgen::report_blas_core_choice(rewardgen::Logger());
+  testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
