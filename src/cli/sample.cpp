@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli/commands.h"
+#include "cli/sampler_flags.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -20,7 +21,7 @@ namespace {
 struct SampleArgs {
   std::string model, prompts_file, out = "samples", device = "cpu";
   std::vector<std::string> prompts;
-  SamplerOptions sampler;
+  SamplerFlags flags;
   int64_t seed = 0, images_per_prompt = 1, batch = 4, grid_columns = 0;
 };
 
@@ -38,11 +39,12 @@ std::vector<std::string> read_prompts(const SampleArgs& a) {
 
 void run_sample(const SampleArgs& a, const Context& context) {
   const std::vector<std::string> prompts = read_prompts(a);
-  validate(a.sampler);
+  validate(a.flags.values);
   if (a.batch < 1 || a.images_per_prompt < 1) throw Error("--batch and --images-per-prompt must be >= 1");
   LoadOptions load;
   load.device = parse_device(a.device);
   Pipeline pipeline = load_pipeline(a.model, load, context.log);
+  const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler.recipe, a.model, context.log);
   const TextToImage t2i(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
   std::filesystem::create_directories(a.out);
 
@@ -50,7 +52,7 @@ void run_sample(const SampleArgs& a, const Context& context) {
   for (const auto& p : prompts)
     for (int64_t k = 0; k < a.images_per_prompt; ++k) all.push_back(p);
   const int64_t n = static_cast<int64_t>(all.size()), batches = (n + a.batch - 1) / a.batch;
-  const int64_t steps_per_batch = a.sampler.sampler == "onestep" ? 1 : a.sampler.steps;
+  const int64_t steps_per_batch = sampler.sampler == "onestep" ? 1 : sampler.steps;
   ProgressBar bar("sample", batches * steps_per_batch);
   std::vector<at::Tensor> images;
   nlohmann::ordered_json files = nlohmann::ordered_json::array();
@@ -59,7 +61,7 @@ void run_sample(const SampleArgs& a, const Context& context) {
   for (int64_t b = 0; b < batches; ++b) {
     const std::vector<std::string> chunk(all.begin() + b * a.batch, all.begin() + std::min(n, (b + 1) * a.batch));
     at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed + b));
-    const at::Tensor batch = t2i.generate(chunk, a.sampler, generator, nullptr, &nfe).to(at::kCPU);  // [b, 3, H, W]
+    const at::Tensor batch = t2i.generate(chunk, sampler, generator, nullptr, &nfe).to(at::kCPU);  // [b, 3, H, W]
     for (int64_t i = 0; i < batch.size(0); ++i) {
       const int64_t index = b * a.batch + i;
       char name[32];
@@ -75,8 +77,8 @@ void run_sample(const SampleArgs& a, const Context& context) {
   const int64_t columns = a.grid_columns > 0 ? a.grid_columns : a.images_per_prompt > 1 ? a.images_per_prompt : std::min<int64_t>(n, 8);
   save_png(a.out + "/grid.png", make_grid(at::stack(images), columns));
   save_json_file(a.out + "/samples.json",
-                 {{"model", a.model}, {"sampler", a.sampler.sampler}, {"steps", a.sampler.steps},
-                  {"guidance_scale", a.sampler.guidance_scale}, {"eta", a.sampler.eta}, {"seed", a.seed},
+                 {{"model", a.model}, {"sampler", sampler.sampler}, {"steps", sampler.steps},
+                  {"guidance_scale", sampler.guidance_scale}, {"eta", sampler.eta}, {"output", sampler.output}, {"seed", a.seed},
                   {"batch", a.batch}, {"images", n}, {"nfe_per_image", static_cast<double>(nfe) / static_cast<double>(batches)},
                   {"seconds", seconds}, {"images_per_second", static_cast<double>(n) / seconds}, {"files", files}});
   context.log.info(str("wrote ", n, " images and grid.png to ", a.out, " (", static_cast<double>(n) / seconds, " images/s)"));
@@ -90,15 +92,11 @@ void add_sample_command(CLI::App& app, Context& context, Commands& commands) {
   sub->add_option("--model", a->model, "pipeline folder (diffusers layout)")->required();
   sub->add_option("--prompt", a->prompts, "a prompt (repeatable)");
   sub->add_option("--prompts", a->prompts_file, "a file with one prompt per line");
-  sub->add_option("--sampler", a->sampler.sampler, "ddim, ddpm, lcm or onestep")->default_val("ddim")
-      ->check(CLI::IsMember({"ddim", "ddpm", "lcm", "onestep"}));
-  sub->add_option("--steps", a->sampler.steps, "sampling steps")->default_val(25)->check(CLI::PositiveNumber);
-  sub->add_option("--cfg", a->sampler.guidance_scale, "guidance scale w (CFG; LCM: its w embedding); 1 = none")->default_val(7.5);
-  sub->add_option("--eta", a->sampler.eta, "DDIM stochasticity η")->default_val(0.0);
-  sub->add_option("--spacing", a->sampler.timestep_spacing, "DDIM/DDPM timestep spacing")->default_val("leading")
-      ->check(CLI::IsMember({"leading", "trailing", "linspace"}));
-  sub->add_option("--height", a->sampler.height, "image height in pixels (default: the model's)");
-  sub->add_option("--width", a->sampler.width, "image width in pixels (default: the model's)");
+  SamplerOptions defaults;
+  defaults.guidance_scale = 7.5;
+  add_sampler_flags(*sub, a->flags, defaults);
+  sub->add_option("--height", a->flags.values.height, "image height in pixels (default: the model's)");
+  sub->add_option("--width", a->flags.values.width, "image width in pixels (default: the model's)");
   sub->add_option("--seed", a->seed, "batch k uses seed + k")->default_val(0);
   sub->add_option("--images-per-prompt", a->images_per_prompt, "images per prompt")->default_val(1);
   sub->add_option("--batch", a->batch, "images per network batch")->default_val(4);

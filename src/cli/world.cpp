@@ -44,7 +44,16 @@ void render_prompt(const std::string& text, uint64_t seed, int64_t count, const 
   const std::filesystem::path parent = std::filesystem::path(out).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   save_png(out, count == 1 ? images[0] : make_grid(images, std::min<int64_t>(count, 8)));
-  std::cout << "wrote " << out << " (" << count << " scene" << (count == 1 ? "" : "s") << " of '" << prompt.text()
+  if (count > 1) {
+    // Each scene on its own too, beside the grid: <out stem>_NNN.png (scene i has seed + i).
+    const std::filesystem::path base(out);
+    for (int64_t i = 0; i < count; ++i) {
+      char suffix[16];
+      std::snprintf(suffix, sizeof suffix, "_%03lld.png", static_cast<long long>(i));
+      save_png((base.parent_path() / (base.stem().string() + suffix)).string(), images[i]);
+    }
+  }
+  std::cout << "wrote " << out << (count > 1 ? " and one PNG per scene" : "") << " (" << count << " scene" << (count == 1 ? "" : "s") << " of '" << prompt.text()
             << "', task " << world::name(prompt.task) << ")\n";
 }
 

@@ -280,12 +280,19 @@ void save_clip_text(const std::string& dir, const ClipTextModel& model, at::Scal
 void save_scheduler_config(const std::string& dir, const SchedulerConfig& c) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  save_json_file(dir + "/scheduler_config.json",
-                 {{"_class_name", "DDIMScheduler"}, {"num_train_timesteps", c.num_train_timesteps},
-                  {"beta_start", c.beta_start}, {"beta_end", c.beta_end}, {"beta_schedule", c.beta_schedule},
-                  {"prediction_type", to_string(c.prediction_type)}, {"set_alpha_to_one", c.set_alpha_to_one},
-                  {"steps_offset", c.steps_offset}, {"clip_sample", false}, {"timestep_scaling", c.timestep_scaling},
-                  {"original_inference_steps", c.original_inference_steps}});
+  Json j = {{"_class_name", c.recipe.sampler == "lcm" ? "LCMScheduler" : "DDIMScheduler"},
+            {"num_train_timesteps", c.num_train_timesteps},
+            {"beta_start", c.beta_start}, {"beta_end", c.beta_end}, {"beta_schedule", c.beta_schedule},
+            {"prediction_type", to_string(c.prediction_type)}, {"set_alpha_to_one", c.set_alpha_to_one},
+            {"steps_offset", c.steps_offset}, {"clip_sample", false}, {"timestep_scaling", c.timestep_scaling},
+            {"original_inference_steps", c.original_inference_steps}};
+  if (!c.recipe.sampler.empty()) {
+    const SamplerRecipe& r = c.recipe;
+    j["rewardgen_recipe"] = {{"sampler", r.sampler}, {"steps", r.steps}, {"timesteps", r.timesteps},
+                             {"timestep_spacing", r.timestep_spacing}, {"eta", r.eta},
+                             {"guidance_scale", r.guidance_scale}, {"output", r.output}};
+  }
+  save_json_file(dir + "/scheduler_config.json", j);
 }
 
 Pipeline load_pipeline(const std::string& dir, const LoadOptions& o, const Logger& log) {

@@ -1,5 +1,7 @@
 #include "sampling/text_to_image.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "core/progress.h"
 #include "schedulers/steps.h"
@@ -14,6 +16,49 @@ void validate(const SamplerOptions& o) {
   if (o.guidance_scale < 0) throw Error(str("the guidance scale must be >= 0, got ", o.guidance_scale));
   if (o.eta < 0) throw Error(str("eta must be >= 0, got ", o.eta));
   if (o.height < 0 || o.width < 0) throw Error("height and width must be >= 0");
+  if (!std::isfinite(o.guidance_scale) || o.guidance_scale > 1e3)
+    throw Error(str("the guidance scale must be finite and <= 1000, got ", o.guidance_scale));
+  if (!std::isfinite(o.eta) || o.eta > 1e3) throw Error(str("eta must be finite and <= 1000, got ", o.eta));
+  if (o.output != "sample" && o.output != "x0") throw Error(str("unknown sampler output '", o.output, "' (allowed: sample, x0)"));
+  if (!o.timesteps.empty() && static_cast<int64_t>(o.timesteps.size()) != o.steps)
+    throw Error(str("the sampler has ", o.timesteps.size(), " explicit timesteps for ", o.steps, " steps"));
+}
+
+SamplerOptions sampler_options(const SamplerRecipe& r) {
+  SamplerOptions o;
+  if (r.sampler.empty()) return o;
+  o.sampler = r.sampler;
+  o.steps = r.steps;
+  o.timesteps = r.timesteps;
+  o.timestep_spacing = r.timestep_spacing;
+  o.eta = r.eta;
+  o.guidance_scale = r.guidance_scale;
+  o.output = r.output;
+  return o;
+}
+
+SamplerRecipe sampler_recipe(const SamplerOptions& o) {
+  return {o.sampler, o.steps, o.timesteps, o.timestep_spacing, o.eta, o.guidance_scale, o.output};
+}
+
+RolloutOptions rollout_options(const SamplerOptions& o, const SchedulerConfig& sc) {
+  validate(o);
+  RolloutOptions r;
+  r.sampler = o.sampler == "onestep" ? "ddim" : o.sampler;
+  if (o.sampler == "onestep") {
+    r.timesteps = {sc.num_train_timesteps - 1};
+  } else if (!o.timesteps.empty()) {
+    r.timesteps = o.timesteps;  // t_prev: the next one, −1 after the last
+  } else if (o.sampler == "lcm") {
+    r.timesteps = lcm_timesteps(sc, o.steps);
+  } else {
+    r.timesteps = ddim_timesteps(sc, o.steps, o.timestep_spacing);
+    if (o.sampler == "ddim")  // DDIM's chain: t − ⌊T/n⌋ (diffusers), which "linspace" does not land on
+      for (const int64_t t : r.timesteps) r.prev_timesteps.push_back(ddim_prev_timestep(sc, t, o.steps));
+  }
+  if (o.sampler == "ddim" && o.eta > 0) r.eta = at::scalar_tensor(o.eta, at::kDouble);
+  r.guidance = at::scalar_tensor(o.guidance_scale, at::kDouble);
+  return r;
 }
 
 TextToImage::TextToImage(Pipeline pipeline, ClipTokenizer tokenizer)
@@ -31,26 +76,11 @@ at::Tensor TextToImage::encode_prompts(const std::vector<std::string>& prompts) 
   return pipeline_.text_encoder->forward(ids).last_hidden_state;  // [B, L, D]
 }
 
-at::Tensor TextToImage::guided_output(const at::Tensor& x, int64_t t, const at::Tensor& cond, const at::Tensor& uncond,
-                                      const SamplerOptions& o, int64_t* nfe) const {
-  const UNet2DConditionModel& unet = *pipeline_.unet;
-  const int64_t B = x.size(0);
-  const at::Tensor timesteps = at::full({B}, t, at::TensorOptions().dtype(at::kLong).device(x.device()));
-  if (unet.config().time_cond_proj_dim > 0) {
-    // LCM: guidance enters through the w embedding (w − 1, as the LCM pipeline passes it); one call.
-    const at::Tensor w = at::full({B}, o.guidance_scale - 1.0, x.options());
-    if (nfe) *nfe += 1;
-    return unet.forward(x, timesteps, cond, guidance_scale_embedding(w, unet.config().time_cond_proj_dim).to(x.options()));
-  }
-  if (o.guidance_scale == 1.0 || !uncond.defined()) {
-    if (nfe) *nfe += 1;
-    return unet.forward(x, timesteps, cond);
-  }
-  // CFG: one batched call for [unconditional; conditional].
-  if (nfe) *nfe += 2;
-  const at::Tensor both = unet.forward(at::cat({x, x}), at::cat({timesteps, timesteps}), at::cat({uncond, cond}));
-  const auto parts = both.chunk(2);
-  return classifier_free_guidance(parts[0], parts[1], o.guidance_scale);
+Conditioning TextToImage::conditioning(const std::vector<std::string>& prompts, bool with_uncond) const {
+  Conditioning c;
+  c.cond = encode_prompts(prompts);
+  if (with_uncond) c.uncond = encode_prompts(std::vector<std::string>(prompts.size(), ""));
+  return c;
 }
 
 at::Tensor TextToImage::sample_latents(const std::vector<std::string>& prompts, const SamplerOptions& o,
@@ -61,43 +91,23 @@ at::Tensor TextToImage::sample_latents(const std::vector<std::string>& prompts, 
   const int64_t factor = pipeline_.vae->config().downsampling_factor();
   const int64_t h = o.height > 0 ? o.height / factor : unet.config().sample_size;
   const int64_t w = o.width > 0 ? o.width / factor : unet.config().sample_size;
-  const auto options = unet.conv_in->weight.options();
   const int64_t B = static_cast<int64_t>(prompts.size());
-  const at::Tensor cond = encode_prompts(prompts);
   const bool needs_uncond = unet.config().time_cond_proj_dim == 0 && o.guidance_scale != 1.0;
-  const at::Tensor uncond = needs_uncond ? encode_prompts(std::vector<std::string>(prompts.size(), "")) : at::Tensor();
-  auto noise = [&] { return at::randn({B, unet.config().in_channels, h, w}, generator, at::kFloat).to(options); };
-
-  const SchedulerConfig& sc = pipeline_.scheduler;
-  std::vector<int64_t> timesteps;
-  if (o.sampler == "lcm") timesteps = lcm_timesteps(sc, o.steps);
-  else if (o.sampler == "onestep") timesteps = {sc.num_train_timesteps - 1};
-  else timesteps = ddim_timesteps(sc, o.steps, o.timestep_spacing);
-
-  at::Tensor x = noise();  // x_T ~ N(0, I)
-  for (size_t i = 0; i < timesteps.size(); ++i) {
-    const int64_t t = timesteps[i];
-    const at::Tensor out = guided_output(x, t, cond, uncond, o, nfe);
-    if (o.sampler == "onestep") {
-      x = x0_and_eps(sc.prediction_type, out, x, schedule_.alpha_bar(t)).x0;
-    } else if (o.sampler == "lcm") {
-      const int64_t t_prev = i + 1 < timesteps.size() ? timesteps[i + 1] : -1;
-      x = lcm_step(schedule_, t, t_prev, out, x, t_prev >= 0 ? noise() : at::Tensor()).prev_sample;
-    } else {
-      const int64_t t_prev = o.sampler == "ddim" ? ddim_prev_timestep(sc, t, o.steps)
-                                                 : (i + 1 < timesteps.size() ? timesteps[i + 1] : -1);
-      const bool stochastic = o.sampler == "ddpm" || o.eta > 0;
-      const at::Tensor z = stochastic ? noise() : at::Tensor();
-      x = o.sampler == "ddim" ? ddim_step(schedule_, t, t_prev, out, x, o.eta, z).prev_sample
-                              : ddpm_step(schedule_, t, t_prev, out, x, z).prev_sample;
-    }
-    if (progress) progress->update(static_cast<int64_t>(i) + 1);
-  }
-  return x;
+  const Conditioning c = conditioning(prompts, needs_uncond);
+  // x_T ~ N(0, I), drawn on the CPU so that seeds give the same images on every device.
+  const at::Tensor x_T = at::randn({B, unet.config().in_channels, h, w}, generator, at::kFloat).to(unet.conv_in->weight.options());
+  RolloutOptions ro = rollout_options(o, pipeline_.scheduler);
+  ro.keep_states = false;
+  const Rollout r = rollout(unet, schedule_, c, x_T, ro, generator);
+  if (progress) progress->update(static_cast<int64_t>(ro.timesteps.size()));
+  if (nfe) *nfe += r.nfe;
+  return o.output == "x0" || o.sampler == "onestep" ? r.x0 : r.sample;
 }
 
-at::Tensor TextToImage::decode(const at::Tensor& latents) const {
-  return pipeline_.vae->decode(latents / pipeline_.vae->config().scaling_factor).clamp(-1, 1);
+at::Tensor TextToImage::decode(const at::Tensor& latents) const { return decode_unclamped(latents).clamp(-1, 1); }
+
+at::Tensor TextToImage::decode_unclamped(const at::Tensor& latents) const {
+  return pipeline_.vae->decode(latents / pipeline_.vae->config().scaling_factor);
 }
 
 at::Tensor TextToImage::generate(const std::vector<std::string>& prompts, const SamplerOptions& o,

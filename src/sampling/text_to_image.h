@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/diffusers_io.h"
+#include "sampling/rollout.h"
 #include "text/clip_tokenizer.h"
 
 namespace rewardgen {
@@ -23,10 +24,17 @@ struct SamplerOptions {
   double guidance_scale = 7.5;
   double eta = 0.0;                          // ddim stochasticity
   std::string timestep_spacing = "leading";  // ddim/ddpm: leading | trailing | linspace
+  std::vector<int64_t> timesteps;            // an explicit descending list (steps entries); empty: the spacing rule
+  std::string output = "sample";             // sample: the last step's x_prev | x0: its x̂₀ (R0's generators)
   int64_t height = 0, width = 0;             // pixels; 0: the UNet's sample_size × the VAE factor
 };
 // Parses and checks the sampler name and numbers; Error naming the bad one.
 void validate(const SamplerOptions& options);
+// The options a generator's recipe (scheduler_config.json "rewardgen_recipe") asks for.
+SamplerOptions sampler_options(const SamplerRecipe& recipe);
+SamplerRecipe sampler_recipe(const SamplerOptions& options);
+// The rollout that samples with `options` (no gradient, one η for every step).
+RolloutOptions rollout_options(const SamplerOptions& options, const SchedulerConfig& scheduler);
 
 class TextToImage {
  public:
@@ -37,7 +45,12 @@ class TextToImage {
   // CPU, so seeds give the same images on every device. Number of UNet evaluations in *nfe.
   at::Tensor sample_latents(const std::vector<std::string>& prompts, const SamplerOptions& options,
                             at::Generator& generator, ProgressBar* progress = nullptr, int64_t* nfe = nullptr) const;
-  at::Tensor decode(const at::Tensor& latents) const;  // scaled latents -> images [B, 3, H, W] in [-1, 1]
+  // Scaled latents -> images [B, 3, H, W], clamped to [-1, 1] (for viewing and judging).
+  at::Tensor decode(const at::Tensor& latents) const;
+  // The same without the clamp, differentiable: for rewards on gradient paths (a clamp zeroes the
+  // gradient of every saturated pixel).
+  at::Tensor decode_unclamped(const at::Tensor& latents) const;
+  Conditioning conditioning(const std::vector<std::string>& prompts, bool with_uncond) const;
   at::Tensor generate(const std::vector<std::string>& prompts, const SamplerOptions& options, at::Generator& generator,
                       ProgressBar* progress = nullptr, int64_t* nfe = nullptr) const;
 
@@ -45,10 +58,6 @@ class TextToImage {
   const NoiseSchedule& schedule() const { return schedule_; }
 
  private:
-  // ε/v/x₀ model output at (x_t, t) with guidance folded in (CFG or the LCM embedding).
-  at::Tensor guided_output(const at::Tensor& x, int64_t t, const at::Tensor& cond, const at::Tensor& uncond,
-                           const SamplerOptions& options, int64_t* nfe) const;
-
   Pipeline pipeline_;
   ClipTokenizer tokenizer_;
   NoiseSchedule schedule_;

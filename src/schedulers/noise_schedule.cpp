@@ -35,6 +35,22 @@ void read_scheduler_config(ConfigReader& r, SchedulerConfig& c) {
       .optional("timestep_scaling", c.timestep_scaling, positive())
       .optional("original_inference_steps", c.original_inference_steps, at_least(1));
   c.prediction_type = parse_prediction_type(prediction);
+  if (r.has("rewardgen_recipe")) {
+    ConfigReader recipe = r.child("rewardgen_recipe");
+    SamplerRecipe& s = c.recipe;
+    recipe.optional_choice("sampler", s.sampler, {"ddim", "ddpm", "lcm", "onestep"})
+        .optional("steps", s.steps, at_least(1))
+        .optional("timesteps", s.timesteps)
+        .optional_choice("timestep_spacing", s.timestep_spacing, {"leading", "trailing", "linspace"})
+        .optional("eta", s.eta, between(0, 1e3))
+        .optional("guidance_scale", s.guidance_scale, between(0, 1e3))
+        .optional_choice("output", s.output, {"sample", "x0"});
+    for (const int64_t t : s.timesteps)
+      if (t < 0 || t >= c.num_train_timesteps)
+        throw Error(str(r.file(), ": rewardgen_recipe.timesteps holds ", t, ", outside [0, ", c.num_train_timesteps, ")"));
+    if (!s.timesteps.empty() && static_cast<int64_t>(s.timesteps.size()) != s.steps)
+      throw Error(str(r.file(), ": rewardgen_recipe has ", s.timesteps.size(), " timesteps for steps = ", s.steps));
+  }
 }
 
 NoiseSchedule make_noise_schedule(const SchedulerConfig& config) {

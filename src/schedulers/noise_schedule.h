@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rewardgen {
 
@@ -15,6 +16,19 @@ class ConfigReader;
 enum class PredictionType { epsilon, v_prediction, sample };
 PredictionType parse_prediction_type(const std::string& name);  // diffusers' names; Error otherwise
 std::string to_string(PredictionType type);
+
+// How an exported generator samples: its recipe, kept in scheduler_config.json under
+// "rewardgen_recipe" so that `rewardgen sample/eval --model DIR` use it with no flags (diffusers
+// ignores the key). An empty sampler means the folder carries none.
+struct SamplerRecipe {
+  std::string sampler;              // ddim | ddpm | lcm | onestep; "" = no recipe
+  int64_t steps = 0;
+  std::vector<int64_t> timesteps;   // explicit descending list (empty: the sampler's spacing rule)
+  std::string timestep_spacing = "leading";
+  double eta = 0.0;
+  double guidance_scale = 1.0;      // CFG weight, or the LCM guidance scale
+  std::string output = "sample";    // sample: the last x_prev | x0: the last x̂₀ (R0, one-step generators)
+};
 
 // = the keys of a diffusers scheduler/config.json that the samplers use (SD 1.x defaults).
 struct SchedulerConfig {
@@ -26,6 +40,7 @@ struct SchedulerConfig {
   int64_t steps_offset = 1;       // DDIM "leading" spacing adds it (SD: 1)
   double timestep_scaling = 10.0;  // LCM boundary condition
   int64_t original_inference_steps = 50;  // LCM skipping-step schedule
+  SamplerRecipe recipe;                   // "rewardgen_recipe" (ours)
 };
 // Reads the keys above from a scheduler config.json; other keys are left to the caller to report.
 void read_scheduler_config(ConfigReader& reader, SchedulerConfig& config);

@@ -62,4 +62,31 @@ StepOutput lcm_step(const NoiseSchedule& schedule, int64_t t, int64_t t_prev, co
 at::Tensor lcm_log_prob(const NoiseSchedule& schedule, int64_t t, int64_t t_prev, const at::Tensor& model_output,
                         const at::Tensor& sample, const at::Tensor& prev_sample);
 
+// ---- Per-sample steps ---------------------------------------------------------------------------
+// The same transitions with a timestep, a previous timestep and an η per sample: t, t_prev int64
+// [B] (t_prev < 0: after the last step), eta [B] or one value. Every coefficient is computed in
+// double and cast to the sample's dtype, as the scalar steps above do (they call these), so both
+// give the same numbers. Methods draw timesteps per sample (LCD, DI*'s fake score, R0+'s k*) and η
+// per step and per sample (R0's random η regulariser).
+struct Transition {
+  at::Tensor mean, x0, eps;  // [B, C, h, w]; x0: x̂₀ (LCM: the consistency output f)
+  at::Tensor std;            // σ per sample [B], float64; 0 where the step is deterministic
+};
+// log N(x; mean, σ_b² I) averaged over C·h·w: [B]; 0 where σ_b = 0 (a deterministic step has no density).
+at::Tensor gaussian_log_prob(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& std);
+// mean + σ z per sample; the log-prob of that draw ([B]; undefined when every σ is 0, then z may be undefined).
+StepOutput sample_transition(const Transition& transition, const at::Tensor& noise);
+
+Transition ddim_transition(const NoiseSchedule& schedule, const at::Tensor& t, const at::Tensor& t_prev,
+                           const at::Tensor& model_output, const at::Tensor& sample, const at::Tensor& eta);
+Transition ddpm_transition(const NoiseSchedule& schedule, const at::Tensor& t, const at::Tensor& t_prev,
+                           const at::Tensor& model_output, const at::Tensor& sample);
+Transition lcm_transition(const NoiseSchedule& schedule, const at::Tensor& t, const at::Tensor& t_prev,
+                          const at::Tensor& model_output, const at::Tensor& sample);
+// LCM's consistency function f = c_skip(t) x_t + c_out(t) x̂₀ per sample (Eq. (9)).
+at::Tensor lcm_consistency(const NoiseSchedule& schedule, const at::Tensor& t, const at::Tensor& x0,
+                           const at::Tensor& sample);
+// ᾱ per sample [B] in float64: alphas_cumprod[t], final_alpha_cumprod where t < 0.
+at::Tensor alpha_bar_or_final(const NoiseSchedule& schedule, const at::Tensor& t);
+
 }  // namespace rewardgen

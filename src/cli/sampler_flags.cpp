@@ -1,0 +1,50 @@
+#include "cli/sampler_flags.h"
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace rewardgen::cli {
+
+void add_sampler_flags(CLI::App& sub, SamplerFlags& f, const SamplerOptions& d) {
+  f.values = d;
+  f.sampler = sub.add_option("--sampler", f.values.sampler, "ddim, ddpm, lcm or onestep (default: the model's recipe, else " + d.sampler + ")")
+                  ->check(CLI::IsMember({"ddim", "ddpm", "lcm", "onestep"}));
+  f.steps = sub.add_option("--steps", f.values.steps, "sampling steps (default: the recipe's, else " + std::to_string(d.steps) + ")")
+                ->check(CLI::Range(int64_t{1}, int64_t{10000}));
+  f.cfg = sub.add_option("--cfg", f.values.guidance_scale,
+                         "guidance scale w (CFG; LCM: its w embedding); 1 = none (default: the recipe's, else " +
+                             str(d.guidance_scale) + ")")
+              ->check(CLI::Range(0.0, 1000.0));
+  f.eta = sub.add_option("--eta", f.values.eta, "DDIM stochasticity η (default: the recipe's, else 0)")->check(CLI::Range(0.0, 1000.0));
+  f.spacing = sub.add_option("--spacing", f.values.timestep_spacing, "DDIM/DDPM timestep spacing (default: the recipe's, else leading)")
+                  ->check(CLI::IsMember({"leading", "trailing", "linspace"}));
+  f.output = sub.add_option("--output", f.values.output, "sample: the last step's x_prev | x0: its x̂₀ (default: the recipe's, else sample)")
+                 ->check(CLI::IsMember({"sample", "x0"}));
+}
+
+SamplerOptions resolve_sampler(const SamplerFlags& f, const SamplerRecipe& recipe, const std::string& model, const Logger& log) {
+  if (recipe.sampler.empty()) return f.values;
+  SamplerOptions o = sampler_options(recipe);
+  o.height = f.values.height;
+  o.width = f.values.width;
+  if (f.sampler->count() > 0 && f.values.sampler != o.sampler) {
+    o.sampler = f.values.sampler;
+    o.timesteps.clear();
+  }
+  if (f.steps->count() > 0 && f.values.steps != o.steps) {
+    o.steps = f.values.steps;
+    o.timesteps.clear();
+  }
+  if (f.cfg->count() > 0) o.guidance_scale = f.values.guidance_scale;
+  if (f.eta->count() > 0) o.eta = f.values.eta;
+  if (f.output->count() > 0) o.output = f.values.output;
+  if (f.spacing->count() > 0) {
+    o.timestep_spacing = f.values.timestep_spacing;
+    o.timesteps.clear();
+  }
+  log.info(str("sampling as ", model, "'s recipe", f.sampler->count() + f.steps->count() + f.cfg->count() + f.eta->count() > 0 ? " with the given flags over it" : "",
+               ": ", o.sampler, ", ", o.steps, " steps, guidance ", o.guidance_scale, ", eta ", o.eta, ", output ", o.output));
+  return o;
+}
+
+}  // namespace rewardgen::cli

@@ -1,0 +1,30 @@
+#pragma once
+// The sampler flags `sample` and `eval` share, and how they combine with a generator's recipe: a
+// folder whose scheduler_config.json carries "rewardgen_recipe" samples as it says with no flags;
+// each flag given on the command line overrides its part of the recipe.
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "sampling/text_to_image.h"
+
+namespace rewardgen {
+class Logger;
+}
+
+namespace rewardgen::cli {
+
+struct SamplerFlags {
+  SamplerOptions values;  // the flags' values (their defaults where not given)
+  CLI::Option *sampler = nullptr, *steps = nullptr, *cfg = nullptr, *eta = nullptr, *spacing = nullptr, *output = nullptr;
+};
+
+// Adds --sampler, --steps, --cfg, --eta, --spacing, --output with `defaults` as the values without a recipe.
+void add_sampler_flags(CLI::App& command, SamplerFlags& flags, const SamplerOptions& defaults);
+
+// The recipe with the given flags applied over it, or the flags alone when the model has none.
+// Changing the sampler or the steps drops the recipe's explicit timestep list.
+SamplerOptions resolve_sampler(const SamplerFlags& flags, const SamplerRecipe& recipe, const std::string& model,
+                               const Logger& log);
+
+}  // namespace rewardgen::cli

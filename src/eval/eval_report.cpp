@@ -1,0 +1,102 @@
+#include "eval/eval_report.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "io/atomic_file.h"
+#include "io/image.h"
+
+namespace rewardgen {
+
+namespace {
+
+// One row of the grid per task (its first 8 images), so that a person sees every task at once.
+at::Tensor task_grid(const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines) {
+  std::vector<at::Tensor> rows;
+  for (world::Task task : world::kTasks) {
+    std::vector<at::Tensor> row;
+    for (size_t i = 0; i < lines.size() && row.size() < 8; ++i)
+      if (lines[i].task == task) row.push_back(result.generated[static_cast<int64_t>(i)]);
+    while (!row.empty() && row.size() < 8) row.push_back(at::ones_like(row[0]));
+    if (!row.empty()) rows.push_back(at::stack(row));
+  }
+  return make_grid(at::cat(rows), 8);
+}
+
+}  // namespace
+
+Json write_eval_report(const std::string& dir, const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines,
+                       const EvalReportInfo& info) {
+  Json report = result.to_json();
+  const SamplerOptions& s = info.sampler;
+  report["model"] = info.model;
+  report["prompts"] = info.prompts;
+  report["sampler"] = {{"name", s.sampler},       {"steps", s.steps},         {"guidance_scale", s.guidance_scale},
+                       {"eta", s.eta},            {"timestep_spacing", s.timestep_spacing},
+                       {"timesteps", s.timesteps}, {"output", s.output}};
+  report["seed"] = info.seed;
+  save_json_file(dir + "/eval.json", report);
+  std::string verdicts;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    Json line{{"index", i}, {"task", world::name(lines[i].task)}, {"prompt", lines[i].text}, {"passed", result.passed[i]},
+              {"clauses_passed", result.clauses_passed[i]}};
+    for (const auto& [name, summary] : result.rewards) line["rewards"][name] = summary.scores[i];
+    verdicts += line.dump() + "\n";
+  }
+  write_file_atomic(dir + "/verdicts.jsonl", verdicts);
+  save_png(dir + "/grid.png", task_grid(result, lines));
+  if (info.save_images) {
+    // One PNG per evaluated image, named by its line in the prompt set (verdicts.jsonl's "index").
+    std::filesystem::create_directories(dir + "/images");
+    for (size_t i = 0; i < lines.size(); ++i) {
+      char name[32];
+      std::snprintf(name, sizeof name, "/images/%05zu.png", i);
+      save_png(dir + name, result.generated[static_cast<int64_t>(i)]);
+    }
+  }
+  return report;
+}
+
+std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& model, const LoadOptions& load, const Logger& log) {
+  if (std::filesystem::exists(model + "/image_encoder/config.json")) return load_clip_vision(model + "/image_encoder", load, log);
+  log.warn(str("no image_encoder/ in '", model, "': Fréchet distance and diversity are not measured"));
+  return nullptr;
+}
+
+}  // namespace rewardgen
+
+namespace rewardgen {
+
+std::string eval_comparison_table(const std::vector<std::string>& files, const std::vector<std::string>& names) {
+  if (!names.empty() && names.size() != files.size())
+    throw Error(str("eval_comparison_table: ", names.size(), " names for ", files.size(), " files"));
+  const std::vector<std::string> tasks = {"single_object", "two_object", "counting", "colors", "position", "color_attr", "overall"};
+  std::string out = "| model |";
+  for (const std::string& t : tasks) out += " " + t + " |";
+  out += " FD | diversity | NFE | images/s |\n|---|";
+  for (size_t i = 0; i < tasks.size() + 4; ++i) out += "---|";
+  out += "\n";
+  auto number = [](const Json& j, const char* key, int digits) {
+    if (!j.contains(key) || !j[key].is_number()) return std::string("–");
+    char text[32];
+    std::snprintf(text, sizeof text, "%.*f", digits, j[key].get<double>());
+    return std::string(text);
+  };
+  for (size_t i = 0; i < files.size(); ++i) {
+    const Json j = load_json_file(files[i]);
+    out += "| " + (names.empty() ? j.value("model", files[i]) : names[i]) + " |";
+    for (const std::string& t : tasks) {
+      const Json& accuracy = j.contains("accuracy") ? j["accuracy"] : Json::object();
+      char text[32] = "–";
+      if (accuracy.contains(t)) std::snprintf(text, sizeof text, "%.1f", 100 * accuracy[t].get<double>());
+      out += std::string(" ") + text + " |";
+    }
+    out += " " + number(j, "frechet_distance", 3) + " | " + number(j, "diversity", 3) + " | " + number(j, "nfe_per_image", 0) +
+           " | " + number(j, "images_per_second", 1) + " |\n";
+  }
+  return out;
+}
+
+}  // namespace rewardgen

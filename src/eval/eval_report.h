@@ -1,0 +1,36 @@
+#pragma once
+// The files an evaluation leaves in its folder, written the same way by `rewardgen eval` and by the
+// training job: eval.json (every metric, the sampler and seed), verdicts.jsonl (one line per
+// prompt: task, prompt, verdict, clause fraction, rewards), grid.png (a row of 8 per task), and with
+// save_images one PNG per line under images/.
+#include <string>
+#include <vector>
+
+#include "eval/world_eval.h"
+
+namespace rewardgen {
+
+struct EvalReportInfo {
+  std::string model, prompts = "world:eval";
+  SamplerOptions sampler;
+  uint64_t seed = 0;
+  bool save_images = false;
+};
+
+// Writes the files into `dir` (which must exist); returns eval.json's content.
+Json write_eval_report(const std::string& dir, const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines,
+                       const EvalReportInfo& info);
+
+// Loads what `eval` needs next to a pipeline folder: the world CLIP's vision tower from
+// <model>/image_encoder (null, with a warning, when absent: no FD or diversity).
+std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& model, const LoadOptions& load, const Logger& log);
+
+}  // namespace rewardgen
+
+namespace rewardgen {
+
+// A Markdown table of eval.json files side by side, one row per model: accuracy per task and
+// overall (%), FD, diversity, NFE and images/s; `names` label the rows (default: each file's model).
+std::string eval_comparison_table(const std::vector<std::string>& eval_files, const std::vector<std::string>& names = {});
+
+}  // namespace rewardgen
