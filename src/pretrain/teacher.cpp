@@ -9,7 +9,9 @@
 namespace rewardgen::pretrain {
 
 TeacherPretrainConfig::TeacherPretrainConfig()
-    : trainer(cosine_trainer(9000, 5e-4, 200, 0.1)), model(world_teacher_config(128)) {}
+    : trainer(cosine_trainer(9000, 5e-4, 200, 0.1)), model(world_teacher_config(128)) {
+  trainer.eval_every = 1000;  // the loop calls evaluate(); the config file names it at the top level
+}
 
 TeacherPretrainConfig read_teacher_pretrain_config(ConfigReader& reader) {
   TeacherPretrainConfig config;
@@ -20,7 +22,7 @@ TeacherPretrainConfig read_teacher_pretrain_config(ConfigReader& reader) {
       .optional("snr_gamma", config.snr_gamma, at_least(0))
       .optional("ema_decay", config.ema_decay, between(0, 1))
       .optional_choice("prediction_type", config.prediction_type, {"epsilon", "v_prediction", "sample"})
-      .optional("eval_every", config.eval_every, at_least(0))
+      .optional("eval_every", config.trainer.eval_every, at_least(0))
       .optional("eval_limit", config.eval_limit, at_least(1))
       .optional("eval_steps", config.eval_steps, at_least(1))
       .optional("eval_guidance", config.eval_guidance, at_least(0));
@@ -38,7 +40,7 @@ Json teacher_pretrain_config_json(const TeacherPretrainConfig& c) {
           {"snr_gamma", c.snr_gamma},
           {"ema_decay", c.ema_decay},
           {"prediction_type", c.prediction_type},
-          {"eval_every", c.eval_every},
+          {"eval_every", c.trainer.eval_every},
           {"eval_limit", c.eval_limit},
           {"eval_steps", c.eval_steps},
           {"eval_guidance", c.eval_guidance},
@@ -141,20 +143,22 @@ MetricsWriter::Values TeacherPretrainTask::train_step(StepContext& context) {
   }
   const at::Tensor loss = (weight * per_sample).mean();
   context.optimize(loss);
-  ema_update(*ema_unet_, *unet_, config_.ema_decay, context.step());
-  MetricsWriter::Values values = {{"loss", loss.item<double>()}, {"mse", per_sample.mean().item<double>()}};
+  return {{"loss", loss.item<double>()}, {"mse", per_sample.mean().item<double>()}};
+}
 
-  if (config_.eval_every > 0 && (context.step() + 1) % config_.eval_every == 0) {
-    at::NoGradGuard no_grad;
-    const TextToImage model(ema_pipeline(), ClipTokenizer::from_directory(tokenizer_dir_));
-    WorldEvalOptions options;
-    options.sampler.steps = config_.eval_steps;
-    options.sampler.guidance_scale = config_.eval_guidance;
-    options.diversity_prompts = 0;
-    const WorldEvalResult result =
-        evaluate_world(model, world::balanced_subset(world::eval_prompts(), config_.eval_limit), options, nullptr);
-    for (const auto& [task, accuracy] : result.accuracy) values.emplace_back("accuracy/" + task, accuracy);
-  }
+std::vector<EmaPair> TeacherPretrainTask::ema_pairs() { return {{ema_unet_.get(), unet_.get(), config_.ema_decay}}; }
+
+MetricsWriter::Values TeacherPretrainTask::evaluate() {
+  at::NoGradGuard no_grad;
+  const TextToImage model(ema_pipeline(), ClipTokenizer::from_directory(tokenizer_dir_));
+  WorldEvalOptions options;
+  options.sampler.steps = config_.eval_steps;
+  options.sampler.guidance_scale = config_.eval_guidance;
+  options.diversity_prompts = 0;
+  const WorldEvalResult result =
+      evaluate_world(model, world::balanced_subset(world::eval_prompts(), config_.eval_limit), options, nullptr);
+  MetricsWriter::Values values;
+  for (const auto& [task, accuracy] : result.accuracy) values.emplace_back("accuracy/" + task, accuracy);
   return values;
 }
 

@@ -28,7 +28,6 @@ struct TeacherPretrainConfig {
   double snr_gamma = 5.0;       // Min-SNR-γ; 0 = plain MSE
   double ema_decay = 0.999;
   std::string prediction_type = "epsilon";  // epsilon | v_prediction | sample
-  int64_t eval_every = 1000;    // steps; 0 = never during training
   int64_t eval_limit = 60;      // evaluation lines (task-balanced)
   int64_t eval_steps = 25;      // DDIM steps
   double eval_guidance = 4.0;   // CFG weight
@@ -46,6 +45,8 @@ class TeacherPretrainTask : public TrainTask {
   void save_state(TensorMap& out) const override;
   void load_state(const TensorMap& in) override;
   MetricsWriter::Values train_step(StepContext& context) override;
+  std::vector<EmaPair> ema_pairs() override;
+  MetricsWriter::Values evaluate() override;  // the EMA teacher's checker accuracy on eval_limit prompts
 
   // The pipeline with the EMA UNet (for evaluation and export).
   Pipeline ema_pipeline() const;

@@ -11,6 +11,7 @@
 #include "core/progress.h"
 #include "io/json_config.h"
 #include "train/checkpoint.h"
+#include "train/ema.h"
 
 namespace rewardgen {
 
@@ -23,7 +24,9 @@ void read_trainer_config(ConfigReader& r, TrainerConfig& c) {
       .optional_choice("lr_schedule", c.lr_schedule, {"constant", "cosine"})
       .optional("warmup_steps", c.warmup_steps, at_least(0))
       .optional("min_lr_ratio", c.min_lr_ratio, between(0, 1))
-      .optional("grad_clip", c.grad_clip, at_least(0));
+      .optional("grad_clip", c.grad_clip, at_least(0))
+      .optional("eval_every", c.eval_every, at_least(0))
+      .optional("max_minutes", c.max_minutes, Range{0, 1e6});
   int64_t seed = static_cast<int64_t>(c.seed);
   r.optional("seed", seed, at_least(0));
   c.seed = static_cast<uint64_t>(seed);
@@ -41,6 +44,7 @@ nlohmann::json trainer_config_json(const TrainerConfig& c) {
           {"lr", c.lr},                     {"lr_schedule", c.lr_schedule},
           {"warmup_steps", c.warmup_steps}, {"min_lr_ratio", c.min_lr_ratio},
           {"grad_clip", c.grad_clip},       {"seed", c.seed},
+          {"eval_every", c.eval_every},     {"max_minutes", c.max_minutes},
           {"adam",
            {{"beta1", c.adam.beta1},
             {"beta2", c.adam.beta2},
@@ -59,16 +63,47 @@ double learning_rate(const TrainerConfig& c, int64_t step) {
   return floor + 0.5 * (c.lr - floor) * (1 + std::cos(M_PI * progress));
 }
 
-double StepContext::optimize(const at::Tensor& loss) {
+void StepContext::backward(const at::Tensor& loss) {
   const double value = loss.item<double>();
   if (!std::isfinite(value)) throw NonFiniteError(str("the loss is ", value));
-  optimizer_.zero_grad();
   loss.backward();
-  last_grad_norm_ = clip_grad_norm(optimizer_.parameters(), grad_clip_);
-  if (!std::isfinite(last_grad_norm_)) throw NonFiniteError(str("the gradient norm is ", last_grad_norm_));
-  optimizer_.step();
-  optimizer_.zero_grad();
-  return last_grad_norm_;
+}
+
+double StepContext::step_group(Group& g) {
+  g.last_grad_norm = clip_grad_norm(g.optimizer->parameters(), g.grad_clip);
+  if (!std::isfinite(g.last_grad_norm))
+    throw NonFiniteError(str("the gradient norm", g.name.empty() ? "" : " of group '" + g.name + "'", " is ", g.last_grad_norm));
+  g.optimizer->step();
+  g.optimizer->zero_grad();
+  return g.last_grad_norm;
+}
+
+double StepContext::optimizer_step(const std::string& group) {
+  if (group.empty() && groups_.size() > 1) {
+    for (Group& g : groups_) step_group(g);
+    return groups_.front().last_grad_norm;
+  }
+  for (Group& g : groups_)
+    if (g.name == group) return step_group(g);
+  throw Error(str("no parameter group named '", group, "'"));
+}
+
+void StepContext::zero_grad() {
+  for (Group& g : groups_) g.optimizer->zero_grad();
+}
+
+double StepContext::optimize(const at::Tensor& loss) {
+  zero_grad();
+  backward(loss);
+  return optimizer_step();
+}
+
+double StepContext::last_grad_norm() const { return groups_.empty() ? 0.0 : groups_.front().last_grad_norm; }
+
+std::vector<std::pair<std::string, double>> StepContext::grad_norms() const {
+  std::vector<std::pair<std::string, double>> out;
+  for (const Group& g : groups_) out.emplace_back(g.name, g.last_grad_norm);
+  return out;
 }
 
 Trainer::Trainer(TrainerConfig config, RunDir run, const Logger& log)
@@ -93,7 +128,12 @@ void check_finite(const MetricsWriter::Values& values) {
 TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   const int64_t last_step = stop_at > 0 ? std::min(stop_at, config_.max_steps) : config_.max_steps;
   CheckpointManager checkpoints(run_.checkpoints_dir(), config_.keep_last);
-  AdamW optimizer(task.trainable_parameters(), config_.adam);
+  const std::vector<ParamGroup> groups = task.parameter_groups();
+  if (groups.empty()) throw Error("the training task has no parameter group");
+  std::vector<std::unique_ptr<AdamW>> optimizers;
+  for (const ParamGroup& g : groups) optimizers.push_back(std::make_unique<AdamW>(g.parameters, g.adam.value_or(config_.adam)));
+  auto optimizer_prefix = [&](size_t i) { return groups[i].name.empty() ? std::string("optimizer/") : "optimizer/" + groups[i].name + "/"; };
+  const std::vector<EmaPair> emas = task.ema_pairs();
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
   TrainSummary summary;
   double wall_before = 0.0;
@@ -102,7 +142,7 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
     const auto checkpoint = checkpoints.load_latest(log_);
     if (!checkpoint) throw Error(str("cannot resume: no valid checkpoint in '", checkpoints.dir(), "'"));
     task.load_state(checkpoint->tensors);
-    optimizer.load_state(checkpoint->tensors, "optimizer/");
+    for (size_t i = 0; i < groups.size(); ++i) optimizers[i]->load_state(checkpoint->tensors, optimizer_prefix(i));
     generator.set_state(checkpoint->tensors.at("rng/cpu"));
     summary.first_step = checkpoint->step;
     summary.last_checkpoint = checkpoint->path;
@@ -117,33 +157,55 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   auto save = [&](int64_t steps_done) {
     TensorMap state;
     task.save_state(state);
-    optimizer.save_state(state, "optimizer/");
+    for (size_t i = 0; i < groups.size(); ++i) optimizers[i]->save_state(state, optimizer_prefix(i));
     state["rng/cpu"] = generator.get_state();
     summary.last_checkpoint = checkpoints.save(steps_done, state, {{"rewardgen.wall_time", std::to_string(wall_time())}});
   };
 
-  ProgressBar bar("train", config_.max_steps, summary.first_step);
-  for (int64_t step = summary.first_step; step < last_step; ++step) {
+  const double budget = config_.max_minutes * 60.0;
+  // With a wall-clock budget the bar counts seconds of it (the step is in the postfix), so that its
+  // ETA is the budget's, not that of max_steps.
+  const bool timed = budget > 0;
+  const int64_t bar_total = timed ? static_cast<int64_t>(std::ceil(budget)) : config_.max_steps;
+  ProgressBar bar(timed ? "train (s)" : "train", bar_total,
+                  timed ? std::min(bar_total, static_cast<int64_t>(wall_before)) : summary.first_step);
+  int64_t step = summary.first_step;
+  for (; step < last_step && !(budget > 0 && wall_time() >= budget); ++step) {
     const double lr = learning_rate(config_, step);
-    optimizer.set_lr(lr);
-    StepContext context(optimizer, generator, config_.grad_clip, step);
+    std::vector<StepContext::Group> step_groups;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      optimizers[i]->set_lr(lr * groups[i].lr_scale);
+      step_groups.push_back({groups[i].name, optimizers[i].get(), groups[i].grad_clip < 0 ? config_.grad_clip : groups[i].grad_clip});
+    }
+    StepContext context(std::move(step_groups), generator, step);
     MetricsWriter::Values values;
+    const int64_t done = step + 1;
+    bool final_step = done == last_step;
     try {
       values = task.train_step(context);
+      for (const EmaPair& pair : emas) ema_update(*pair.ema, *pair.model, pair.decay, step);
+      final_step = final_step || (budget > 0 && wall_time() >= budget);
+      if (config_.eval_every > 0 && (done % config_.eval_every == 0 || final_step)) {
+        const MetricsWriter::Values evaluation = task.evaluate();
+        values.insert(values.end(), evaluation.begin(), evaluation.end());
+      }
       check_finite(values);
     } catch (const NonFiniteError& e) {
       throw Error(str("training stopped at step ", step + 1, ": ", e.what(), "; the last good checkpoint is ",
                       summary.last_checkpoint.empty() ? std::string("(none yet)") : summary.last_checkpoint));
     }
-    const int64_t done = step + 1;
     values.emplace_back("lr", lr);
-    values.emplace_back("grad_norm", context.last_grad_norm());
-    if (done % config_.log_every == 0 || done == last_step) metrics.write(done, wall_time(), values);
-    bar.update(done, progress_postfix(values));
-    if (done % config_.checkpoint_every == 0 || done == last_step) save(done);
+    for (const auto& [name, norm] : context.grad_norms()) values.emplace_back(name.empty() ? "grad_norm" : "grad_norm/" + name, norm);
+    if (done % config_.log_every == 0 || final_step) metrics.write(done, wall_time(), values);
+    if (timed)
+      bar.update(std::min(bar_total, static_cast<int64_t>(wall_time())), str("step ", done, " ", progress_postfix(values)));
+    else
+      bar.update(done, progress_postfix(values));
+    if (done % config_.checkpoint_every == 0 || final_step) save(done);
   }
   bar.finish();
-  summary.last_step = std::max(summary.first_step, last_step);
+  if (step < last_step) log_.info(str("stopped at step ", step, ": the wall-clock budget of ", config_.max_minutes, " min is spent"));
+  summary.last_step = std::max(summary.first_step, step);
   summary.wall_time = wall_time();
   return summary;
 }

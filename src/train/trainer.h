@@ -5,11 +5,19 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <map>
+#include <optional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "io/run_dir.h"
 #include "train/adamw.h"
+
+namespace torch::nn {
+class Module;
+}
 
 namespace rewardgen {
 
@@ -27,6 +35,8 @@ struct TrainerConfig {
   double min_lr_ratio = 0.0;             // cosine floor, as a fraction of lr
   double grad_clip = 1.0;                // global L2 norm; 0 disables
   uint64_t seed = 0;                     // of the run's CPU generator
+  double max_minutes = 0;                // wall-clock budget over all resumed runs; 0 = none (stops after a step, checkpointed)
+  int64_t eval_every = 0;                // TrainTask::evaluate every N steps (and after the last); 0 = never
   AdamWOptions adam;                     // adam.lr is overwritten by the schedule each step
 };
 
@@ -40,32 +50,70 @@ class NonFiniteError : public Error {
   using Error::Error;
 };
 
+// A set of parameters with its own optimizer (DI* trains a generator and a fake score, each with
+// its own Adam). Checkpoints keep the optimizer state of group "" under "optimizer/", of the
+// others under "optimizer/<name>/".
+struct ParamGroup {
+  std::string name;
+  NamedTensors parameters;
+  std::optional<AdamWOptions> adam;  // default: the trainer's (its lr is replaced by the schedule)
+  double lr_scale = 1.0;             // this group's lr = lr_scale × the schedule's
+  double grad_clip = -1;             // global L2 norm of this group; < 0: the trainer's grad_clip
+};
+
+// An EMA the loop keeps after every step (train/ema.h): ema ← d·ema + (1 − d)·model.
+struct EmaPair {
+  torch::nn::Module* ema = nullptr;
+  const torch::nn::Module* model = nullptr;
+  double decay = 0.999;
+};
+
 // What one step of the loop hands to the method.
 class StepContext {
  public:
-  StepContext(AdamW& optimizer, at::Generator& generator, double grad_clip, int64_t step)
-      : optimizer_(optimizer), generator_(generator), grad_clip_(grad_clip), step_(step) {}
+  struct Group {
+    std::string name;
+    AdamW* optimizer;
+    double grad_clip;
+    double last_grad_norm = 0.0;
+  };
+  StepContext(std::vector<Group> groups, at::Generator& generator, int64_t step)
+      : groups_(std::move(groups)), generator_(generator), step_(step) {}
 
   at::Generator& generator() { return generator_; }  // the only randomness a method may use
   int64_t step() const { return step_; }
 
-  // backward(loss), NaN guard, clip, optimizer step, zero grad; may be called several times per
-  // step (PPO inner epochs). Returns the gradient norm before clipping.
+  // loss.backward() with the NaN guard; gradients accumulate until optimizer_step() (gradient accumulation
+  // over PPO's timesteps, or two losses into two groups).
+  void backward(const at::Tensor& loss);
+  // Clip, NaN guard, optimizer step and zero grad for one group ("" or its name), or for every
+  // group when `group` is empty and there are several. Returns the group's norm before clipping.
+  double optimizer_step(const std::string& group = "");
+  void zero_grad();  // every group
+  // zero_grad, backward(loss), optimizer_step(): one whole update; may be called several times per step
+  // (PPO inner epochs). Returns the gradient norm before clipping.
   double optimize(const at::Tensor& loss);
-  double last_grad_norm() const { return last_grad_norm_; }
+  double last_grad_norm() const;                        // of the first group
+  std::vector<std::pair<std::string, double>> grad_norms() const;  // per group
 
  private:
-  AdamW& optimizer_;
+  double step_group(Group& group);
+  std::vector<Group> groups_;
   at::Generator& generator_;
-  double grad_clip_;
   int64_t step_;
-  double last_grad_norm_ = 0.0;
 };
 
 class TrainTask {
  public:
   virtual ~TrainTask() = default;
-  virtual NamedTensors trainable_parameters() = 0;
+  // One group of the trainer's options (the common case), or several through parameter_groups.
+  virtual NamedTensors trainable_parameters() { return {}; }
+  virtual std::vector<ParamGroup> parameter_groups() { return {ParamGroup{"", trainable_parameters()}}; }
+  // EMAs the loop updates after each step; their modules are saved by save_state like any other.
+  virtual std::vector<EmaPair> ema_pairs() { return {}; }
+  // The periodic evaluation (TrainerConfig::eval_every), e.g. checker accuracy on a fixed prompt
+  // subset; its values go into that step's metrics row.
+  virtual MetricsWriter::Values evaluate() { return {}; }
   // Everything the method needs to resume exactly (modules, trackers), under names it chooses.
   virtual void save_state(TensorMap& out) const = 0;
   virtual void load_state(const TensorMap& in) = 0;

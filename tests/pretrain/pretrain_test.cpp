@@ -117,7 +117,7 @@ TEST(PretrainTeacher, ResumedRunEqualsTheUninterruptedOneAndTracksAccuracy) {
   pretrain::TeacherPretrainConfig config;
   config.model = testing::tiny_world_unet_config();
   config.batch_size = 4;
-  config.eval_every = 2;
+  config.trainer.eval_every = 2;
   config.eval_limit = 6;
   config.eval_steps = 2;
   config.trainer.max_steps = 4;
