@@ -1,26 +1,44 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: install what is missing, build, run.
-# Until the methods land, this runs every end-to-end path that exists: the machine's GEMM peak (the
-# denominator of every MFU figure), the safetensors validator, the CLIP tokenizer, a diffusers UNet
-# folder run on reference inputs, the embedded world (render a scene, check it), and the
-# evaluation of the shipped world teacher when models/world/ has one.
+# The main job on the embedded default: install what is missing, build, then post-train the shipped
+# world teacher into a 4-step generator with R0 (default 10 minutes of training on 2 cores), evaluate
+# it and the teacher on the 504 held-out prompts, and print the table before -> after.
+# Usage: scripts/run.sh [--minutes M] [--out DIR]      (re-running resumes: finished parts are kept)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+minutes=10
+out=runs/main
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) minutes="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    *) echo "run.sh: unknown argument '$1' (allowed: --minutes M, --out DIR)" >&2; exit 2 ;;
+  esac
+done
 scripts/setup.sh
 scripts/build.sh
 bin=build/rewardgen
 $bin --version
-$bin bench gemm
-$bin inspect tests/data/reference_tiny.safetensors
-$bin tokenize "a photo of a cat"
-$bin model info tests/data/parity/unet_mixed
-$bin model forward --model tests/data/parity/unet_mixed --inputs tests/data/parity/unet_mixed/inputs.safetensors \
-  --out build/unet_mixed_outputs.safetensors
-out=build/main_job
-mkdir -p $out
-$bin world render "a red circle to the left of a blue square" --count 8 --out $out/scenes.png
-$bin world render "a red circle to the left of a blue square" --out $out/scene.png
-$bin world check $out/scene.png "a red circle to the left of a blue square"
-if [ -f models/world/unet/config.json ]; then
-  $bin eval --model models/world --steps 25 --cfg 3 --limit 60 --reward world.compositional --out $out/teacher_eval
+mkdir -p "$out"
+
+# 1. R0 from the shipped teacher (resumes an interrupted or finished run; the budget counts over resumes).
+resume=()
+[ -f "$out/r0/config.json" ] && resume=(--resume)
+$bin --threads 2 train --method r0 --out "$out/r0" --minutes "$minutes" "${resume[@]}" > "$out/r0.log"
+echo "R0 trained: $out/r0 (log: $out/r0.log)"
+
+# 2. The teacher, evaluated once: the same 4-step recipe without training, and its 50-NFE reference.
+if [ ! -f "$out/teacher_4step/eval.json" ]; then
+  $bin --threads 2 eval --model models/world --sampler ddim --steps 4 --spacing leading --cfg 1 --output x0 \
+    --out "$out/teacher_4step" > /dev/null
 fi
+if [ ! -f "$out/teacher_ddim25_cfg3/eval.json" ]; then
+  $bin --threads 2 eval --model models/world --steps 25 --cfg 3 --out "$out/teacher_ddim25_cfg3" > /dev/null
+fi
+
+# 3. Before -> after.
+echo
+$bin compare "$out/teacher_4step" "$out/teacher_ddim25_cfg3" "$out/r0/eval" \
+  --name "teacher, DDIM 4, no CFG" --name "teacher, DDIM 25, CFG 3" --name "R0, 4 steps, no CFG"
+echo
+echo "outputs: $out/r0/generator (sample it: $bin sample --model $out/r0/generator --prompt \"a red circle\")"
+echo "         $out/r0/eval/grid.png, $out/*/eval.json, $out/r0/metrics.jsonl"

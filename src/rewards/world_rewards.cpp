@@ -92,8 +92,16 @@ at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const worl
     const ObjectSpec& spec = prompt.objects[0];
     double found = 0;
     for (const world::Detection& detection : detections) found += world::matches(detection, {spec.shape, spec.colour, std::nullopt});
-    const double miss = (found - prompt.count) / options_.count_sigma;
-    return count_score(blobs[0], spec, prompt.count) * std::exp(-0.5 * miss * miss);
+    // The checker's count as the value, with a gradient through the colour's mass (a straight-through
+    // estimate): found + (m − sg(m)) / a, a = the mass of one found object (the midpoint area when
+    // none is found). Its value is the hard count, so the reward ranks exactly as before; inside the
+    // mass interval of count_score it still says "more of this colour" or "less".
+    const Blob& blob = blobs[0];
+    const double mid = 0.5 * (object_area(spec.shape, Size::small) + object_area(spec.shape, Size::large));
+    const double per_object = found > 0 ? std::max(blob.mass.item<double>() / found, 0.5 * object_area(spec.shape, Size::small)) : mid;
+    const at::Tensor soft_found = found + (blob.mass - blob.mass.detach()) / per_object;
+    const at::Tensor miss = (soft_found - prompt.count) / options_.count_sigma;
+    return count_score(blob, spec, prompt.count) * at::exp(-0.5 * miss.pow(2));
   }
   for (size_t i = 0; i < blobs.size(); ++i) {
     const ObjectSpec& spec = prompt.objects[i];

@@ -5,8 +5,9 @@
 //                        prompt becomes a score in [0, 1] (present, size, count, relation) and the
 //                        reward is their product, like the checker's "every clause holds". Shapes
 //                        and counts cannot be read off soft masses: there the checker's hard
-//                        detections scale the value (a constant factor, no gradient), so the
-//                        reward ranks like the checker while its gradient comes from the masses.
+//                        detections scale the value, so the reward ranks like the checker while its
+//                        gradient comes from the masses (shapes: a constant factor; counts: the hard
+//                        count with a straight-through gradient through the colour's mass).
 //   world.clip[:DIR]     100·cos of the world CLIP's image and prompt embeddings (DIR: a folder
 //                        with tokenizer/, text_encoder/, image_encoder/; default the shipped
 //                        models/world)

@@ -3,6 +3,7 @@
 // the registry knows all three.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <iostream>
 #include <map>
 
@@ -14,6 +15,39 @@
 
 namespace rewardgen {
 namespace {
+
+// Inside the mass interval of the soft count term its gradient is zero; the checker's count then
+// carries one: "more of this colour" when too few objects are found, "less" when too many.
+TEST(CompositionalReward, CountHasAGradientTowardTheAskedNumber) {
+  CompositionalReward reward;
+  const world::Prompt prompt = world::parse_prompt("three red circles");
+  const int64_t red = static_cast<int64_t>(*prompt.objects[0].colour);
+  // The red mass of three objects between small and large: inside count_score's interval.
+  const double small_area = M_PI * world::kSmallHalfExtent * world::kSmallHalfExtent;
+  const double large_area = M_PI * world::kLargeHalfExtent * world::kLargeHalfExtent;
+  const double mass = 3 * 0.5 * (small_area + large_area);
+  auto gradient_with = [&](int found) {
+    at::Tensor masks = at::zeros({6, 64, 64});
+    masks[red].fill_(mass / (64.0 * 64.0));
+    masks.requires_grad_(true);
+    std::vector<world::Detection> detections;
+    for (int i = 0; i < found; ++i)
+      detections.push_back({prompt.objects[0].colour.value(), world::Shape::circle, world::Size::small, 10.f + 15 * i, 10.f, 120,
+                            0, 0, 1, 1, 0.79f});
+    const at::Tensor score = reward.prompt_score(masks, prompt, detections);
+    score.backward();
+    return std::make_pair(score.item<double>(), masks.grad()[red].sum().item<double>());
+  };
+  const auto [two_score, two_grad] = gradient_with(2);
+  const auto [three_score, three_grad] = gradient_with(3);
+  const auto [four_score, four_grad] = gradient_with(4);
+  EXPECT_GT(two_grad, 0);              // too few found: more red
+  EXPECT_LT(four_grad, 0);             // too many: less red
+  EXPECT_NEAR(three_grad, 0, 1e-9);    // right count, mass inside the interval: nothing to change
+  // The value is the hard count's factor: exp(−½ (1/0.5)²) off by one.
+  EXPECT_NEAR(two_score / three_score, std::exp(-2.0), 1e-5);
+  EXPECT_NEAR(four_score / three_score, std::exp(-2.0), 1e-5);
+}
 
 TEST(CompositionalReward, HighForTrueAndLowForFalsePrompts) {
   CompositionalReward reward;

@@ -1,0 +1,36 @@
+// rewardgen train: post-train a generator with a method (the training job of methods/train_job.h).
+#include <iostream>
+
+#include "cli/commands.h"
+#include "methods/train_job.h"
+
+namespace rewardgen::cli {
+
+void add_train_command(CLI::App& app, Context& context, Commands& commands) {
+  auto o = std::make_shared<TrainJobOptions>();
+  auto no_eval = std::make_shared<bool>(false);
+  auto* sub = app.add_subcommand("train",
+                                 "Post-train a fast generator with a method: run folder -> train -> export generator/ -> eval/");
+  sub->add_option("--method", o->method, "r0 | refl (default r0); their config keys are listed below")->capture_default_str();
+  sub->add_option("--config", o->config_file, "JSON object with the method's keys (default: the defaults below)");
+  sub->add_option("--model", o->model_dir, "pipeline folder to start from (default: the shipped world teacher, models/world)");
+  sub->add_option("--out", o->out, "run folder: config.json, metrics.jsonl, checkpoints/, generator/, eval/")->required();
+  sub->add_option("--minutes", o->minutes, "wall-clock budget of the training, over all resumes (0: the config's max_steps)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  sub->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint, with its own config");
+  sub->add_option("--eval-limit", o->eval_limit, "task-balanced evaluation prompts after training (0: all 504)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_flag("--no-eval", *no_eval, "export the generator without evaluating it");
+  sub->footer("Methods:\n" + describe_methods());
+  commands.push_back({sub, [o, no_eval, &context] {
+                        TrainJobOptions options = *o;
+                        options.evaluate = !*no_eval;
+                        const TrainJobResult result = run_train_job(options, context.log);
+                        std::cout << "run: " << result.run_dir << "\ngenerator: " << result.generator_dir << "\n";
+                        if (!result.eval.is_null()) std::cout << "eval: " << result.eval_dir << "/eval.json\n" << result.eval.dump(2) << "\n";
+                      }});
+}
+
+}  // namespace rewardgen::cli

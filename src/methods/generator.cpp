@@ -1,0 +1,199 @@
+#include "methods/generator.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "train/checkpoint.h"
+#include "train/ema.h"
+
+namespace rewardgen {
+
+void read_generator_config(ConfigReader& r, GeneratorConfig& c) {
+  r.optional("timesteps", c.timesteps)
+      .optional("lora", c.lora)
+      .optional("lora_rank", c.lora_config.rank, Range{1, 1024})
+      .optional("lora_alpha", c.lora_config.alpha, Range{0, 1e4, true, false})
+      .optional("ema_decay", c.ema_decay, Range{0, 1, false, true})
+      .optional("recompute", c.recompute);
+  if (c.timesteps.empty() || c.timesteps.size() > 64)
+    throw Error(str(r.file(), ": timesteps must list 1 to 64 timesteps, got ", c.timesteps.size()));
+  for (size_t i = 0; i < c.timesteps.size(); ++i) {
+    if (c.timesteps[i] < 0 || c.timesteps[i] > 999)
+      throw Error(str(r.file(), ": timesteps[", i, "] = ", c.timesteps[i], " is outside [0, 999]"));
+    if (i > 0 && c.timesteps[i] >= c.timesteps[i - 1])
+      throw Error(str(r.file(), ": timesteps must be strictly descending, got ", c.timesteps[i - 1], " then ", c.timesteps[i]));
+  }
+  if (c.lora && c.ema_decay > 0) throw Error(str(r.file(), ": ema_decay needs a full fine-tune (lora: false)"));
+}
+
+Json generator_config_json(const GeneratorConfig& c) {
+  return {{"timesteps", c.timesteps}, {"lora", c.lora},        {"lora_rank", c.lora_config.rank},
+          {"lora_alpha", c.lora_config.alpha}, {"ema_decay", c.ema_decay}, {"recompute", c.recompute}};
+}
+
+FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::string& model_dir, const Logger& log)
+    : config_(config), model_dir_(model_dir) {
+  base_ = load_pipeline(model_dir, {}, log);
+  base_.vae->eval();
+  base_.text_encoder->eval();
+  freeze_base(*base_.vae);
+  freeze_base(*base_.text_encoder);
+  schedule_ = make_noise_schedule(base_.scheduler);
+  for (const int64_t t : config_.timesteps)
+    if (t >= schedule_.num_timesteps()) throw Error(str("generator timestep ", t, " is outside the model's schedule"));
+  teacher_ = base_.unet;  // frozen: the CFG implicit reward's network and θ₀
+  freeze_base(*teacher_);
+  unet_ = load_unet(model_dir + "/unet", {}, log);
+  if (config_.lora) {
+    freeze_base(*unet_);
+    lora_generator_ = std::make_unique<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(0));
+    adapters_ = add_lora(*unet_, config_.lora_config, *lora_generator_);
+  } else {
+    for (const auto& p : unet_->named_parameters()) initial_[p.key()] = p.value().detach().clone();
+  }
+  if (config_.ema_decay > 0) {
+    ema_unet_ = load_unet(model_dir + "/unet", {}, log);
+    freeze_base(*ema_unet_);
+    ema_copy(*ema_unet_, *unet_);
+  }
+  tokenizer_ = std::make_unique<ClipTokenizer>(ClipTokenizer::from_directory(base_.tokenizer_dir));
+}
+
+NamedTensors FewStepGenerator::trainable_parameters() const {
+  if (config_.lora) return lora_parameters(adapters_);
+  NamedTensors out;
+  for (const auto& p : unet_->named_parameters()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+at::Tensor FewStepGenerator::distance_to_initial() const {
+  at::Tensor total = at::zeros({});
+  if (config_.lora) {
+    // ‖ΔW‖² with ΔW = (α/r) B A: the adapters' distance from the teacher's weights.
+    for (const LoraModule& m : adapters_.modules)
+      total = total + (m.adapter->scale() * at::matmul(m.adapter->B, m.adapter->A)).pow(2).sum();
+    return total;
+  }
+  for (const auto& p : unet_->named_parameters()) total = total + (p.value() - initial_.at(p.key())).pow(2).sum();
+  return total;
+}
+
+Conditioning FewStepGenerator::conditioning(const std::vector<std::string>& prompts, bool with_uncond) const {
+  at::NoGradGuard no_grad;
+  const int64_t length = base_.text_encoder->config().max_position_embeddings;
+  auto states = [&](const std::vector<std::string>& texts) {
+    // One prompt per call: a batched GEMM's rounding depends on the batch, and a prompt's states must
+    // not depend on which prompts came before it (a resumed run would drift from the uninterrupted one).
+    for (const std::string& text : texts)
+      if (!text_cache_.count(text))
+        text_cache_[text] = base_.text_encoder->forward(tokenizer_->encode_batch({text}, length)).last_hidden_state[0].clone();
+    std::vector<at::Tensor> rows;
+    for (const std::string& text : texts) rows.push_back(text_cache_.at(text));
+    return at::stack(rows);  // [B, L, D]
+  };
+  Conditioning c;
+  c.cond = states(prompts);
+  if (with_uncond) c.uncond = states(std::vector<std::string>(prompts.size(), ""));
+  return c;
+}
+
+at::Tensor FewStepGenerator::initial_noise(int64_t batch, at::Generator& generator) const {
+  const UNet2DConditionConfig& u = unet_->config();
+  return at::randn({batch, u.in_channels, u.sample_size, u.sample_size}, generator, at::kFloat);
+}
+
+Rollout FewStepGenerator::rollout(const Conditioning& c, const at::Tensor& x_T, const at::Tensor& eta, GradientMode gradient,
+                                  int64_t gradient_k, int64_t stop_after, at::Generator& generator) const {
+  RolloutOptions o;
+  o.sampler = "ddim";
+  o.timesteps = config_.timesteps;
+  o.eta = eta;
+  o.gradient = gradient;
+  o.gradient_k = gradient_k;
+  o.stop_after = stop_after;
+  o.recompute = config_.recompute;
+  o.keep_states = false;
+  return rewardgen::rollout(*unet_, schedule_, c, x_T, o, generator);
+}
+
+at::Tensor FewStepGenerator::decode(const at::Tensor& latents) const {
+  return base_.vae->decode(latents / base_.vae->config().scaling_factor);
+}
+
+void FewStepGenerator::save_state(TensorMap& out) const {
+  if (config_.lora) {
+    for (const auto& [name, tensor] : lora_parameters(adapters_)) out["generator/lora/" + name] = tensor;
+  } else {
+    add_module_state(out, "generator/unet/", *unet_);
+  }
+  if (ema_unet_) add_module_state(out, "generator/ema/", *ema_unet_);
+}
+
+void FewStepGenerator::load_state(const TensorMap& in) {
+  if (config_.lora) {
+    at::NoGradGuard no_grad;
+    for (const auto& [name, tensor] : lora_parameters(adapters_)) {
+      const auto it = in.find("generator/lora/" + name);
+      if (it == in.end()) throw Error(str("checkpoint: missing LoRA tensor 'generator/lora/", name, "'"));
+      at::Tensor target = tensor;
+      target.copy_(it->second);
+    }
+  } else {
+    load_module_state(in, "generator/unet/", *unet_);
+  }
+  if (ema_unet_) load_module_state(in, "generator/ema/", *ema_unet_);
+}
+
+std::vector<EmaPair> FewStepGenerator::ema_pairs() {
+  if (!ema_unet_) return {};
+  return {{ema_unet_.get(), unet_.get(), config_.ema_decay}};
+}
+
+Pipeline FewStepGenerator::sampling_pipeline() const {
+  Pipeline p = base_;
+  p.unet = ema_unet_ ? ema_unet_ : unet_;
+  return p;
+}
+
+SamplerOptions FewStepGenerator::sampler_options() const {
+  return rewardgen::sampler_options(SamplerRecipe{"ddim", steps(), config_.timesteps, "trailing", 0.0, 1.0, "x0"});
+}
+
+void FewStepGenerator::export_pipeline(const std::string& dir) const {
+  Pipeline p = base_;
+  if (ema_unet_) {
+    p.unet = ema_unet_;
+  } else if (config_.lora) {
+    // A merged copy: the exported UNet needs no adapters at sampling time.
+    p.unet = load_unet(model_dir_ + "/unet", {}, Logger(LogLevel::warn));
+    at::NoGradGuard no_grad;
+    for (const LoraModule& m : adapters_.modules) {
+      const at::Tensor delta = m.adapter->scale() * at::matmul(m.adapter->B, m.adapter->A);  // [out, in]
+      bool found = false;
+      for (auto& param : p.unet->named_parameters())
+        if (param.key() == m.name + ".weight") {
+          param.value().add_(delta);
+          found = true;
+        }
+      if (!found) throw Error(str("export: no weight '", m.name, ".weight' in the base UNet"));
+    }
+  } else {
+    p.unet = unet_;
+  }
+  p.scheduler.recipe = sampler_recipe(sampler_options());
+  save_pipeline(dir, p, at::kHalf);
+  // The adapters themselves too (PEFT naming, diffusers' file name), for use on the base model.
+  if (config_.lora) save_lora(dir + "/pytorch_lora_weights.safetensors", adapters_);
+  if (std::filesystem::exists(model_dir_ + "/image_encoder")) {
+    // The world CLIP's vision tower travels along so that `eval` measures FD and diversity.
+    std::filesystem::create_directories(dir + "/image_encoder");
+    for (const auto& entry : std::filesystem::directory_iterator(model_dir_ + "/image_encoder"))
+      std::filesystem::copy_file(entry.path(), dir + "/image_encoder/" + entry.path().filename().string(),
+                                 std::filesystem::copy_options::overwrite_existing);
+  }
+}
+
+}  // namespace rewardgen

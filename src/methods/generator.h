@@ -1,0 +1,83 @@
+#pragma once
+// The few-step generator that the reward-backprop methods (R0, ReFL, DRaFT) train: a copy of the
+// teacher's UNet — all of its weights, or LoRA adapters on its attention projections — run as a
+// K-step DDIM sampler from pure noise, beside the frozen VAE, text encoder and teacher. It keeps
+// θ₀ (the teacher's weights) for R0's weight regulariser and exports a pipeline folder whose
+// scheduler config carries its sampling recipe.
+// Letters: B batch, C latent channels, h×w latent, H×W pixels, K steps.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/json_config.h"
+#include "models/diffusers_io.h"
+#include "models/lora.h"
+#include "sampling/rollout.h"
+#include "sampling/text_to_image.h"
+#include "train/trainer.h"
+
+namespace rewardgen {
+
+class Logger;
+
+struct GeneratorConfig {
+  std::vector<int64_t> timesteps{999, 749, 499, 249};  // descending; K = their number
+  bool lora = false;                                   // false: full fine-tune
+  LoraConfig lora_config{8, 8};                        // rank, alpha, targets (attention projections)
+  double ema_decay = 0.0;                              // EMA of the trained weights (0: none; export the weights)
+  bool recompute = false;                              // gradient checkpointing of each UNet call
+};
+void read_generator_config(ConfigReader& reader, GeneratorConfig& config);  // keys as the members; lora_rank, lora_alpha
+Json generator_config_json(const GeneratorConfig& config);
+
+class FewStepGenerator {
+ public:
+  // Loads the pipeline folder `model_dir` (diffusers layout): the UNet to train, its frozen copy
+  // (teacher and θ₀), VAE and text encoder.
+  FewStepGenerator(const GeneratorConfig& config, const std::string& model_dir, const Logger& log);
+
+  int64_t steps() const { return static_cast<int64_t>(config_.timesteps.size()); }
+  const GeneratorConfig& config() const { return config_; }
+
+  NamedTensors trainable_parameters() const;
+  // Σ ‖θ − θ₀‖² over the trained tensors (LoRA: Σ ‖B A‖² over the adapters' updates, i.e. the
+  // adapters' distance from the teacher).
+  at::Tensor distance_to_initial() const;
+
+  Conditioning conditioning(const std::vector<std::string>& prompts, bool with_uncond) const;  // cached
+  at::Tensor initial_noise(int64_t batch, at::Generator& generator) const;                     // x_T [B, C, h, w]
+  // The K-step rollout of the trained UNet (no guidance), with η [K, B] and the gradient mode given.
+  Rollout rollout(const Conditioning& conditioning, const at::Tensor& x_T, const at::Tensor& eta,
+                  GradientMode gradient, int64_t gradient_k, int64_t stop_after, at::Generator& generator) const;
+  at::Tensor decode(const at::Tensor& latents) const;  // unclamped, differentiable: [B, 3, H, W]
+
+  const UNet2DConditionModel& teacher() const { return *teacher_; }
+  const NoiseSchedule& schedule() const { return schedule_; }
+
+  void save_state(TensorMap& out) const;  // "generator/unet/..." or "generator/lora/...", "generator/ema/..."
+  void load_state(const TensorMap& in);
+  std::vector<EmaPair> ema_pairs();
+  // The pipeline that samples as trained: the (EMA) UNet with LoRA merged, the recipe in its
+  // scheduler config (DDIM on `timesteps`, η = 0, no guidance, output x̂₀).
+  void export_pipeline(const std::string& dir) const;
+  // The pipeline with the UNet as trained so far (EMA if kept; LoRA attached), and its recipe.
+  Pipeline sampling_pipeline() const;
+  SamplerOptions sampler_options() const;
+  const std::string& tokenizer_dir() const { return base_.tokenizer_dir; }
+  const std::string& model_dir() const { return model_dir_; }
+
+ private:
+  GeneratorConfig config_;
+  std::string model_dir_;
+  Pipeline base_;  // frozen vae, text encoder, tokenizer, scheduler
+  std::shared_ptr<UNet2DConditionModel> unet_, teacher_, ema_unet_;
+  LoraAdapters adapters_;
+  std::unique_ptr<at::Generator> lora_generator_;
+  std::map<std::string, at::Tensor> initial_;  // θ₀ of the trained tensors (full fine-tune)
+  NoiseSchedule schedule_;
+  std::unique_ptr<ClipTokenizer> tokenizer_;
+  mutable std::map<std::string, at::Tensor> text_cache_;  // prompt -> [L, D]
+};
+
+}  // namespace rewardgen

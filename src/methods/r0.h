@@ -1,0 +1,39 @@
+#pragma once
+// R0: few-step generation as regularized reward maximization (design §7.6, §7.7). No distillation
+// loss, no training images: the rewards drive a K-step generator initialised from the teacher,
+// and regularizers keep its images valid. R0+ adds intermediate supervision.
+#include "methods/reward_backprop.h"
+
+namespace rewardgen {
+
+struct R0Config : RewardBackpropConfig {
+  // The teacher's classifier-free guidance as an implicit reward (weight 0: off), judged at
+  // t ~ U[cfg_t_min, cfg_t_max] per sample.
+  double cfg_reward = 1.0;
+  int64_t cfg_t_min = 20, cfg_t_max = 980;
+  // Regularizer 3: per-reward gradient normalisation ĝ = g / (‖g‖ + eps) (off: raw weighted sum).
+  bool normalize_gradients = true;
+  double normalize_eps = 1e-8;
+  // Regularizer 1: weight regularization λ ‖θ − θ₀‖² (LoRA: ‖ΔW‖²).
+  bool weight_regularization = true;
+  double weight_lambda = 1.0;
+  // Regularizer 2: random η ~ U[0, eta_max] per step and per sample (off: η = 0, deterministic DDIM).
+  bool random_eta = true;
+  double eta_max = 1.0;
+  // R0+: k* ~ U{1..K}; steps before k* without gradient; the reward on step k*'s x̂₀.
+  bool intermediate_supervision = false;
+  R0Config();
+};
+R0Config read_r0_config(ConfigReader& reader);
+Json r0_config_json(const R0Config& config);
+
+class R0Task : public RewardBackpropTask {
+ public:
+  R0Task(const R0Config& config, const std::string& model_dir, const Logger& log);
+  MetricsWriter::Values train_step(StepContext& context) override;
+
+ private:
+  R0Config config_;
+};
+
+}  // namespace rewardgen

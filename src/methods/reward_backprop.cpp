@@ -1,0 +1,92 @@
+#include "methods/reward_backprop.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "eval/world_eval.h"
+
+namespace rewardgen {
+
+void read_reward_backprop_config(ConfigReader& r, RewardBackpropConfig& c) {
+  ConfigReader trainer = r.child("trainer");
+  read_trainer_config(trainer, c.trainer);
+  ConfigReader generator = r.child("generator");
+  read_generator_config(generator, c.generator);
+  r.optional("batch_size", c.batch_size, Range{1, 4096})
+      .optional("eval_limit", c.eval_limit, Range{1, 504})
+      .optional("prompts_file", c.prompts_file);
+  if (r.has("rewards")) {
+    const Json& rewards = r.object().at("rewards");
+    if (!rewards.is_object() || rewards.empty())
+      throw Error(str(r.file(), ": 'rewards' must be a non-empty object {\"reward spec\": weight, ...}"));
+    c.rewards.clear();
+    for (const auto& [spec, weight] : rewards.items()) {
+      if (!weight.is_number() || !std::isfinite(weight.get<double>()) || weight.get<double>() < 0)
+        throw Error(str(r.file(), ": rewards.", spec, " must be a finite weight >= 0, got ", weight.dump()));
+      c.rewards.emplace_back(spec, weight.get<double>());
+    }
+    r.mark_read("rewards");
+  }
+}
+
+Json reward_backprop_config_json(const RewardBackpropConfig& c) {
+  Json rewards = Json::object();
+  for (const auto& [spec, weight] : c.rewards) rewards[spec] = weight;
+  return {{"trainer", trainer_config_json(c.trainer)}, {"generator", generator_config_json(c.generator)},
+          {"batch_size", c.batch_size}, {"rewards", rewards}, {"eval_limit", c.eval_limit},
+          {"prompts_file", c.prompts_file}};
+}
+
+RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const std::string& model_dir, const Logger& log)
+    : base_config_(config), generator_(config.generator, model_dir, log) {
+  const RewardRegistry registry = builtin_reward_registry();
+  RewardContext context;
+  context.log = log;
+  for (const auto& [spec, weight] : config.rewards) {
+    // world.clip judges with the CLIP of the model folder trained from, unless the spec names one.
+    const std::string resolved = spec == "world.clip" ? "world.clip:" + model_dir : spec;
+    std::shared_ptr<Reward> reward = registry.make(resolved, context);
+    if (weight > 0) rewards_.push_back({reward, weight});
+  }
+  if (!config.prompts_file.empty()) {
+    std::ifstream in(config.prompts_file);
+    if (!in) throw Error(str("cannot open prompts_file '", config.prompts_file, "'"));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) file_prompts_.push_back(line);
+    if (file_prompts_.empty()) throw Error(str("prompts_file '", config.prompts_file, "' holds no prompt"));
+  }
+  if (std::filesystem::exists(model_dir + "/image_encoder/config.json"))
+    image_encoder_ = load_clip_vision(model_dir + "/image_encoder", {}, log);
+}
+
+std::vector<std::string> RewardBackpropTask::sample_prompts(int64_t count, at::Generator& generator) const {
+  // The training split is skewed (1,140 position prompts, 14 single_object): a task uniformly, then a prompt.
+  world::Rng rng(static_cast<uint64_t>(at::randint(0, int64_t{1} << 62, {1}, generator).item<int64_t>()));
+  std::vector<std::string> prompts;
+  for (int64_t i = 0; i < count; ++i)
+    prompts.push_back(file_prompts_.empty() ? prompts_.sample(rng).text()
+                                            : file_prompts_[static_cast<size_t>(rng.next() % file_prompts_.size())]);
+  return prompts;
+}
+
+void RewardBackpropTask::add_reward_means(const RewardDirection& d, MetricsWriter::Values& values) {
+  for (const auto& [name, scores] : d.scores) values.emplace_back("reward/" + name, scores.mean().item<double>());
+}
+
+MetricsWriter::Values RewardBackpropTask::evaluate() {
+  at::NoGradGuard no_grad;
+  const TextToImage model(generator_.sampling_pipeline(), ClipTokenizer::from_directory(generator_.tokenizer_dir()));
+  WorldEvalOptions options;
+  options.sampler = generator_.sampler_options();
+  options.diversity_prompts = 0;
+  const WorldEvalResult result = evaluate_world(model, world::balanced_subset(world::eval_prompts(), base_config_.eval_limit),
+                                                options, image_encoder_.get());
+  MetricsWriter::Values values;
+  for (const auto& [task, accuracy] : result.accuracy) values.emplace_back("accuracy/" + task, accuracy);
+  if (result.frechet_distance >= 0) values.emplace_back("eval/fd", result.frechet_distance);
+  return values;
+}
+
+}  // namespace rewardgen

@@ -1,0 +1,55 @@
+#pragma once
+// What the methods that backpropagate rewards into a few-step generator share (R0, ReFL, DRaFT):
+// the generator, its rewards, task-balanced training prompts, the periodic evaluation on a fixed
+// prompt subset (checker accuracy and FD, never only the trained reward), state and export.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "methods/generator.h"
+#include "methods/method.h"
+#include "methods/reward_gradients.h"
+#include "models/clip.h"
+#include "world/prompts.h"
+
+namespace rewardgen {
+
+struct RewardBackpropConfig {
+  TrainerConfig trainer;
+  GeneratorConfig generator;
+  int64_t batch_size = 16;
+  std::vector<std::pair<std::string, double>> rewards;  // reward spec -> weight (see `reward --list`)
+  int64_t eval_limit = 60;  // task-balanced evaluation prompts of the periodic evaluation
+  std::string prompts_file; // training prompts, one per line; "" = the world's, task-balanced
+};
+// Reads the shared keys (trainer, generator, batch_size, rewards, eval_limit).
+void read_reward_backprop_config(ConfigReader& reader, RewardBackpropConfig& config);
+Json reward_backprop_config_json(const RewardBackpropConfig& config);
+
+class RewardBackpropTask : public MethodTask {
+ public:
+  RewardBackpropTask(const RewardBackpropConfig& config, const std::string& model_dir, const Logger& log);
+
+  NamedTensors trainable_parameters() override { return generator_.trainable_parameters(); }
+  std::vector<EmaPair> ema_pairs() override { return generator_.ema_pairs(); }
+  void save_state(TensorMap& out) const override { generator_.save_state(out); }
+  void load_state(const TensorMap& in) override { generator_.load_state(in); }
+  // Checker accuracy per task and FD of the generator's own recipe (η = 0) on eval_limit prompts.
+  MetricsWriter::Values evaluate() override;
+  void export_generator(const std::string& dir) const override { generator_.export_pipeline(dir); }
+
+ protected:
+  // A task-balanced batch of training prompts drawn from the run's generator.
+  std::vector<std::string> sample_prompts(int64_t count, at::Generator& generator) const;
+  // Mean of every reward over the batch, for the metrics row: "reward/<name>".
+  static void add_reward_means(const RewardDirection& d, MetricsWriter::Values& values);
+
+  RewardBackpropConfig base_config_;
+  FewStepGenerator generator_;
+  std::vector<WeightedReward> rewards_;
+  world::TrainingPrompts prompts_;
+  std::vector<std::string> file_prompts_;  // from prompts_file, when given
+  std::shared_ptr<ClipVisionModel> image_encoder_;  // FD in evaluate(); null without image_encoder/
+};
+
+}  // namespace rewardgen

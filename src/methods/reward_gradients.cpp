@@ -1,0 +1,60 @@
+#include "methods/reward_gradients.h"
+
+#include <torch/autograd.h>
+
+#include "core/error.h"
+
+namespace rewardgen {
+
+at::Tensor normalize_per_sample(const at::Tensor& g, double eps) {
+  std::vector<int64_t> shape(g.dim(), 1);
+  shape[0] = g.size(0);
+  return g / (g.flatten(1).norm(2, 1) + eps).view(shape);
+}
+
+RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, const at::Tensor& images,
+                                 const std::vector<std::string>& prompts, bool normalize, double eps) {
+  RewardDirection out;
+  out.direction = at::zeros_like(images.detach());
+  for (const WeightedReward& wr : rewards) {
+    if (!wr.reward->differentiable()) throw Error(str("reward '", wr.reward->name(), "' is not differentiable"));
+    const at::Tensor x = images.detach().clamp(-1, 1).requires_grad_(true);
+    at::Tensor scores, g;
+    {
+      at::AutoGradMode enable(true);
+      scores = wr.reward->score(x, prompts);                                 // [B]
+      g = torch::autograd::grad({scores.sum()}, {x}, {}, false, false, true)[0];  // per-sample ∂rᵢ/∂x (samples are independent)
+    }
+    if (!g.defined()) g = at::zeros_like(x);
+    const at::Tensor norm = g.flatten(1).norm(2, 1);                         // [B]
+    out.direction += wr.weight * (normalize ? normalize_per_sample(g, eps) : g);
+    out.scores[wr.reward->name()] = scores.detach();
+    out.norms[wr.reward->name()] = norm.detach();
+  }
+  return out;
+}
+
+at::Tensor cfg_direction(const UNet2DConditionModel& teacher, const NoiseSchedule& s, const Conditioning& c,
+                         const at::Tensor& x0, int64_t t_min, int64_t t_max, bool normalize, double eps,
+                         at::Generator& generator) {
+  if (!c.uncond.defined()) throw Error("the CFG implicit reward needs the empty prompt's conditioning");
+  at::NoGradGuard no_grad;
+  const int64_t B = x0.size(0);
+  const at::Tensor t = at::randint(t_min, t_max + 1, {B}, generator);
+  const at::Tensor noise = at::randn(x0.sizes(), generator);
+  const at::Tensor x_t = add_noise(s, x0.detach(), noise, t);
+  // One batched call for [unconditional; conditional] (ε-prediction assumed by the formula).
+  if (s.config.prediction_type != PredictionType::epsilon)
+    throw Error("the CFG implicit reward is implemented for epsilon-prediction teachers");
+  const at::Tensor both = teacher.forward(at::cat({x_t, x_t}), at::cat({t, t}), at::cat({c.uncond, c.cond}));
+  const auto parts = both.chunk(2);
+  // ∇ log p(c | x_t) = ∇ log p(x_t | c) − ∇ log p(x_t) = −(ε_c − ε_u) / √(1−ᾱ_t)  (score_from_eps)
+  const at::Tensor direction = score_from_eps(parts[1] - parts[0], s.alpha_bar(t, x0));
+  return normalize ? normalize_per_sample(direction, eps) : direction;
+}
+
+at::Tensor surrogate_loss(const at::Tensor& direction, const at::Tensor& x) {
+  return -(direction.detach() * x).flatten(1).sum(1).mean();
+}
+
+}  // namespace rewardgen

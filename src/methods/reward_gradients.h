@@ -1,0 +1,51 @@
+#pragma once
+// Reward gradients as R0 uses them (design §7.6): each reward's gradient with respect to the
+// generated image, per sample, optionally normalised to unit length before the weighted sum, and
+// the teacher's classifier-free-guidance direction as one more (implicit) reward on the latent.
+// The trained network then receives them through the surrogate loss −⟨sg(g), x⟩, whose gradient
+// in x is −g: the same update as backprop through the reward when g is the raw gradient.
+// Letters: B batch, H×W pixels, C×h×w latent.
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rewards/reward.h"
+#include "sampling/rollout.h"
+#include "schedulers/noise_schedule.h"
+
+namespace rewardgen {
+
+struct WeightedReward {
+  std::shared_ptr<Reward> reward;
+  double weight = 1.0;
+};
+
+struct RewardDirection {
+  at::Tensor direction;                       // Σ wᵢ ĝᵢ (or Σ wᵢ gᵢ), [B, 3, H, W], no graph
+  std::map<std::string, at::Tensor> scores;   // rᵢ per sample [B], by reward name
+  std::map<std::string, at::Tensor> norms;    // ‖gᵢ‖ per sample [B] before normalisation
+};
+
+// ĝ = g / (‖g‖ + eps) per sample (norm over all non-batch dims).
+at::Tensor normalize_per_sample(const at::Tensor& g, double eps);
+
+// For every reward: gᵢ = ∂rᵢ/∂x at x = images (detached and clamped to [-1, 1], so a reward always
+// judges a valid image), then normalised or not, weighted, summed. Needs differentiable rewards.
+RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, const at::Tensor& images,
+                                 const std::vector<std::string>& prompts, bool normalize, double eps);
+
+// The classifier-free guidance direction as an implicit reward (design §7.6): x̂₀ [B, C, h, w] is
+// noised to x_t at t ~ U[t_min, t_max] per sample, and ∇ log p(c | x_t) ∝ −(ε(x_t, t, c) − ε(x_t, t, ∅))
+// from the frozen teacher points where the guided model would move x. Returned per sample
+// normalised (or raw, divided by √(1−ᾱ_t)), [B, C, h, w], no graph.
+at::Tensor cfg_direction(const UNet2DConditionModel& teacher, const NoiseSchedule& schedule, const Conditioning& conditioning,
+                         const at::Tensor& x0, int64_t t_min, int64_t t_max, bool normalize, double eps,
+                         at::Generator& generator);
+
+// −⟨sg(direction), x⟩ averaged over the batch: the loss whose gradient in x is −direction / B.
+at::Tensor surrogate_loss(const at::Tensor& direction, const at::Tensor& x);
+
+}  // namespace rewardgen

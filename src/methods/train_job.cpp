@@ -1,0 +1,121 @@
+#include "methods/train_job.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/paths.h"
+#include "core/progress.h"
+#include "eval/eval_report.h"
+#include "eval/world_eval.h"
+#include "io/run_dir.h"
+#include "methods/method.h"
+#include "rewards/world_rewards.h"
+
+namespace fs = std::filesystem;
+
+namespace rewardgen {
+
+namespace {
+
+struct ResolvedJob {
+  MethodEntry method;
+  Json config;  // the method's resolved config
+  std::string model_dir;
+};
+
+ResolvedJob resolve(const TrainJobOptions& o) {
+  if (!std::isfinite(o.minutes) || o.minutes < 0 || o.minutes > 1e6)
+    throw Error(str("--minutes must be a finite number in [0, 1e6], got ", o.minutes));
+  if (o.eval_limit < 0) throw Error(str("--eval-limit must be >= 0, got ", o.eval_limit));
+  if (o.out.empty()) throw Error("the training job needs an output folder (--out)");
+  ResolvedJob job{find_method(o.method), Json::object(), o.model_dir.empty() ? world_model_dir() : o.model_dir};
+  if (!fs::exists(job.model_dir + "/model_index.json"))
+    throw Error(str("'", job.model_dir, "' is not a pipeline folder (no model_index.json)"));
+  const Json file = o.config_file.empty() ? Json::object() : load_json_file(o.config_file);
+  if (!file.is_object()) throw Error(str(o.config_file, ": a method config must be a JSON object"));
+  ConfigReader reader(file, o.config_file.empty() ? "(defaults)" : o.config_file);
+  job.config = job.method.resolve(reader);
+  reader.reject_unknown();
+  if (fs::exists(o.out) && fs::absolute(o.out) == fs::absolute(job.model_dir))
+    throw Error(str("the run folder '", o.out, "' is the model folder trained from"));
+  return job;
+}
+
+// A resumed run trains with the config it started with; a different one now is an error.
+void check_resume_config(const RunDir& run, const Json& saved, const ResolvedJob& job, const TrainJobOptions& o) {
+  if (saved.value("method", "") != job.method.name)
+    throw Error(str(run.config_path(), ": the run was started with --method ", saved.value("method", "?"), ", not ", job.method.name));
+  if (!o.config_file.empty() && saved.value("config", Json()) != job.config)
+    throw Error(str(run.config_path(), ": the run was started with another config than '", o.config_file,
+                    "'; resume without --config, or start a new run folder"));
+}
+
+}  // namespace
+
+TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
+  ResolvedJob job = resolve(o);
+  // A re-run of a finished or interrupted job resumes it; the run's own config stands.
+  const bool resume = o.resume;
+  RunDir run = RunDir::create(o.out, resume);
+  if (resume) {
+    const Json saved = load_json_file(run.config_path());
+    check_resume_config(run, saved, job, o);
+    job.config = saved.at("config");
+    job.model_dir = saved.value("model", job.model_dir);
+  } else {
+    run.write_config({{"method", job.method.name}, {"model", job.model_dir}, {"config", job.config}});
+  }
+  TrainerConfig trainer = job.method.trainer(job.config);
+  if (o.minutes > 0) trainer.max_minutes = o.minutes;
+
+  TrainJobResult result;
+  result.run_dir = run.root();
+  log.info(str("training ", job.method.name, " from ", job.model_dir, " into ", run.root(),
+               trainer.max_minutes > 0 ? str(" for ", trainer.max_minutes, " min of wall-clock") : std::string()));
+  std::unique_ptr<MethodTask> task = job.method.make(job.config, job.model_dir, log);
+  result.summary = Trainer(trainer, run, log).run(*task, resume);
+
+  result.generator_dir = run.file("generator");
+  task->export_generator(result.generator_dir);
+  log.info(str("exported the generator to ", result.generator_dir));
+  if (!o.evaluate) return result;
+
+  // Judge the exported files, as `rewardgen eval --model <run>/generator` would.
+  result.eval_dir = run.file("eval");
+  fs::create_directories(result.eval_dir);
+  const Pipeline pipeline = load_pipeline(result.generator_dir, {}, log);
+  const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
+  const std::vector<world::EvalPrompt> lines =
+      world::balanced_subset(world::read_prompts_file(shipped_file("world/eval_prompts.jsonl")), o.eval_limit);
+  WorldEvalOptions options;
+  options.sampler = sampler_options(pipeline.scheduler.recipe);
+  const std::shared_ptr<ClipVisionModel> encoder = load_eval_image_encoder(result.generator_dir, {}, log);
+  ProgressBar bar("eval", static_cast<int64_t>(lines.size()));
+  const WorldEvalResult evaluation = evaluate_world(model, lines, options, encoder.get(), &bar);
+  bar.finish();
+  result.eval = write_eval_report(result.eval_dir, evaluation, lines, {result.generator_dir, "world:eval", options.sampler, 0, false});
+  result.eval["training"] = {{"steps", result.summary.last_step}, {"wall_time_s", result.summary.wall_time}};
+  save_json_file(result.eval_dir + "/eval.json", result.eval);
+  return result;
+}
+
+std::string describe_methods() {
+  std::string text;
+  for (const MethodEntry& m : method_registry()) {
+    const Json empty = Json::object();
+    ConfigReader reader(empty, "(defaults)");
+    text += str("  ", m.name, ": ", m.help, "\n    config keys with their defaults:\n");
+    std::string dump = m.resolve(reader).dump(2);
+    std::string indented = "    ";
+    for (char ch : dump) {
+      indented += ch;
+      if (ch == '\n') indented += "    ";
+    }
+    text += indented + "\n";
+  }
+  return text;
+}
+
+}  // namespace rewardgen

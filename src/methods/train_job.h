@@ -1,0 +1,39 @@
+#pragma once
+// The training job every method shares (design §1, §7): config -> run folder -> train -> export ->
+// evaluate. A run folder holds config.json (the method, the model trained from and the resolved
+// method config), metrics.jsonl, checkpoints/, generator/ (the exported pipeline, sampling as
+// trained with no flags) and eval/ (`rewardgen eval` of generator/ on the held-out prompts).
+#include <string>
+
+#include "io/json_config.h"
+#include "train/trainer.h"
+
+namespace rewardgen {
+
+class Logger;
+
+struct TrainJobOptions {
+  std::string method = "r0";
+  std::string config_file;  // a JSON object with the method's keys; empty: its defaults
+  std::string model_dir;    // the pipeline trained from; empty: the shipped world teacher
+  std::string out;          // the run folder
+  double minutes = 0;       // wall-clock budget of the training over all resumes (0: the config's)
+  bool resume = false;      // continue the run in `out` from its newest checkpoint
+  int64_t eval_limit = 0;   // task-balanced evaluation prompts after training (0: all 504)
+  bool evaluate = true;
+};
+
+struct TrainJobResult {
+  std::string run_dir, generator_dir, eval_dir;
+  TrainSummary summary;
+  Json eval;  // eval.json's content (null when not evaluated)
+};
+
+// Everything is validated (method, config keys and ranges, minutes, model folder) before the run
+// folder is created or anything is written.
+TrainJobResult run_train_job(const TrainJobOptions& options, const Logger& log);
+
+// `rewardgen train --help`'s listing: every method, its line of help and its config with defaults.
+std::string describe_methods();
+
+}  // namespace rewardgen

