@@ -7,6 +7,7 @@
 
 #include "io/atomic_file.h"
 #include "models/diffusers_io.h"
+#include "sampling/pipeline.h"
 
 namespace rewardgen::testing {
 

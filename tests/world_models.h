@@ -5,6 +5,7 @@
 #include <string>
 
 #include "models/diffusers_io.h"
+#include "sampling/pipeline.h"
 #include "text/bpe_trainer.h"
 #include "text/clip_tokenizer.h"
 #include "tiny_models.h"

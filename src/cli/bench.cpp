@@ -14,6 +14,7 @@ namespace rewardgen::cli {
 
 void add_unet_bench_command(CLI::App& bench, Context& context, Commands& commands);
 void add_reward_bench_command(CLI::App& bench, Context& context, Commands& commands);
+void add_sample_bench_command(CLI::App& bench, Context& context, Commands& commands);
 
 void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   auto* bench = app.add_subcommand("bench", "Speed figures, measured as ratios in one run");
@@ -31,6 +32,7 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   gemm->add_flag("--json", args->json, "print JSON");
   add_unet_bench_command(*bench, context, commands);
   add_reward_bench_command(*bench, context, commands);
+  add_sample_bench_command(*bench, context, commands);
   commands.push_back({gemm, [args, &context] {
                         std::vector<GemmMeasurement> results{measure_gemm(1, args->n, args->seconds)};
                         if (context.threads > 1) results.push_back(measure_gemm(context.threads, args->n, args->seconds));

@@ -16,6 +16,7 @@
 #include "io/atomic_file.h"
 #include "io/json_config.h"
 #include "models/diffusers_io.h"
+#include "sampling/pipeline.h"
 #include "rewards/reward.h"
 
 namespace rewardgen::cli {

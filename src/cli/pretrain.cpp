@@ -9,6 +9,7 @@
 #include "io/json_config.h"
 #include "io/run_dir.h"
 #include "models/diffusers_io.h"
+#include "sampling/pipeline.h"
 #include "pretrain/clip.h"
 #include "pretrain/teacher.h"
 #include "eval/world_eval.h"

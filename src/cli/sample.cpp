@@ -13,6 +13,7 @@
 #include "core/progress.h"
 #include "io/image.h"
 #include "io/json_config.h"
+#include "sampling/pipeline.h"
 #include "sampling/text_to_image.h"
 
 namespace rewardgen::cli {

@@ -38,6 +38,7 @@ std::string to_string(const BlasInfo& info);  // "OpenBLAS 0.3.21 ... (core Skyl
 
 // Call first thing in main(): re-executes the process with OPENBLAS_CORETYPE set when
 // openblas_core_override says so, and returns only when no re-execution happened (or it failed).
+// REWARDGEN_TEST_BLAS_CORE=NAME makes it take NAME for the loaded core (tests of this path).
 // The re-executed process reports what was done through report_blas_core_choice.
 void choose_blas_core(char** argv);
 // Logs (info) the re-execution that choose_blas_core did for this process, if any.

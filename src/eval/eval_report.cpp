@@ -10,10 +10,8 @@
 
 namespace rewardgen {
 
-namespace {
-
 // One row of the grid per task (its first 8 images), so that a person sees every task at once.
-at::Tensor task_grid(const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines) {
+at::Tensor eval_grid(const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines) {
   std::vector<at::Tensor> rows;
   for (world::Task task : world::kTasks) {
     std::vector<at::Tensor> row;
@@ -24,8 +22,6 @@ at::Tensor task_grid(const WorldEvalResult& result, const std::vector<world::Eva
   }
   return make_grid(at::cat(rows), 8);
 }
-
-}  // namespace
 
 Json write_eval_report(const std::string& dir, const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines,
                        const EvalReportInfo& info) {
@@ -46,7 +42,7 @@ Json write_eval_report(const std::string& dir, const WorldEvalResult& result, co
     verdicts += line.dump() + "\n";
   }
   write_file_atomic(dir + "/verdicts.jsonl", verdicts);
-  save_png(dir + "/grid.png", task_grid(result, lines));
+  save_png(dir + "/grid.png", eval_grid(result, lines));
   if (info.save_images) {
     // One PNG per evaluated image, named by its line in the prompt set (verdicts.jsonl's "index").
     std::filesystem::create_directories(dir + "/images");

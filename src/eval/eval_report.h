@@ -21,6 +21,9 @@ struct EvalReportInfo {
 Json write_eval_report(const std::string& dir, const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines,
                        const EvalReportInfo& info);
 
+// The evaluated images as a grid, one row of 8 per task (grid.png).
+at::Tensor eval_grid(const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines);
+
 // Loads what `eval` needs next to a pipeline folder: the world CLIP's vision tower from
 // <model>/image_encoder (null, with a warning, when absent: no FD or diversity).
 std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& model, const LoadOptions& load, const Logger& log);

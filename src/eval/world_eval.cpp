@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
-#include "rewards/clip_preprocess.h"
+#include "models/clip_preprocess.h"
 #include "rewards/composite.h"
 #include "world/render.h"
 #include "world/checker.h"

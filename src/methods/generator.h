@@ -12,6 +12,7 @@
 
 #include "io/json_config.h"
 #include "models/diffusers_io.h"
+#include "sampling/pipeline.h"
 #include "models/lora.h"
 #include "sampling/rollout.h"
 #include "sampling/text_to_image.h"

@@ -35,7 +35,8 @@ class RewardBackpropTask : public MethodTask {
   void save_state(TensorMap& out) const override { generator_.save_state(out); }
   void load_state(const TensorMap& in) override { generator_.load_state(in); }
   // Checker accuracy per task and FD of the generator's own recipe (η = 0) on eval_limit prompts.
-  MetricsWriter::Values evaluate() override;
+  // A grid of the evaluated images (a row per task) goes to samples/step_<N>.png.
+  MetricsWriter::Values evaluate(int64_t steps_done, const std::string& samples_dir) override;
   void export_generator(const std::string& dir) const override { generator_.export_pipeline(dir); }
 
  protected:

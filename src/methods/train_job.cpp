@@ -12,6 +12,7 @@
 #include "io/run_dir.h"
 #include "methods/method.h"
 #include "rewards/world_rewards.h"
+#include "sampling/pipeline.h"
 
 namespace fs = std::filesystem;
 

@@ -295,44 +295,4 @@ void save_scheduler_config(const std::string& dir, const SchedulerConfig& c) {
   save_json_file(dir + "/scheduler_config.json", j);
 }
 
-Pipeline load_pipeline(const std::string& dir, const LoadOptions& o, const Logger& log) {
-  const std::string index = dir + "/model_index.json";
-  if (!fs::exists(index)) throw Error(str("'", dir, "' is not a pipeline folder: it has no model_index.json"));
-  const Json j = load_json_file(index);
-  for (const char* part : {"unet", "vae", "text_encoder", "tokenizer", "scheduler"})
-    if (!j.contains(part)) throw Error(str(index, ": missing component '", part, "'"));
-  Pipeline p;
-  p.unet = load_unet(dir + "/unet", o, log);
-  p.vae = load_vae(dir + "/vae", o, log);
-  p.text_encoder = load_clip_text(dir + "/text_encoder", o, log);
-  p.tokenizer_dir = dir + "/tokenizer";
-  p.scheduler = load_scheduler_config(dir + "/scheduler", log);
-  return p;
-}
-
-void save_pipeline(const std::string& dir, const Pipeline& p, at::ScalarType dtype) {
-  if (!p.unet || !p.vae || !p.text_encoder) throw Error("save_pipeline: the pipeline lacks a unet, vae or text encoder");
-  save_unet(dir + "/unet", *p.unet, dtype);
-  save_vae(dir + "/vae", *p.vae, dtype);
-  save_clip_text(dir + "/text_encoder", *p.text_encoder, dtype);
-  save_scheduler_config(dir + "/scheduler", p.scheduler);
-  std::error_code ec;
-  fs::create_directories(dir + "/tokenizer", ec);
-  // Copied file by file through atomic writes, so that a reader never sees a half-copied vocabulary.
-  if (!p.tokenizer_dir.empty() && fs::absolute(p.tokenizer_dir) != fs::absolute(dir + "/tokenizer"))
-    for (const auto& entry : fs::directory_iterator(p.tokenizer_dir))
-      if (entry.is_regular_file())
-        write_file_atomic(dir + "/tokenizer/" + entry.path().filename().string(), read_text_file(entry.path().string()));
-  save_json_file(dir + "/model_index.json",
-                 {{"_class_name", "StableDiffusionPipeline"},
-                  {"unet", {"diffusers", "UNet2DConditionModel"}},
-                  {"vae", {"diffusers", "AutoencoderKL"}},
-                  {"text_encoder", {"transformers", p.text_encoder->text_projection ? "CLIPTextModelWithProjection" : "CLIPTextModel"}},
-                  {"tokenizer", {"transformers", "CLIPTokenizer"}},
-                  {"scheduler", {"diffusers", "DDIMScheduler"}},
-                  {"safety_checker", {nullptr, nullptr}},
-                  {"feature_extractor", {nullptr, nullptr}},
-                  {"requires_safety_checker", false}});
-}
-
 }  // namespace rewardgen

@@ -61,16 +61,4 @@ void save_vae(const std::string& dir, const AutoencoderKL& vae, at::ScalarType d
 void save_clip_text(const std::string& dir, const ClipTextModel& model, at::ScalarType dtype = at::ScalarType::Undefined);
 void save_scheduler_config(const std::string& dir, const SchedulerConfig& config);
 
-// A Stable-Diffusion-style pipeline folder.
-struct Pipeline {
-  std::shared_ptr<UNet2DConditionModel> unet;
-  std::shared_ptr<AutoencoderKL> vae;
-  std::shared_ptr<ClipTextModel> text_encoder;
-  std::string tokenizer_dir;  // tokenizer/ (vocab.json + merges.txt), read by text/
-  SchedulerConfig scheduler;
-};
-Pipeline load_pipeline(const std::string& dir, const LoadOptions& options, const Logger& log);
-// Writes model_index.json and the component folders; the tokenizer folder is copied from `tokenizer_dir`.
-void save_pipeline(const std::string& dir, const Pipeline& pipeline, at::ScalarType dtype = at::ScalarType::Undefined);
-
 }  // namespace rewardgen

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "pretrain/world_models.h"
-#include "rewards/clip_preprocess.h"
+#include "models/clip_preprocess.h"
 #include "world/render.h"
 #include "train/checkpoint.h"
 #include "world/checker.h"

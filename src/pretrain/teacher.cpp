@@ -148,7 +148,7 @@ MetricsWriter::Values TeacherPretrainTask::train_step(StepContext& context) {
 
 std::vector<EmaPair> TeacherPretrainTask::ema_pairs() { return {{ema_unet_.get(), unet_.get(), config_.ema_decay}}; }
 
-MetricsWriter::Values TeacherPretrainTask::evaluate() {
+MetricsWriter::Values TeacherPretrainTask::evaluate(int64_t, const std::string&) {
   at::NoGradGuard no_grad;
   const TextToImage model(ema_pipeline(), ClipTokenizer::from_directory(tokenizer_dir_));
   WorldEvalOptions options;

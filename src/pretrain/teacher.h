@@ -11,6 +11,7 @@
 
 #include "io/json_config.h"
 #include "models/diffusers_io.h"
+#include "sampling/pipeline.h"
 #include "sampling/text_to_image.h"
 #include "train/trainer.h"
 #include "world/prompts.h"
@@ -46,7 +47,7 @@ class TeacherPretrainTask : public TrainTask {
   void load_state(const TensorMap& in) override;
   MetricsWriter::Values train_step(StepContext& context) override;
   std::vector<EmaPair> ema_pairs() override;
-  MetricsWriter::Values evaluate() override;  // the EMA teacher's checker accuracy on eval_limit prompts
+  MetricsWriter::Values evaluate(int64_t steps_done, const std::string& samples_dir) override;  // the EMA teacher's checker accuracy on eval_limit prompts
 
   // The pipeline with the EMA UNet (for evaluation and export).
   Pipeline ema_pipeline() const;

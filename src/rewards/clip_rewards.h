@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "models/clip_model.h"
-#include "rewards/clip_preprocess.h"
+#include "models/clip_preprocess.h"
 #include "rewards/reward.h"
 #include "text/clip_tokenizer.h"
 

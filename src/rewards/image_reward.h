@@ -17,7 +17,7 @@
 
 #include "models/blip.h"
 #include "models/diffusers_io.h"
-#include "rewards/clip_preprocess.h"
+#include "models/clip_preprocess.h"
 #include "rewards/clip_rewards.h"
 #include "rewards/reward.h"
 #include "text/bert_tokenizer.h"

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/version.h"
 #include "models/clip_model.h"
-#include "rewards/clip_preprocess.h"
+#include "models/clip_preprocess.h"
 #include "rewards/clip_rewards.h"
 #include "rewards/jpeg.h"
 

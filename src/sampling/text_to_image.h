@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/diffusers_io.h"
+#include "sampling/pipeline.h"
 #include "sampling/rollout.h"
 #include "text/clip_tokenizer.h"
 

@@ -186,7 +186,7 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
       for (const EmaPair& pair : emas) ema_update(*pair.ema, *pair.model, pair.decay, step);
       final_step = final_step || (budget > 0 && wall_time() >= budget);
       if (config_.eval_every > 0 && (done % config_.eval_every == 0 || final_step)) {
-        const MetricsWriter::Values evaluation = task.evaluate();
+        const MetricsWriter::Values evaluation = task.evaluate(done, run_.samples_dir());
         values.insert(values.end(), evaluation.begin(), evaluation.end());
       }
       check_finite(values);

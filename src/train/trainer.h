@@ -111,9 +111,10 @@ class TrainTask {
   virtual std::vector<ParamGroup> parameter_groups() { return {ParamGroup{"", trainable_parameters()}}; }
   // EMAs the loop updates after each step; their modules are saved by save_state like any other.
   virtual std::vector<EmaPair> ema_pairs() { return {}; }
-  // The periodic evaluation (TrainerConfig::eval_every), e.g. checker accuracy on a fixed prompt
-  // subset; its values go into that step's metrics row.
-  virtual MetricsWriter::Values evaluate() { return {}; }
+  // The periodic evaluation (TrainerConfig::eval_every) after `steps_done` steps, e.g. checker
+  // accuracy on a fixed prompt subset; its values go into that step's metrics row. `samples_dir` is
+  // the run's samples/ folder, for grids a person can look at.
+  virtual MetricsWriter::Values evaluate(int64_t steps_done, const std::string& samples_dir) { return {}; }
   // Everything the method needs to resume exactly (modules, trackers), under names it chooses.
   virtual void save_state(TensorMap& out) const = 0;
   virtual void load_state(const TensorMap& in) = 0;

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "eval/world_eval.h"
+#include "sampling/pipeline.h"
 #include "test_util.h"
 #include "world_models.h"
 

@@ -10,6 +10,7 @@
 #include "methods/refl.h"
 #include "methods/train_job.h"
 #include "rewards/world_rewards.h"
+#include "sampling/pipeline.h"
 #include "test_util.h"
 #include "world_models.h"
 
@@ -128,7 +129,7 @@ TEST_F(R0World, AShortRunRaisesTheCompositeRewardAndExportsItsRecipe) {
   TempDir run;
   const std::string config_file = run.file("r0.json");
   save_json_file(config_file, {{"batch_size", 8}, {"rewards", {{"world.compositional", 1.0}}}, {"cfg_reward", 0.0},
-                               {"weight_lambda", 0.0}, {"trainer", {{"max_steps", 12}, {"lr", 3e-3}, {"eval_every", 0}}}});
+                               {"weight_lambda", 0.0}, {"eval_limit", 6}, {"trainer", {{"max_steps", 12}, {"lr", 3e-3}, {"eval_every", 6}}}});
   TrainJobOptions o;
   o.config_file = config_file;
   o.model_dir = dir_->path();
@@ -136,6 +137,13 @@ TEST_F(R0World, AShortRunRaisesTheCompositeRewardAndExportsItsRecipe) {
   o.evaluate = false;
   const TrainJobResult result = run_train_job(o, log_);
   EXPECT_EQ(result.summary.last_step, 12);
+  // The periodic evaluation: checker accuracy and FD in the metrics rows, a grid to look at.
+  const std::vector<nlohmann::json> rows = read_metrics(run.file("r0/metrics.jsonl"));
+  ASSERT_EQ(rows.size(), 12u);
+  EXPECT_TRUE(rows[5].contains("accuracy/overall") && rows[5].contains("eval/fd"));
+  EXPECT_FALSE(rows[4].contains("accuracy/overall"));
+  EXPECT_TRUE(std::filesystem::exists(run.file("r0/samples/step_00000006.png")));
+  EXPECT_TRUE(std::filesystem::exists(run.file("r0/samples/step_00000012.png")));
   const Pipeline exported = load_pipeline(result.generator_dir, {}, log_);
   EXPECT_EQ(exported.scheduler.recipe.sampler, "ddim");
   EXPECT_EQ(exported.scheduler.recipe.output, "x0");

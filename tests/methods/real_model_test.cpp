@@ -13,6 +13,7 @@
 #include "io/run_dir.h"
 #include "methods/train_job.h"
 #include "models/lora.h"
+#include "sampling/pipeline.h"
 #include "test_util.h"
 #include "tiny_models.h"
 

@@ -1,4 +1,5 @@
 #include "models/diffusers_io.h"
+#include "sampling/pipeline.h"
 
 #include <gtest/gtest.h>
 

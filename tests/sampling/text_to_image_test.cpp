@@ -7,6 +7,7 @@
 
 #include "io/atomic_file.h"
 #include "io/image.h"
+#include "sampling/pipeline.h"
 #include "schedulers/timesteps.h"
 #include "test_util.h"
 #include "tiny_models.h"

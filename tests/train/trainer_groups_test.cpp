@@ -32,7 +32,7 @@ class TwoGroupTask : public TrainTask {
             ParamGroup{"critic", named(*critic_), critic_adam, 2.0, -1}};
   }
   std::vector<EmaPair> ema_pairs() override { return {{ema_.get(), generator_.get(), 0.9}}; }
-  MetricsWriter::Values evaluate() override { return {{"eval/ema_norm", ema_->weight.norm().item<double>()}}; }
+  MetricsWriter::Values evaluate(int64_t, const std::string&) override { return {{"eval/ema_norm", ema_->weight.norm().item<double>()}}; }
   void save_state(TensorMap& out) const override {
     add_module_state(out, "generator/", *generator_);
     add_module_state(out, "critic/", *critic_);

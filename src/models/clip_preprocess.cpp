@@ -1,4 +1,4 @@
-#include "rewards/clip_preprocess.h"
+#include "models/clip_preprocess.h"
 
 #include <algorithm>
 #include <cmath>
