@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
     *) echo "ablations.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-bin=build/rewardgen
+bin=${REWARDGEN_BIN:-build/rewardgen}
 mkdir -p "$out/configs"
 
 # name | method | config (JSON object over the method's defaults)

@@ -26,7 +26,12 @@ void read_generator_config(ConfigReader& r, GeneratorConfig& c) {
     if (i > 0 && c.timesteps[i] >= c.timesteps[i - 1])
       throw Error(str(r.file(), ": timesteps must be strictly descending, got ", c.timesteps[i - 1], " then ", c.timesteps[i]));
   }
-  if (c.lora && c.ema_decay > 0) throw Error(str(r.file(), ": ema_decay needs a full fine-tune (lora: false)"));
+  // An EMA of LoRA adapters is not implemented: a LoRA run drops the method's default EMA, and an
+  // explicit ema_decay with lora is an error.
+  if (c.lora && c.ema_decay > 0) {
+    if (r.has("ema_decay")) throw Error(str(r.file(), ": ema_decay needs a full fine-tune (lora: false)"));
+    c.ema_decay = 0;
+  }
 }
 
 Json generator_config_json(const GeneratorConfig& c) {

@@ -26,7 +26,7 @@ struct GeneratorConfig {
   std::vector<int64_t> timesteps{999, 749, 499, 249};  // descending; K = their number
   bool lora = false;                                   // false: full fine-tune
   LoraConfig lora_config{8, 8};                        // rank, alpha, targets (attention projections)
-  double ema_decay = 0.0;                              // EMA of the trained weights (0: none; export the weights)
+  double ema_decay = 0.0;                              // EMA of the trained weights (0: none; export the weights); full fine-tune only
   bool recompute = false;                              // gradient checkpointing of each UNet call
 };
 void read_generator_config(ConfigReader& reader, GeneratorConfig& config);  // keys as the members; lora_rank, lora_alpha

@@ -19,6 +19,7 @@ R0Config::R0Config() {
   trainer.checkpoint_every = 25;
   trainer.eval_every = 100;
   rewards = {{"world.compositional", 1.0}, {"world.clip", 1.0}};
+  generator.ema_decay = 0.99;  // evaluate and export the EMA (a horizon of ~100 steps)
 }
 
 R0Config read_r0_config(ConfigReader& r) {

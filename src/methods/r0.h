@@ -16,7 +16,7 @@ struct R0Config : RewardBackpropConfig {
   double normalize_eps = 1e-8;
   // Regularizer 1: weight regularization λ ‖θ − θ₀‖² (LoRA: ‖ΔW‖²).
   bool weight_regularization = true;
-  double weight_lambda = 1.0;
+  double weight_lambda = 20.0;
   // Regularizer 2: random η ~ U[0, eta_max] per step and per sample (off: η = 0, deterministic DDIM).
   bool random_eta = true;
   double eta_max = 1.0;

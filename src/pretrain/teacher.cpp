@@ -2,6 +2,7 @@
 
 #include "eval/world_eval.h"
 #include "pretrain/world_models.h"
+#include "schedulers/denoising_loss.h"
 #include "text/clip_tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/ema.h"
@@ -126,24 +127,11 @@ MetricsWriter::Values TeacherPretrainTask::train_step(StepContext& context) {
   const at::Tensor noise = at::randn(latents.sizes(), generator);
   const at::Tensor noisy = add_noise(schedule_, latents, noise, timesteps);
   const at::Tensor alpha_bar = schedule_.alpha_bar(timesteps, latents);
-  const at::Tensor target = model_output_for(frozen_.scheduler.prediction_type, latents, noise, alpha_bar);
   const at::Tensor output = unet_->forward(noisy, timesteps, context_states);
-  const at::Tensor per_sample = (output - target).pow(2).mean({1, 2, 3});
-  at::Tensor weight = at::ones_like(per_sample);
-  if (config_.snr_gamma > 0) {
-    // Min-SNR-γ: weight the x₀-error by min(SNR, γ); in ε / v terms this is min(SNR, γ)/SNR and
-    // min(SNR, γ)/(SNR + 1) (arXiv 2303.09556, eq. 6 and §3.4).
-    const at::Tensor snr = (alpha_bar / (1 - alpha_bar)).flatten();
-    const at::Tensor clipped = snr.clamp_max(config_.snr_gamma);
-    switch (frozen_.scheduler.prediction_type) {
-      case PredictionType::epsilon: weight = clipped / snr; break;
-      case PredictionType::v_prediction: weight = clipped / (snr + 1); break;
-      case PredictionType::sample: weight = clipped; break;
-    }
-  }
-  const at::Tensor loss = (weight * per_sample).mean();
-  context.optimize(loss);
-  return {{"loss", loss.item<double>()}, {"mse", per_sample.mean().item<double>()}};
+  const DenoisingLoss dsm =
+      denoising_loss(frozen_.scheduler.prediction_type, output, latents, noise, alpha_bar, config_.snr_gamma);
+  context.optimize(dsm.loss);
+  return {{"loss", dsm.loss.item<double>()}, {"mse", dsm.per_sample.mean().item<double>()}};
 }
 
 std::vector<EmaPair> TeacherPretrainTask::ema_pairs() { return {{ema_unet_.get(), unet_.get(), config_.ema_decay}}; }

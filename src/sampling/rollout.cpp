@@ -78,9 +78,7 @@ at::Tensor guided_model_output(const UNet2DConditionModel& unet, const at::Tenso
   if (nfe) *nfe += 2;
   const at::Tensor both = unet_call(unet, at::cat({x, x}), at::cat({t, t}), at::cat({c.uncond, c.cond}), at::Tensor(), recompute);
   const auto parts = both.chunk(2);
-  std::vector<int64_t> shape(x.dim(), 1);
-  shape[0] = B;
-  return parts[0] + g.view(shape) * (parts[1] - parts[0]);
+  return classifier_free_guidance(parts[0], parts[1], g);
 }
 
 GradientMode parse_gradient_mode(const std::string& name) {

@@ -60,6 +60,12 @@ at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tens
   return eps_uncond + w * (eps_cond - eps_uncond);
 }
 
+at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, const at::Tensor& w) {
+  std::vector<int64_t> shape(eps_cond.dim(), 1);
+  shape[0] = eps_cond.size(0);
+  return eps_uncond + w.to(eps_cond.options()).view(shape) * (eps_cond - eps_uncond);
+}
+
 at::Tensor guidance_scale_embedding(const at::Tensor& w, int64_t dim) {
   if (w.dim() != 1) throw Error(str("guidance_scale_embedding takes w of shape [B], got ", w.sizes()));
   if (dim < 4) throw Error(str("guidance embedding dim must be >= 4, got ", dim));

@@ -25,6 +25,8 @@ std::vector<int64_t> lcm_timesteps(const SchedulerConfig& config, int64_t steps)
 
 // The classifier-free guidance combination ε̂ = ε_u + w (ε_c − ε_u) (arXiv 2207.12598 Eq. (6)).
 at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, double w);
+// The same with w per sample [B].
+at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, const at::Tensor& w);
 
 // LCM's guidance embedding of w (arXiv 2310.04378 §4.2, diffusers' get_guidance_scale_embedding):
 // w·1000 through a sinusoidal embedding [sin | cos] of `dim` (= the UNet's time_cond_proj_dim).

@@ -230,6 +230,10 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "weight_lambdaa"));
   save_json_file(tmp.file("bad.json"), {{"eta_max", 2.0}});
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "eta_max"));
+  save_json_file(tmp.file("bad.json"), {{"generator", {{"lora", true}, {"ema_decay", 0.9}}}});
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "ema_decay needs a full fine-tune"));
+  save_json_file(tmp.file("bad.json"), {{"generator", {{"timesteps", {500, 700}}}}});
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "strictly descending"));
   o.config_file.clear();
   o.minutes = std::nan("");
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "--minutes"));
