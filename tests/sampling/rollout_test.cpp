@@ -3,7 +3,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include "core/log.h"
+#include "io/json_config.h"
+#include "models/diffusers_io.h"
 #include "models/recompute.h"
+#include "sampling/text_to_image.h"
 #include "schedulers/steps.h"
 #include "test_util.h"
 #include "tiny_models.h"
@@ -155,6 +159,40 @@ TEST(Recompute, ParametersGetGradientsWhenNoInputNeedsThem) {
   y.sum().backward();
   const at::Tensor expected = at::matmul(x.t(), 1 - at::matmul(x, w).tanh().pow(2)).detach();
   EXPECT_TRUE(at::allclose(w.grad(), expected, 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace rewardgen
+
+namespace rewardgen {
+namespace {
+
+TEST(SamplerRecipe, RoundTripsThroughTheSchedulerConfigAndRejectsBadValues) {
+  testing::TempDir tmp;
+  SchedulerConfig c;
+  c.recipe = {"ddim", 4, {999, 749, 499, 249}, "trailing", 0.0, 1.0, "x0"};
+  save_scheduler_config(tmp.file("scheduler"), c);
+  const SchedulerConfig back = load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn));
+  EXPECT_EQ(back.recipe.sampler, "ddim");
+  EXPECT_EQ(back.recipe.timesteps, c.recipe.timesteps);
+  EXPECT_EQ(back.recipe.output, "x0");
+  // The options it gives sample the explicit list, t_prev the next entry and −1 after the last.
+  const RolloutOptions ro = rollout_options(sampler_options(back.recipe), back);
+  EXPECT_EQ(ro.timesteps, c.recipe.timesteps);
+  EXPECT_TRUE(ro.prev_timesteps.empty());
+  Json j = load_json_file(tmp.file("scheduler/scheduler_config.json"));
+  j["rewardgen_recipe"]["timesteps"] = {999, 1000, 3, 2};
+  save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
+  EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },
+                                               "rewardgen_recipe.timesteps holds 1000"));
+  j["rewardgen_recipe"]["timesteps"] = {999, 500};
+  save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
+  EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },
+                                               "has 2 timesteps for steps = 4"));
+  j["rewardgen_recipe"]["output"] = "latent";
+  save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
+  EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },
+                                               "output"));
 }
 
 }  // namespace
