@@ -3,6 +3,7 @@
 # same wall-clock, evaluated on the 504 held-out prompts, then one table. A benchmark, not a test:
 # 9 runs x --minutes each (default 10) on 2 cores. Re-running resumes and skips finished runs.
 # Usage: bench/r0/ablations.sh [--minutes M] [--out DIR] [--only NAME[,NAME...]]
+# REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 minutes=10
