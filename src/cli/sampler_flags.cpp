@@ -42,7 +42,8 @@ SamplerOptions resolve_sampler(const SamplerFlags& f, const SamplerRecipe& recip
     o.timestep_spacing = f.values.timestep_spacing;
     o.timesteps.clear();
   }
-  log.info(str("sampling as ", model, "'s recipe", f.sampler->count() + f.steps->count() + f.cfg->count() + f.eta->count() > 0 ? " with the given flags over it" : "",
+  const size_t given = f.sampler->count() + f.steps->count() + f.cfg->count() + f.eta->count() + f.spacing->count() + f.output->count();
+  log.info(str("sampling as ", model, "'s recipe", given > 0 ? " with the given flags over it" : "",
                ": ", o.sampler, ", ", o.steps, " steps, guidance ", o.guidance_scale, ", eta ", o.eta, ", output ", o.output));
   return o;
 }

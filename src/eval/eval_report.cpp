@@ -33,6 +33,7 @@ Json write_eval_report(const std::string& dir, const WorldEvalResult& result, co
                        {"eta", s.eta},            {"timestep_spacing", s.timestep_spacing},
                        {"timesteps", s.timesteps}, {"output", s.output}};
   report["seed"] = info.seed;
+  report.update(info.extra);
   save_json_file(dir + "/eval.json", report);
   std::string verdicts;
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -47,7 +48,7 @@ Json write_eval_report(const std::string& dir, const WorldEvalResult& result, co
     // One PNG per evaluated image, named by its line in the prompt set (verdicts.jsonl's "index").
     std::filesystem::create_directories(dir + "/images");
     for (size_t i = 0; i < lines.size(); ++i) {
-      char name[32];
+      char name[48];
       std::snprintf(name, sizeof name, "/images/%05zu.png", i);
       save_png(dir + name, result.generated[static_cast<int64_t>(i)]);
     }
@@ -60,10 +61,6 @@ std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& mode
   log.warn(str("no image_encoder/ in '", model, "': Fréchet distance and diversity are not measured"));
   return nullptr;
 }
-
-}  // namespace rewardgen
-
-namespace rewardgen {
 
 std::string eval_comparison_table(const std::vector<std::string>& files, const std::vector<std::string>& names) {
   if (!names.empty() && names.size() != files.size())

@@ -15,6 +15,7 @@ struct EvalReportInfo {
   SamplerOptions sampler;
   uint64_t seed = 0;
   bool save_images = false;
+  Json extra = Json::object();  // more keys for eval.json (the training job: its steps and wall-clock)
 };
 
 // Writes the files into `dir` (which must exist); returns eval.json's content.
@@ -27,10 +28,6 @@ at::Tensor eval_grid(const WorldEvalResult& result, const std::vector<world::Eva
 // Loads what `eval` needs next to a pipeline folder: the world CLIP's vision tower from
 // <model>/image_encoder (null, with a warning, when absent: no FD or diversity).
 std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& model, const LoadOptions& load, const Logger& log);
-
-}  // namespace rewardgen
-
-namespace rewardgen {
 
 // A Markdown table of eval.json files side by side, one row per model: accuracy per task and
 // overall (%), FD, diversity, NFE and images/s; `names` label the rows (default: each file's model).

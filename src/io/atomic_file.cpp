@@ -85,4 +85,14 @@ std::string read_text_file(const std::string& path) {
   return buffer.str();
 }
 
+void copy_folder_files(const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  if (ec) throw Error(str("cannot create '", to, "': ", ec.message()));
+  if (fs::absolute(from) == fs::absolute(to)) return;
+  for (const auto& entry : fs::directory_iterator(from))
+    if (entry.is_regular_file()) write_file_atomic(to + "/" + entry.path().filename().string(), read_text_file(entry.path().string()));
+}
+
 }  // namespace rewardgen

@@ -31,5 +31,8 @@ class AtomicFileWriter {
 // Whole-file helpers.
 void write_file_atomic(const std::string& path, const std::string& contents);
 std::string read_text_file(const std::string& path);  // throws Error naming the file
+// Copies the regular files of folder `from` into `to` (created), each through write_file_atomic,
+// so that a reader never sees a half-copied file. Nothing is done when both name the same folder.
+void copy_folder_files(const std::string& from, const std::string& to);
 
 }  // namespace rewardgen

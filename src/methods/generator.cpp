@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/ema.h"
 
@@ -124,9 +125,7 @@ Rollout FewStepGenerator::rollout(const Conditioning& c, const at::Tensor& x_T, 
   return rewardgen::rollout(*unet_, schedule_, c, x_T, o, generator);
 }
 
-at::Tensor FewStepGenerator::decode(const at::Tensor& latents) const {
-  return base_.vae->decode(latents / base_.vae->config().scaling_factor);
-}
+at::Tensor FewStepGenerator::decode(const at::Tensor& latents) const { return decode_latents(*base_.vae, latents); }
 
 void FewStepGenerator::save_state(TensorMap& out) const {
   if (config_.lora) {
@@ -172,19 +171,17 @@ void FewStepGenerator::export_pipeline(const std::string& dir) const {
   if (ema_unet_) {
     p.unet = ema_unet_;
   } else if (config_.lora) {
-    // A merged copy: the exported UNet needs no adapters at sampling time.
+    // A merged copy: the same adapters on a fresh base UNet, folded in by merge_lora, so that the
+    // exported UNet needs no adapters at sampling time and the trained one keeps its own.
     p.unet = load_unet(model_dir_ + "/unet", {}, Logger(LogLevel::warn));
+    at::Generator unused = at::make_generator<at::CPUGeneratorImpl>(0);
+    LoraAdapters copy = add_lora(*p.unet, config_.lora_config, unused);
     at::NoGradGuard no_grad;
-    for (const LoraModule& m : adapters_.modules) {
-      const at::Tensor delta = m.adapter->scale() * at::matmul(m.adapter->B, m.adapter->A);  // [out, in]
-      bool found = false;
-      for (auto& param : p.unet->named_parameters())
-        if (param.key() == m.name + ".weight") {
-          param.value().add_(delta);
-          found = true;
-        }
-      if (!found) throw Error(str("export: no weight '", m.name, ".weight' in the base UNet"));
+    for (size_t i = 0; i < copy.modules.size(); ++i) {
+      copy.modules[i].adapter->A.copy_(adapters_.modules[i].adapter->A);
+      copy.modules[i].adapter->B.copy_(adapters_.modules[i].adapter->B);
     }
+    merge_lora(copy);
   } else {
     p.unet = unet_;
   }
@@ -192,13 +189,8 @@ void FewStepGenerator::export_pipeline(const std::string& dir) const {
   save_pipeline(dir, p, at::kHalf);
   // The adapters themselves too (PEFT naming, diffusers' file name), for use on the base model.
   if (config_.lora) save_lora(dir + "/pytorch_lora_weights.safetensors", adapters_);
-  if (std::filesystem::exists(model_dir_ + "/image_encoder")) {
-    // The world CLIP's vision tower travels along so that `eval` measures FD and diversity.
-    std::filesystem::create_directories(dir + "/image_encoder");
-    for (const auto& entry : std::filesystem::directory_iterator(model_dir_ + "/image_encoder"))
-      std::filesystem::copy_file(entry.path(), dir + "/image_encoder/" + entry.path().filename().string(),
-                                 std::filesystem::copy_options::overwrite_existing);
-  }
+  // The world CLIP's vision tower travels along so that `eval` measures FD and diversity.
+  if (std::filesystem::exists(model_dir_ + "/image_encoder")) copy_folder_files(model_dir_ + "/image_encoder", dir + "/image_encoder");
 }
 
 }  // namespace rewardgen

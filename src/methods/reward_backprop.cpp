@@ -1,6 +1,5 @@
 #include "methods/reward_backprop.h"
 
-#include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
@@ -59,8 +58,7 @@ RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const
       if (!line.empty()) file_prompts_.push_back(line);
     if (file_prompts_.empty()) throw Error(str("prompts_file '", config.prompts_file, "' holds no prompt"));
   }
-  if (std::filesystem::exists(model_dir + "/image_encoder/config.json"))
-    image_encoder_ = load_clip_vision(model_dir + "/image_encoder", {}, log);
+  image_encoder_ = load_eval_image_encoder(model_dir, {}, log);
 }
 
 std::vector<std::string> RewardBackpropTask::sample_prompts(int64_t count, at::Generator& generator) const {

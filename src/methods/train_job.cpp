@@ -57,7 +57,7 @@ void check_resume_config(const RunDir& run, const Json& saved, const ResolvedJob
 
 TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
   ResolvedJob job = resolve(o);
-  // A re-run of a finished or interrupted job resumes it; the run's own config stands.
+  // --resume continues a finished or interrupted run; its own config stands.
   const bool resume = o.resume;
   RunDir run = RunDir::create(o.out, resume);
   if (resume) {
@@ -96,9 +96,8 @@ TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
   ProgressBar bar("eval", static_cast<int64_t>(lines.size()));
   const WorldEvalResult evaluation = evaluate_world(model, lines, options, encoder.get(), &bar);
   bar.finish();
-  result.eval = write_eval_report(result.eval_dir, evaluation, lines, {result.generator_dir, "world:eval", options.sampler, 0, false});
-  result.eval["training"] = {{"steps", result.summary.last_step}, {"wall_time_s", result.summary.wall_time}};
-  save_json_file(result.eval_dir + "/eval.json", result.eval);
+  const Json training = {{"training", {{"steps", result.summary.last_step}, {"wall_time_s", result.summary.wall_time}}}};
+  result.eval = write_eval_report(result.eval_dir, evaluation, lines, {result.generator_dir, "world:eval", options.sampler, 0, false, training});
   return result;
 }
 

@@ -10,6 +10,10 @@ namespace fs = std::filesystem;
 
 namespace rewardgen {
 
+at::Tensor decode_latents(const AutoencoderKL& vae, const at::Tensor& latents) {
+  return vae.decode(latents / vae.config().scaling_factor);
+}
+
 Pipeline load_pipeline(const std::string& dir, const LoadOptions& o, const Logger& log) {
   const std::string index = dir + "/model_index.json";
   if (!fs::exists(index)) throw Error(str("'", dir, "' is not a pipeline folder: it has no model_index.json"));
@@ -31,13 +35,13 @@ void save_pipeline(const std::string& dir, const Pipeline& p, at::ScalarType dty
   save_vae(dir + "/vae", *p.vae, dtype);
   save_clip_text(dir + "/text_encoder", *p.text_encoder, dtype);
   save_scheduler_config(dir + "/scheduler", p.scheduler);
-  std::error_code ec;
-  fs::create_directories(dir + "/tokenizer", ec);
   // Copied file by file through atomic writes, so that a reader never sees a half-copied vocabulary.
-  if (!p.tokenizer_dir.empty() && fs::absolute(p.tokenizer_dir) != fs::absolute(dir + "/tokenizer"))
-    for (const auto& entry : fs::directory_iterator(p.tokenizer_dir))
-      if (entry.is_regular_file())
-        write_file_atomic(dir + "/tokenizer/" + entry.path().filename().string(), read_text_file(entry.path().string()));
+  if (p.tokenizer_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir + "/tokenizer", ec);
+  } else {
+    copy_folder_files(p.tokenizer_dir, dir + "/tokenizer");
+  }
   save_json_file(dir + "/model_index.json",
                  {{"_class_name", "StableDiffusionPipeline"},
                   {"unet", {"diffusers", "UNet2DConditionModel"}},

@@ -18,6 +18,10 @@ struct Pipeline {
   std::string tokenizer_dir;  // tokenizer/ (vocab.json + merges.txt), read by text/
   SchedulerConfig scheduler;
 };
+// Scaled latents [B, C, h, w] -> images [B, 3, H, W] through the VAE decoder, not clamped (and
+// differentiable): what a reward on a gradient path must see.
+at::Tensor decode_latents(const AutoencoderKL& vae, const at::Tensor& latents);
+
 Pipeline load_pipeline(const std::string& dir, const LoadOptions& options, const Logger& log);
 // Writes model_index.json and the component folders; the tokenizer folder is copied from `tokenizer_dir`.
 void save_pipeline(const std::string& dir, const Pipeline& pipeline, at::ScalarType dtype = at::ScalarType::Undefined);

@@ -81,14 +81,6 @@ at::Tensor guided_model_output(const UNet2DConditionModel& unet, const at::Tenso
   return classifier_free_guidance(parts[0], parts[1], g);
 }
 
-GradientMode parse_gradient_mode(const std::string& name) {
-  if (name == "none") return GradientMode::none;
-  if (name == "all") return GradientMode::all;
-  if (name == "from_step") return GradientMode::from_step;
-  if (name == "last_k") return GradientMode::last_k;
-  throw Error(str("unknown gradient mode '", name, "' (allowed: none, all, from_step, last_k)"));
-}
-
 void validate(const RolloutOptions& o, const NoiseSchedule& s, int64_t batch) {
   if (o.sampler != "ddim" && o.sampler != "ddpm" && o.sampler != "lcm")
     throw Error(str("unknown rollout sampler '", o.sampler, "' (allowed: ddim, ddpm, lcm)"));

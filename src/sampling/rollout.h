@@ -44,7 +44,6 @@ enum class GradientMode {
   from_step,  // steps k .. K−1 (R0+ with k* the last: steps before it without grad)
   last_k,     // the last k steps (DRaFT-K; ReFL with k = 1 at a late step)
 };
-GradientMode parse_gradient_mode(const std::string& name);  // none | all | from_step | last_k
 
 struct RolloutOptions {
   std::string sampler = "ddim";          // ddim | ddpm | lcm

@@ -106,9 +106,7 @@ at::Tensor TextToImage::sample_latents(const std::vector<std::string>& prompts, 
 
 at::Tensor TextToImage::decode(const at::Tensor& latents) const { return decode_unclamped(latents).clamp(-1, 1); }
 
-at::Tensor TextToImage::decode_unclamped(const at::Tensor& latents) const {
-  return pipeline_.vae->decode(latents / pipeline_.vae->config().scaling_factor);
-}
+at::Tensor TextToImage::decode_unclamped(const at::Tensor& latents) const { return decode_latents(*pipeline_.vae, latents); }
 
 at::Tensor TextToImage::generate(const std::vector<std::string>& prompts, const SamplerOptions& o,
                                  at::Generator& generator, ProgressBar* progress, int64_t* nfe) const {

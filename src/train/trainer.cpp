@@ -79,7 +79,7 @@ double StepContext::step_group(Group& g) {
 }
 
 double StepContext::optimizer_step(const std::string& group) {
-  if (group.empty() && groups_.size() > 1) {
+  if (group.empty()) {
     for (Group& g : groups_) step_group(g);
     return groups_.front().last_grad_norm;
   }

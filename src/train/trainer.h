@@ -86,8 +86,8 @@ class StepContext {
   // loss.backward() with the NaN guard; gradients accumulate until optimizer_step() (gradient accumulation
   // over PPO's timesteps, or two losses into two groups).
   void backward(const at::Tensor& loss);
-  // Clip, NaN guard, optimizer step and zero grad for one group ("" or its name), or for every
-  // group when `group` is empty and there are several. Returns the group's norm before clipping.
+  // Clip, NaN guard, optimizer step and zero grad for the group named `group`, or for every group
+  // when `group` is empty. Returns that group's (or the first group's) norm before clipping.
   double optimizer_step(const std::string& group = "");
   void zero_grad();  // every group
   // zero_grad, backward(loss), optimizer_step(): one whole update; may be called several times per step
@@ -108,7 +108,7 @@ class TrainTask {
   virtual ~TrainTask() = default;
   // One group of the trainer's options (the common case), or several through parameter_groups.
   virtual NamedTensors trainable_parameters() { return {}; }
-  virtual std::vector<ParamGroup> parameter_groups() { return {ParamGroup{"", trainable_parameters()}}; }
+  virtual std::vector<ParamGroup> parameter_groups() { return {ParamGroup{"", trainable_parameters(), std::nullopt, 1.0, -1}}; }
   // EMAs the loop updates after each step; their modules are saved by save_state like any other.
   virtual std::vector<EmaPair> ema_pairs() { return {}; }
   // The periodic evaluation (TrainerConfig::eval_every) after `steps_done` steps, e.g. checker

@@ -212,7 +212,9 @@ TEST_F(R0World, ReflAndDraftTrainAndStayFinite) {
     const std::vector<nlohmann::json> rows = read_metrics(run.metrics_path());
     ASSERT_EQ(rows.size(), 2u);
     for (const auto& row : rows) EXPECT_TRUE(row["loss"].is_number()) << variant;
-    if (variant == "refl") EXPECT_GE(rows[0]["refl_step"].get<double>(), 2.0);
+    if (variant == "refl") {
+      EXPECT_GE(rows[0]["refl_step"].get<double>(), 2.0);
+    }
   }
 }
 
