@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # R0's ablations (issue 12, docs/r0.md): every variant trained from the shipped world teacher for the
 # same wall-clock, evaluated on the 504 held-out prompts, then one table. A benchmark, not a test:
-# 9 runs x --minutes each (default 10) on 2 cores. Re-running resumes and skips finished runs.
+# 10 runs x --minutes each (default 10) on 2 cores. Re-running resumes and skips finished runs.
 # Usage: bench/r0/ablations.sh [--minutes M] [--out DIR] [--only NAME[,NAME...]]
 # REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
 set -euo pipefail
@@ -27,6 +27,7 @@ variants=(
   "no_random_eta|r0|{\"random_eta\": false}"
   "raw_gradients|r0|{\"normalize_gradients\": false}"
   "one_reward|r0|{\"rewards\": {\"world.compositional\": 1.0}, \"cfg_reward\": 0.0}"
+  "no_clip_contrast|r0|{\"rewards\": {\"world.compositional\": 1.0, \"world.clip\": 1.0}}"
   "no_regularizer|r0|{\"weight_regularization\": false, \"random_eta\": false, \"normalize_gradients\": false}"
   "r0_plus|r0|{\"intermediate_supervision\": true}"
   "refl|refl|{\"variant\": \"refl\"}"

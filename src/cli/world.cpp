@@ -48,7 +48,7 @@ void render_prompt(const std::string& text, uint64_t seed, int64_t count, const 
     // Each scene on its own too, beside the grid: <out stem>_NNN.png (scene i has seed + i).
     const std::filesystem::path base(out);
     for (int64_t i = 0; i < count; ++i) {
-      char suffix[16];
+      char suffix[32];
       std::snprintf(suffix, sizeof suffix, "_%03lld.png", static_cast<long long>(i));
       save_png((base.parent_path() / (base.stem().string() + suffix)).string(), images[i]);
     }

@@ -8,8 +8,8 @@ namespace rewardgen {
 
 struct R0Config : RewardBackpropConfig {
   // The teacher's classifier-free guidance as an implicit reward (weight 0: off), judged at
-  // t ~ U[cfg_t_min, cfg_t_max] per sample.
-  double cfg_reward = 1.0;
+  // t ~ U[cfg_t_min, cfg_t_max] per sample. Weight 2 rather than 1: docs/r0.md, "Choices".
+  double cfg_reward = 2.0;
   int64_t cfg_t_min = 20, cfg_t_max = 980;
   // Regularizer 3: per-reward gradient normalisation ĝ = g / (‖g‖ + eps) (off: raw weighted sum).
   bool normalize_gradients = true;

@@ -46,8 +46,8 @@ RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const
   RewardContext context;
   context.log = log;
   for (const auto& [spec, weight] : config.rewards) {
-    // world.clip judges with the CLIP of the model folder trained from, unless the spec names one.
-    const std::string resolved = spec == "world.clip" ? "world.clip:" + model_dir : spec;
+    // The world CLIP rewards judge with the CLIP of the model folder trained from, unless the spec names one.
+    const std::string resolved = spec == "world.clip" || spec == "world.clip_contrast" ? spec + ":" + model_dir : spec;
     std::shared_ptr<Reward> reward = registry.make(resolved, context);
     if (weight > 0) rewards_.push_back({reward, weight});
   }

@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kTextCacheEntries = 4096;  // bounded: a long run with unique prompts must not grow without limit
+constexpr size_t kTextCacheEntries = 16384;  // bounded (world.clip_contrast meets ~5,000 texts): a long run with unique prompts must not grow without limit
 
 LoadOptions load_options(const RewardContext& c) {
   LoadOptions o;
@@ -55,22 +55,27 @@ at::Tensor ClipSimilarityReward::text_embeddings(const std::vector<std::string>&
   std::vector<std::string> missing;
   for (const std::string& p : prompts)
     if (!text_cache_.count(p) && std::find(missing.begin(), missing.end(), p) == missing.end()) missing.push_back(p);
-  if (!missing.empty()) {
-    if (text_cache_.size() + missing.size() > kTextCacheEntries) text_cache_.clear();
-    const at::Tensor ids = tokenizer_.encode_batch(missing, model_.text->config().max_position_embeddings).to(context_.device);
-    const at::Tensor embeds = unit(model_.text_features(ids));  // [M, E]
-    for (size_t i = 0; i < missing.size(); ++i) text_cache_[missing[i]] = embeds[static_cast<int64_t>(i)];
+  if (text_cache_.size() + missing.size() > kTextCacheEntries) text_cache_.clear();
+  // One text per call: a text's embedding must not depend on which others missed the cache with
+  // it (a batched GEMM's rounding does), or a resumed run, whose cache starts empty, would score
+  // differently from the uninterrupted one.
+  for (const std::string& p : missing) {
+    const at::Tensor ids = tokenizer_.encode_batch({p}, model_.text->config().max_position_embeddings).to(context_.device);
+    text_cache_[p] = unit(model_.text_features(ids))[0];  // [E]
   }
   std::vector<at::Tensor> rows;
   for (const std::string& p : prompts) rows.push_back(text_cache_.at(p));
   return at::stack(rows);  // [B, E]
 }
 
+at::Tensor ClipSimilarityReward::image_embeddings(const at::Tensor& images) {
+  const at::Tensor pixels = clip_preprocess(images.to(context_.device, context_.dtype), preprocess_);  // [B, 3, S, S]
+  return unit(model_.image_features(pixels));                                                        // [B, E]
+}
+
 at::Tensor ClipSimilarityReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name_, images, prompts);
-  const at::Tensor pixels = clip_preprocess(images.to(context_.device, context_.dtype), preprocess_);  // [B, 3, S, S]
-  const at::Tensor image = unit(model_.image_features(pixels));                                      // [B, E]
-  const at::Tensor cos = (image * text_embeddings(prompts)).sum(-1);                                 // [B]
+  const at::Tensor cos = (image_embeddings(images) * text_embeddings(prompts)).sum(-1);  // [B]
   const at::Tensor scores = scale_ == Scale::hundred ? 100.0 * cos : model_.logit_scale.exp() * cos;
   return scores.to(images.device());
 }

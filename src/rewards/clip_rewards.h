@@ -27,10 +27,11 @@ class ClipSimilarityReward : public Reward {
   bool differentiable() const override { return true; }
   std::string name() const override { return name_; }
   const ClipModel& model() const { return model_; }
-
- private:
+  // The unit embeddings the score compares, for rewards built on the same towers.
+  at::Tensor image_embeddings(const at::Tensor& images);                // [B, E] on the model's device, differentiable
   at::Tensor text_embeddings(const std::vector<std::string>& prompts);  // [B, E], unit length, no grad
 
+ private:
   std::string name_;
   ClipModel model_;
   ClipTokenizer tokenizer_;

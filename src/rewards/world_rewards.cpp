@@ -67,6 +67,15 @@ at::Tensor count_score(const Blob& blob, const ObjectSpec& spec, int count) {
   return at::exp(-0.5 * (outside / sigma).pow(2));
 }
 
+// A world reward's prompt, parsed; a prompt outside the grammar is an Error naming the reward.
+world::Prompt parse_reward_prompt(const std::string& reward, const std::string& text) {
+  try {
+    return world::parse_prompt(text);
+  } catch (const Error& error) {
+    throw Error(str(reward, ": ", error.what()));
+  }
+}
+
 }  // namespace
 
 at::Tensor CompositionalReward::colour_masks(const at::Tensor& images) const {
@@ -129,16 +138,28 @@ at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vecto
   const at::Tensor masks = colour_masks(images);
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    world::Prompt prompt;
-    try {
-      prompt = world::parse_prompt(prompts[i]);
-    } catch (const Error& error) {
-      throw Error(str(name(), ": ", error.what()));
-    }
+    const world::Prompt prompt = parse_reward_prompt(name(), prompts[i]);
     const at::Tensor image = images[static_cast<int64_t>(i)].detach().to(at::kCPU, at::kFloat).clamp(-1, 1);
     scores.push_back(prompt_score(masks[static_cast<int64_t>(i)], prompt, world::detect_objects(image)));
   }
   return at::stack(scores);
+}
+
+ClipContrastReward::ClipContrastReward(std::string name, std::unique_ptr<ClipSimilarityReward> clip)
+    : name_(std::move(name)), clip_(std::move(clip)) {}
+
+at::Tensor ClipContrastReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
+  check_reward_inputs(name(), images, prompts);
+  const at::Tensor image = clip_->image_embeddings(images);  // [B, E]
+  std::vector<at::Tensor> scores;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const world::Prompt prompt = parse_reward_prompt(name(), prompts[i]);
+    std::vector<std::string> candidates = {prompts[i]};  // the prompt first
+    for (const world::Prompt& negative : world::one_edit_negatives(prompt)) candidates.push_back(negative.text());
+    const at::Tensor logits = 100.0 * at::mv(clip_->text_embeddings(candidates), image[static_cast<int64_t>(i)]);  // [1 + N]
+    scores.push_back(at::log_softmax(logits, 0)[0]);
+  }
+  return at::stack(scores).to(images.device());
 }
 
 std::string world_model_dir() {
@@ -148,7 +169,8 @@ std::string world_model_dir() {
 
 namespace {
 
-std::unique_ptr<Reward> make_world_clip(const std::string& argument, const RewardContext& context) {
+std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, const std::string& argument,
+                                                      const RewardContext& context) {
   const std::string dir = argument.empty() ? world_model_dir() : argument;
   LoadOptions load;
   load.device = context.device;
@@ -157,11 +179,11 @@ std::unique_ptr<Reward> make_world_clip(const std::string& argument, const Rewar
   model.text = load_clip_text(dir + "/text_encoder", load, context.log);
   model.vision = load_clip_vision(dir + "/image_encoder", load, context.log);
   if (!model.text->text_projection || !model.vision->visual_projection)
-    throw Error(str("world.clip: '", dir, "' needs text_encoder/ and image_encoder/ with projections"));
+    throw Error(str(name, ": '", dir, "' needs text_encoder/ and image_encoder/ with projections"));
   model.logit_scale = at::zeros({}, at::TensorOptions().dtype(context.dtype).device(context.device));  // unused: 100·cos
   ClipPreprocessOptions preprocess;
   preprocess.size = model.vision->config().image_size;
-  return std::make_unique<ClipSimilarityReward>("world.clip" + (argument.empty() ? "" : ":" + argument), std::move(model),
+  return std::make_unique<ClipSimilarityReward>(name + (argument.empty() ? "" : ":" + argument), std::move(model),
                                                 ClipTokenizer::from_directory(dir + "/tokenizer"), preprocess,
                                                 ClipSimilarityReward::Scale::hundred, context);
 }
@@ -172,7 +194,16 @@ void register_world_rewards(RewardRegistry& registry) {
   registry.add({"world.compositional", "",
                 "soft, differentiable checker: colour masses, centroids, counts per prompt clause, product in [0, 1]",
                 [](const std::string&, const RewardContext&) { return std::make_unique<CompositionalReward>(); }});
-  registry.add({"world.clip", "[DIR]", "100·cos of the world CLIP (default: the shipped models/world)", make_world_clip});
+  registry.add({"world.clip", "[DIR]", "100·cos of the world CLIP (default: the shipped models/world)",
+                [](const std::string& argument, const RewardContext& c) -> std::unique_ptr<Reward> {
+                  return make_world_clip("world.clip", argument, c);
+                }});
+  registry.add({"world.clip_contrast", "[DIR]",
+                "world CLIP log-probability of the prompt against its one-edit negatives (log softmax of 100·cos)",
+                [](const std::string& argument, const RewardContext& c) -> std::unique_ptr<Reward> {
+                  const std::string name = "world.clip_contrast" + (argument.empty() ? "" : ":" + argument);
+                  return std::make_unique<ClipContrastReward>(name, make_world_clip("world.clip_contrast", argument, c));
+                }});
   registry.add({"world.jpeg", "", "JPEG compressibility −kB at quality 95 of the world's 64×64 images",
                 [](const std::string&, const RewardContext& c) { return std::make_unique<JpegReward>(true, c, "world.jpeg"); }});
 }

@@ -11,7 +11,18 @@
 //   world.clip[:DIR]     100·cos of the world CLIP's image and prompt embeddings (DIR: a folder
 //                        with tokenizer/, text_encoder/, image_encoder/; default the shipped
 //                        models/world)
+//   world.clip_contrast[:DIR]
+//                        the world CLIP's log-probability of the prompt against every prompt one
+//                        edit away from it that the prompt's scenes do not satisfy
+//                        (world::one_edit_negatives): log softmax over {prompt, negatives} of
+//                        100·cos. world.clip rewards looking like the prompt in general; this one
+//                        only the attributes that tell the prompt from its near misses (the other
+//                        colour, the reversed relation, the other count, the swapped sizes), which
+//                        the CLIP was trained on as hard negatives.
 //   world.jpeg           JPEG compressibility (−kB at quality 95) of the 64×64 images
+#include <memory>
+
+#include "rewards/clip_rewards.h"
 #include "rewards/reward.h"
 #include "world/checker.h"
 #include "world/prompts.h"
@@ -44,7 +55,19 @@ class CompositionalReward : public Reward {
   SoftCheckerOptions options_;
 };
 
-// Adds world.compositional, world.clip and world.jpeg to `registry`.
+class ClipContrastReward : public Reward {
+ public:
+  ClipContrastReward(std::string name, std::unique_ptr<ClipSimilarityReward> clip);
+  at::Tensor score(const at::Tensor& images, const std::vector<std::string>& prompts) override;
+  bool differentiable() const override { return true; }
+  std::string name() const override { return name_; }
+
+ private:
+  std::string name_;
+  std::unique_ptr<ClipSimilarityReward> clip_;  // the towers, preprocessing and text cache
+};
+
+// Adds world.compositional, world.clip, world.clip_contrast and world.jpeg to `registry`.
 void register_world_rewards(RewardRegistry& registry);
 
 // The shipped world pipeline folder: $REWARDGEN_MODELS_DIR/world, else the source tree's models/world.

@@ -386,6 +386,11 @@ Scene scene_for_prompt(const Prompt& prompt, Rng& rng) {
 }
 
 namespace {
+Relation opposite(Relation relation) {
+  static constexpr Relation kOpposite[] = {Relation::right_of, Relation::left_of, Relation::below, Relation::above};
+  return kOpposite[static_cast<size_t>(relation)];
+}
+
 Colour other_colour(Colour colour, Rng& rng, std::optional<Colour> also_not = std::nullopt) {
   while (true) {
     const Colour candidate = kColours[static_cast<size_t>(rng.below(kColours.size()))];
@@ -405,11 +410,7 @@ Prompt hard_negative(const Prompt& prompt, Rng& rng) {
     case Task::counting:
       negative.count = prompt.count == 2 ? 3 : prompt.count == 4 ? 3 : (rng.below(2) == 0 ? 2 : 4);
       break;
-    case Task::position: {
-      static constexpr Relation kOpposite[] = {Relation::right_of, Relation::left_of, Relation::below, Relation::above};
-      negative.relation = kOpposite[static_cast<size_t>(prompt.relation)];
-      break;
-    }
+    case Task::position: negative.relation = opposite(prompt.relation); break;
     case Task::color_attr:
       if (objects[0].size != objects[1].size) {
         std::swap(objects[0].size, objects[1].size);
@@ -430,6 +431,70 @@ Prompt hard_negative(const Prompt& prompt, Rng& rng) {
       break;
   }
   return negative;
+}
+
+namespace {
+// A scene holding exactly `prompt`'s objects satisfies the object clauses of `candidate` when each
+// of its objects is one of them (free attributes match anything).
+bool objects_all_present(const Prompt& candidate, const Prompt& prompt) {
+  auto covers = [](const ObjectSpec& have, const ObjectSpec& want) {
+    return have.shape == want.shape && (!want.colour || have.colour == want.colour) && (!want.size || have.size == want.size);
+  };
+  return std::all_of(candidate.objects.begin(), candidate.objects.end(), [&](const ObjectSpec& want) {
+    return std::any_of(prompt.objects.begin(), prompt.objects.end(), [&](const ObjectSpec& have) { return covers(have, want); });
+  });
+}
+
+// The grammar refuses two objects of the same shape and colour (parse_prompt), whatever their sizes.
+bool names_an_object_twice(const Prompt& prompt) {
+  return prompt.objects.size() == 2 && prompt.objects[0].shape == prompt.objects[1].shape &&
+         prompt.objects[0].colour == prompt.objects[1].colour;
+}
+}  // namespace
+
+std::vector<Prompt> one_edit_negatives(const Prompt& prompt) {
+  std::vector<Prompt> edits;
+  for (size_t i = 0; i < prompt.objects.size(); ++i) {
+    const ObjectSpec& object = prompt.objects[i];
+    auto edited = [&](const ObjectSpec& replacement) {
+      Prompt edit = prompt;
+      edit.objects[i] = replacement;
+      edits.push_back(edit);
+    };
+    if (object.colour)
+      for (Colour colour : kColours)
+        if (colour != *object.colour) edited({object.shape, colour, object.size});
+    for (Shape shape : kShapes)
+      if (shape != object.shape) edited({shape, object.colour, object.size});
+    if (object.size) edited({object.shape, object.colour, *object.size == Size::small ? Size::large : Size::small});
+  }
+  if (prompt.objects.size() == 2) {
+    Prompt colours_swapped = prompt, sizes_swapped = prompt;
+    std::swap(colours_swapped.objects[0].colour, colours_swapped.objects[1].colour);
+    std::swap(sizes_swapped.objects[0].size, sizes_swapped.objects[1].size);
+    edits.push_back(colours_swapped);
+    edits.push_back(sizes_swapped);
+  }
+  // Only these edits of the count and the relation are false of every scene of `prompt`; the
+  // object edits above are false unless they leave every object present.
+  std::vector<Prompt> negatives;
+  std::set<std::string> seen = {prompt.text()};
+  for (const Prompt& edit : edits)
+    if (!objects_all_present(edit, prompt) && !names_an_object_twice(edit) && seen.insert(edit.text()).second)
+      negatives.push_back(edit);
+  if (prompt.task == Task::counting)
+    for (int count = 2; count <= 4; ++count)
+      if (count != prompt.count) {
+        Prompt edit = prompt;
+        edit.count = count;
+        negatives.push_back(edit);
+      }
+  if (prompt.task == Task::position) {
+    Prompt edit = prompt;
+    edit.relation = opposite(prompt.relation);
+    negatives.push_back(edit);
+  }
+  return negatives;
 }
 
 ScenePrompt sample_training_pair(const TrainingPrompts& prompts, Rng& rng) {

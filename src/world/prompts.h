@@ -88,6 +88,13 @@ Scene scene_for_prompt(const Prompt& prompt, Rng& rng);
 // negatives).
 Prompt hard_negative(const Prompt& prompt, Rng& rng);
 
+// Every prompt one edit away from `prompt` that a scene holding exactly its objects does not
+// satisfy, in a fixed order: one object's colour, shape or size changed, colours or sizes swapped
+// between the objects, the relation reversed, the count changed. Edits that a scene of `prompt`
+// would still satisfy (an edited object equal to the other one) or that the grammar refuses (two
+// objects of the same shape and colour) are left out.
+std::vector<Prompt> one_edit_negatives(const Prompt& prompt);
+
 // A training pair drawn the way pretraining does: a training prompt and a scene for it.
 struct ScenePrompt {
   Scene scene;

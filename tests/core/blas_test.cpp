@@ -43,7 +43,9 @@ TEST(BlasCore, OverrideOnlyWhenGenericAndUnset) {
 TEST(BlasCore, InfoNamesTheLoadedLibrary) {
   const BlasInfo info = blas_info();
   EXPECT_FALSE(info.library.empty());
-  if (!info.core.empty()) EXPECT_NE(to_string(info).find("(core " + info.core + ")"), std::string::npos);
+  if (!info.core.empty()) {
+    EXPECT_NE(to_string(info).find("(core " + info.core + ")"), std::string::npos);
+  }
 }
 
 // Whatever kernel is loaded, its fp32 GEMM must equal a naive product where every value is exact:

@@ -75,7 +75,9 @@ TEST(WorldEval, EvaluatesATinyRandomWorldPipeline) {
   for (size_t i = 0; i < 6; ++i) {
     EXPECT_GE(result.clauses_passed[i], 0.0);
     EXPECT_LE(result.clauses_passed[i], 1.0);
-    if (result.passed[i]) EXPECT_DOUBLE_EQ(result.clauses_passed[i], 1.0);
+    if (result.passed[i]) {
+      EXPECT_DOUBLE_EQ(result.clauses_passed[i], 1.0);
+    }
   }
   // The reward is scored on exactly the evaluated images.
   const RewardSummary& reward = result.rewards.at("world.compositional");

@@ -91,7 +91,7 @@ TEST(RewardRegistry, BuiltinNames) {
   std::vector<std::string> names;
   for (const RewardEntry& e : builtin_reward_registry().entries()) names.push_back(e.name + (e.argument.empty() ? "" : ":" + e.argument));
   EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "clip:DIR", "hpsv2:FILE", "imagereward:DIR", "jpeg_compressibility",
-                                             "jpeg_incompressibility", "pickscore:DIR", "world.clip:[DIR]",
+                                             "jpeg_incompressibility", "pickscore:DIR", "world.clip:[DIR]", "world.clip_contrast:[DIR]",
                                              "world.compositional", "world.jpeg"}));
 }
 

@@ -122,5 +122,40 @@ TEST(WorldRewards, RegisteredAndWorldClipScoresWithAWorldFolder) {
   EXPECT_EQ(jpeg->name(), "world.jpeg");  // its own name in logs and running statistics
 }
 
+// clip_contrast is log softmax over {prompt, its one-edit negatives} of world.clip's 100·cos:
+// recomputed here from world.clip's scores of the same image against each candidate.
+TEST(WorldRewards, ClipContrastIsTheLogSoftmaxOfClipScoresOverTheNegatives) {
+  const RewardRegistry registry = builtin_reward_registry();
+  testing::TempDir tmp;
+  testing::write_tiny_world(tmp.file("world"), false);
+  auto clip = registry.make("world.clip:" + tmp.file("world"), {});
+  auto contrast = registry.make("world.clip_contrast:" + tmp.file("world"), {});
+  EXPECT_TRUE(contrast->differentiable());
+  EXPECT_EQ(contrast->name(), "world.clip_contrast:" + tmp.file("world"));
+  world::Rng rng(2);
+  const std::vector<std::string> prompts = {"a red circle to the left of a blue square", "three green triangles"};
+  const at::Tensor images = world::render_batch({world::scene_for_prompt(world::parse_prompt(prompts[0]), rng),
+                                                 world::scene_for_prompt(world::parse_prompt(prompts[1]), rng)})
+                                .to(at::kDouble)
+                                .requires_grad_(true);
+  const at::Tensor scores = contrast->score(images, prompts);
+  ASSERT_EQ(scores.sizes(), (at::IntArrayRef{2}));
+  for (int64_t i = 0; i < 2; ++i) {
+    std::vector<std::string> candidates = {prompts[static_cast<size_t>(i)]};
+    for (const world::Prompt& negative : world::one_edit_negatives(world::parse_prompt(prompts[static_cast<size_t>(i)])))
+      candidates.push_back(negative.text());
+    const at::Tensor repeated = images[i].detach().unsqueeze(0).expand({static_cast<int64_t>(candidates.size()), 3, 64, 64});
+    const at::Tensor logits = clip->score(repeated, candidates);
+    const double expected = (logits[0] - logits.logsumexp(0)).item<double>();
+    EXPECT_NEAR(scores[i].item<double>(), expected, 1e-4) << prompts[static_cast<size_t>(i)];
+    EXPECT_LT(scores[i].item<double>(), 0.0);
+  }
+  scores.sum().backward();
+  EXPECT_TRUE(at::isfinite(images.grad()).all().item<bool>());
+  EXPECT_GT(images.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_TRUE(testing::throws_error_containing([&] { contrast->score(images.detach(), {"a photo of a cat", prompts[1]}); },
+                                               "world.clip_contrast"));
+}
+
 }  // namespace
 }  // namespace rewardgen

@@ -2,6 +2,7 @@
 // checker's accuracy on rendered ground truth (clean, noisy, blurred) and on wrong prompts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <set>
@@ -248,4 +249,44 @@ TEST(WorldPrompts, HardNegativesAreFalseOfTheScene) {
       EXPECT_FALSE(check(image, negative).passed) << prompt.text() << " vs " << negative.text();
     }
   }
+}
+
+// Every one-edit negative parses, differs from the prompt, and is false of the prompt's scenes.
+TEST(WorldPrompts, OneEditNegativesAreFalseOfTheScene) {
+  Rng rng(22);
+  for (Task task : kTasks) {
+    const std::vector<Prompt> all = all_prompts(task);
+    for (int i = 0; i < 12; ++i) {
+      const Prompt& prompt = all[static_cast<size_t>(rng.below(static_cast<int64_t>(all.size())))];
+      const std::vector<Prompt> negatives = one_edit_negatives(prompt);
+      ASSERT_FALSE(negatives.empty()) << prompt.text();
+      const at::Tensor image = render(scene_for_prompt(prompt, rng));
+      ASSERT_TRUE(check(image, prompt).passed) << prompt.text();
+      std::set<std::string> texts;
+      for (const Prompt& negative : negatives) {
+        EXPECT_NE(negative.text(), prompt.text());
+        EXPECT_TRUE(texts.insert(negative.text()).second) << "listed twice: " << negative.text();
+        EXPECT_NO_THROW(parse_prompt(negative.text())) << negative.text();
+        EXPECT_FALSE(check(image, negative).passed) << prompt.text() << " vs " << negative.text();
+      }
+    }
+  }
+}
+
+// The edits, counted by hand: 5 other colours + 2 other shapes per object (+1 size flip where
+// sizes are named), the swaps, the relation, the counts; edits that name the other object go.
+TEST(WorldPrompts, OneEditNegativesOfHandPickedPrompts) {
+  EXPECT_EQ(one_edit_negatives(parse_prompt("a red circle")).size(), 7u);
+  EXPECT_EQ(one_edit_negatives(parse_prompt("three red circles")).size(), 7u + 2u);  // counts 2 and 4
+  // Same shape: "blue circle and blue circle" (and the reverse) name only present objects, and
+  // swapping the colours gives the same scene: 14 − 2 edits.
+  EXPECT_EQ(one_edit_negatives(parse_prompt("a red circle and a blue circle")).size(), 12u);
+  const std::vector<Prompt> position = one_edit_negatives(parse_prompt("a red circle to the left of a blue square"));
+  EXPECT_EQ(position.size(), 14u + 1u + 1u);  // object edits, the colour swap, the reversed relation
+  EXPECT_EQ(position.back().text(), "a red circle to the right of a blue square");
+  const std::vector<Prompt> sizes = one_edit_negatives(parse_prompt("a large red circle and a small blue square"));
+  EXPECT_EQ(sizes.size(), 16u + 2u);
+  EXPECT_TRUE(std::any_of(sizes.begin(), sizes.end(), [](const Prompt& p) {
+    return p.text() == "a small red circle and a large blue square";
+  }));
 }
