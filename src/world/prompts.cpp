@@ -126,6 +126,10 @@ std::optional<Relation> read_relation(WordReader& reader) {
   return relation;
 }
 
+// The grammar refuses two objects of the same shape and colour, whatever their sizes: a scene could
+// not tell which is which.
+bool same_object(const ObjectSpec& a, const ObjectSpec& b) { return a.shape == b.shape && a.colour == b.colour; }
+
 }  // namespace
 
 Prompt parse_prompt(const std::string& text) {
@@ -156,7 +160,7 @@ Prompt parse_prompt(const std::string& text) {
                       : first.shape == second.shape ? Task::colors
                                                     : Task::two_object;
       }
-      if (first.shape == second.shape && first.colour == second.colour)
+      if (same_object(first, second))
         throw Error(str("prompt '", text, "' names the same object twice; the two objects need another shape or colour"));
     }
   }
@@ -444,12 +448,6 @@ bool objects_all_present(const Prompt& candidate, const Prompt& prompt) {
     return std::any_of(prompt.objects.begin(), prompt.objects.end(), [&](const ObjectSpec& have) { return covers(have, want); });
   });
 }
-
-// The grammar refuses two objects of the same shape and colour (parse_prompt), whatever their sizes.
-bool names_an_object_twice(const Prompt& prompt) {
-  return prompt.objects.size() == 2 && prompt.objects[0].shape == prompt.objects[1].shape &&
-         prompt.objects[0].colour == prompt.objects[1].colour;
-}
 }  // namespace
 
 std::vector<Prompt> one_edit_negatives(const Prompt& prompt) {
@@ -475,12 +473,13 @@ std::vector<Prompt> one_edit_negatives(const Prompt& prompt) {
     edits.push_back(colours_swapped);
     edits.push_back(sizes_swapped);
   }
-  // Only these edits of the count and the relation are false of every scene of `prompt`; the
-  // object edits above are false unless they leave every object present.
+  // An object edit is a negative when one of its objects is absent from `prompt`'s scenes and the
+  // grammar accepts it; the count and relation edits below are false of every such scene.
+  auto refused_by_grammar = [](const Prompt& p) { return p.objects.size() == 2 && same_object(p.objects[0], p.objects[1]); };
   std::vector<Prompt> negatives;
   std::set<std::string> seen = {prompt.text()};
   for (const Prompt& edit : edits)
-    if (!objects_all_present(edit, prompt) && !names_an_object_twice(edit) && seen.insert(edit.text()).second)
+    if (!objects_all_present(edit, prompt) && !refused_by_grammar(edit) && seen.insert(edit.text()).second)
       negatives.push_back(edit);
   if (prompt.task == Task::counting)
     for (int count = 2; count <= 4; ++count)
