@@ -67,6 +67,30 @@ at::Tensor count_score(const Blob& blob, const ObjectSpec& spec, int count) {
   return at::exp(-0.5 * (outside / sigma).pow(2));
 }
 
+// The soft probability that the box of `detection` holds `shape`: a softmax over the three shapes
+// of the soft intersection-over-union between the colour's wide mask inside the box and each ideal
+// shape stretched over it — the checker's rule (world/checker.cpp, best_matching_shape) with the
+// hard component replaced by the mask, so that its gradient says which pixels to fill or clear.
+at::Tensor soft_shape_probability(const at::Tensor& mask, const world::Detection& detection, Shape shape,
+                                  double temperature) {
+  const int64_t width = detection.x1 - detection.x0 + 1, height = detection.y1 - detection.y0 + 1;
+  const at::Tensor box = mask.slice(0, detection.y0, detection.y1 + 1).slice(1, detection.x0, detection.x1 + 1);
+  const float half_w = static_cast<float>(width) / 2, half_h = static_cast<float>(height) / 2;
+  std::vector<at::Tensor> ious;
+  for (Shape candidate : world::kShapes) {
+    std::vector<float> inside(static_cast<size_t>(width * height));
+    for (int64_t y = 0; y < height; ++y)
+      for (int64_t x = 0; x < width; ++x)
+        inside[static_cast<size_t>(y * width + x)] =
+            world::inside_shape(candidate, (x + 0.5f - half_w) / half_w, (y + 0.5f - half_h) / half_h);
+    const at::Tensor shape_mask = at::tensor(inside, mask.options()).view({height, width});
+    const at::Tensor intersection = (box * shape_mask).sum();
+    ious.push_back(intersection / (box.sum() + shape_mask.sum() - intersection).clamp_min(1e-6));
+  }
+  const auto index = std::find(world::kShapes.begin(), world::kShapes.end(), shape) - world::kShapes.begin();
+  return at::softmax(at::stack(ious) / temperature, 0)[index];
+}
+
 // A world reward's prompt, parsed; a prompt outside the grammar is an Error naming the reward.
 world::Prompt parse_reward_prompt(const std::string& reward, const std::string& text) {
   try {
@@ -92,7 +116,42 @@ at::Tensor CompositionalReward::colour_masks(const at::Tensor& images) const {
   return at::softmax(at::stack(logits, 1), 1).narrow(1, 0, static_cast<int64_t>(world::kColours.size()));
 }
 
-at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const world::Prompt& prompt,
+at::Tensor CompositionalReward::shape_masks(const at::Tensor& images) const {
+  const at::Tensor rgb = (images + 1) * 127.5;  // [B, 3, H, W] in 0..255
+  const double reject = options_.reject_distance * options_.reject_distance;
+  std::vector<at::Tensor> masks;
+  for (world::Colour colour : world::kColours) {
+    const world::Rgb c = world::palette_rgb(colour);
+    const at::Tensor centre = at::tensor({c.r, c.g, c.b}, images.options()).view({1, 3, 1, 1});
+    masks.push_back(1 / (1 + (rgb - centre).pow(2).sum(1) / reject));
+  }
+  return at::stack(masks, 1);
+}
+
+// The shape clause of one object: in value the checker's (1 when a detection of the spec's colour
+// has its shape, else shape_miss), so the reward still ranks like the checker; in gradient the soft
+// shape probability of the detection the clause is about — the largest of that colour with the
+// shape when there is one (keep it that shape), else the largest of that colour (turn it into the
+// shape): value + (1 − shape_miss)·(p − sg(p)).
+at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, const ObjectSpec& spec,
+                                             const std::vector<world::Detection>& detections,
+                                             const at::TensorOptions& options) const {
+  const world::Detection* with_shape = nullptr;
+  const world::Detection* of_colour = nullptr;
+  for (const world::Detection& detection : detections) {
+    if (spec.colour && detection.colour != *spec.colour) continue;
+    if (!of_colour || detection.area > of_colour->area) of_colour = &detection;
+    if (detection.shape == spec.shape && (!with_shape || detection.area > with_shape->area)) with_shape = &detection;
+  }
+  const double value = with_shape ? 1.0 : options_.shape_miss;
+  const world::Detection* subject = with_shape ? with_shape : of_colour;
+  if (!subject || !shape_masks.defined()) return at::full({}, value, options);
+  const at::Tensor mask = shape_masks[static_cast<int64_t>(subject->colour)];
+  const at::Tensor p = soft_shape_probability(mask, *subject, spec.shape, options_.shape_temperature);
+  return value + (1 - options_.shape_miss) * (p - p.detach());
+}
+
+at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
                                              const std::vector<world::Detection>& detections) const {
   at::Tensor score = at::ones({}, masks.options());
   std::vector<Blob> blobs;
@@ -114,10 +173,7 @@ at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const worl
   }
   for (size_t i = 0; i < blobs.size(); ++i) {
     const ObjectSpec& spec = prompt.objects[i];
-    const bool shape_seen = std::any_of(detections.begin(), detections.end(), [&](const world::Detection& d) {
-      return world::matches(d, {spec.shape, spec.colour, std::nullopt});
-    });
-    score = score * present_score(blobs[i], spec) * size_score(blobs[i], spec) * (shape_seen ? 1.0 : options_.shape_miss);
+    score = score * present_score(blobs[i], spec) * size_score(blobs[i], spec) * shape_factor(shape_masks, spec, detections, masks.options());
   }
   if (prompt.task == world::Task::position) {
     const Blob &a = blobs[0], &b = blobs[1];
@@ -135,12 +191,13 @@ at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const worl
 
 at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name(), images, prompts);
-  const at::Tensor masks = colour_masks(images);
+  const at::Tensor masks = colour_masks(images), wide = shape_masks(images);
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const world::Prompt prompt = parse_reward_prompt(name(), prompts[i]);
     const at::Tensor image = images[static_cast<int64_t>(i)].detach().to(at::kCPU, at::kFloat).clamp(-1, 1);
-    scores.push_back(prompt_score(masks[static_cast<int64_t>(i)], prompt, world::detect_objects(image)));
+    const auto index = static_cast<int64_t>(i);
+    scores.push_back(prompt_score(masks[index], wide[index], prompt, world::detect_objects(image)));
   }
   return at::stack(scores);
 }

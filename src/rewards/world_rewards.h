@@ -6,8 +6,9 @@
 //                        reward is their product, like the checker's "every clause holds". Shapes
 //                        and counts cannot be read off soft masses: there the checker's hard
 //                        detections scale the value, so the reward ranks like the checker while its
-//                        gradient comes from the masses (shapes: a constant factor; counts: the hard
-//                        count with a straight-through gradient through the colour's mass).
+//                        gradient comes from the masses (shapes: the checker's factor with a
+//                        straight-through gradient from a soft shape match of the object's box;
+//                        counts: the hard count with one through the colour's mass).
 //   world.clip[:DIR]     100·cos of the world CLIP's image and prompt embeddings (DIR: a folder
 //                        with tokenizer/, text_encoder/, image_encoder/; default the shipped
 //                        models/world)
@@ -35,6 +36,7 @@ struct SoftCheckerOptions {
   double relation_margin = 3;   // pixels, as the checker
   double relation_softness = 2; // pixels
   double shape_miss = 0.25;      // factor when no detection of the object's colour has its shape
+  double shape_temperature = 0.05;  // of the softmax over the three shapes' soft IoUs
   double count_sigma = 0.5;      // objects: the count factor is exp(−½((found − asked)/σ)²)
 };
 
@@ -47,11 +49,19 @@ class CompositionalReward : public Reward {
 
   // Per-pixel soft membership of each palette colour: [B, 6, H, W], each in [0, 1].
   at::Tensor colour_masks(const at::Tensor& images) const;
-  // The score of one image's masks [6, H, W] for a prompt, given the checker's detections.
-  at::Tensor prompt_score(const at::Tensor& masks, const world::Prompt& prompt,
+  // Wide per-pixel colour memberships for the shape gradient: [B, 6, H, W], 1/(1 + d²/r²) with d the
+  // pixel's RGB distance to the colour and r the checker's threshold (half at the threshold, like the
+  // masks above). Its heavy tail keeps a slope on background pixels 130-270 away, where the softmax
+  // masks are flat (e^-20), so the gradient can say "fill this corner".
+  at::Tensor shape_masks(const at::Tensor& images) const;
+  // The score of one image's masks [6, H, W] (and shape masks; undefined: no shape gradient) for a
+  // prompt, given the checker's detections.
+  at::Tensor prompt_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
                           const std::vector<world::Detection>& detections) const;
 
  private:
+  at::Tensor shape_factor(const at::Tensor& shape_masks, const world::ObjectSpec& spec,
+                          const std::vector<world::Detection>& detections, const at::TensorOptions& options) const;
   SoftCheckerOptions options_;
 };
 

@@ -49,8 +49,10 @@ Shape best_matching_shape(const std::vector<int>& component, int x0, int y0, int
       const float u = (x + 0.5f - cx) / half_w, v = (y + 0.5f - cy) / half_h;
       const bool in_component = component[static_cast<size_t>((y - y0) * (x1 - x0 + 1) + (x - x0))] != 0;
       area += in_component;
-      const std::array<bool, 3> inside = {u * u + v * v <= 1.0f, true, std::abs(u) <= (v + 1) / 2};
-      for (size_t s = 0; s < 3; ++s) template_area[s] += inside[s], intersection[s] += inside[s] && in_component;
+      for (size_t s = 0; s < 3; ++s) {
+        const bool inside = inside_shape(kShapes[s], u, v);
+        template_area[s] += inside, intersection[s] += inside && in_component;
+      }
     }
   }
   size_t best = 0;
@@ -59,10 +61,19 @@ Shape best_matching_shape(const std::vector<int>& component, int x0, int y0, int
     const float iou = static_cast<float>(intersection[s]) / static_cast<float>(area + template_area[s] - intersection[s]);
     if (iou > best_iou) best_iou = iou, best = s;
   }
-  return kShapes[best];  // kShapes lists circle, square, triangle: the order of `inside`
+  return kShapes[best];
 }
 
 }  // namespace
+
+bool inside_shape(Shape shape, float u, float v) {
+  switch (shape) {
+    case Shape::circle: return u * u + v * v <= 1.0f;
+    case Shape::square: return true;
+    case Shape::triangle: return std::abs(u) <= (v + 1) / 2;
+  }
+  return false;
+}
 
 std::vector<Detection> detect_objects(const at::Tensor& image, const CheckerOptions& options) {
   if (image.dim() != 3 || image.size(0) != 3 || image.size(1) != kImageSize || image.size(2) != kImageSize)

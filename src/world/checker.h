@@ -52,6 +52,9 @@ struct CheckResult {
 };
 
 CheckResult check(const at::Tensor& image, const Prompt& prompt, const CheckerOptions& options = {});
+// The ideal shape stretched over a box: (u, v) in [-1, 1]² are box coordinates (x right, y down),
+// the triangle stands on the box's bottom edge with its apex at the top.
+bool inside_shape(Shape shape, float u, float v);
 bool matches(const Detection& detection, const ObjectSpec& spec);
 
 }  // namespace rewardgen::world

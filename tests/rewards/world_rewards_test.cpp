@@ -34,7 +34,7 @@ TEST(CompositionalReward, CountHasAGradientTowardTheAskedNumber) {
     for (int i = 0; i < found; ++i)
       detections.push_back({prompt.objects[0].colour.value(), world::Shape::circle, world::Size::small, 10.f + 15 * i, 10.f, 120,
                             0, 0, 1, 1, 0.79f});
-    const at::Tensor score = reward.prompt_score(masks, prompt, detections);
+    const at::Tensor score = reward.prompt_score(masks, at::Tensor(), prompt, detections);
     score.backward();
     return std::make_pair(score.item<double>(), masks.grad()[red].sum().item<double>());
   };
@@ -47,6 +47,52 @@ TEST(CompositionalReward, CountHasAGradientTowardTheAskedNumber) {
   // The value is the hard count's factor: exp(−½ (1/0.5)²) off by one.
   EXPECT_NEAR(two_score / three_score, std::exp(-2.0), 1e-5);
   EXPECT_NEAR(four_score / three_score, std::exp(-2.0), 1e-5);
+}
+
+// Shapes: the value stays the checker's factor (so the reward ranks as before), and the gradient
+// says how to turn the object into the asked shape: clear a square's corners for "circle", fill a
+// circle's box corners for "square".
+TEST(CompositionalReward, ShapeHasAGradientTowardTheAskedShape) {
+  CompositionalReward reward;
+  auto image_of = [](world::Shape shape) {
+    world::Scene scene;
+    scene.objects.push_back({shape, world::Colour::red, world::Size::large, 32, 32, 11});
+    // A little of the background mixed in: exact palette pixels sit where every colour mask is flat.
+    const at::Tensor rendered = world::render(scene).unsqueeze(0).to(at::kDouble);
+    return 0.85 * rendered + 0.15 * (230 / 127.5 - 1);
+  };
+  // The box corners outside the inscribed circle: the pixels where the two shapes differ.
+  at::Tensor corners = at::zeros({1, 1, 64, 64}, at::kDouble);
+  for (int y = 21; y <= 42; ++y)
+    for (int x = 21; x <= 42; ++x) {
+      const float u = (x + 0.5f - 32) / 11, v = (y + 0.5f - 32) / 11;
+      if (!world::inside_shape(world::Shape::circle, u, v)) corners[0][0][y][x] = 1;
+    }
+  const world::Rgb red = world::palette_rgb(world::Colour::red);
+  const at::Tensor red_image = at::tensor({red.r, red.g, red.b}, at::kDouble).view({1, 3, 1, 1}) / 127.5 - 1;
+  auto derivative_along = [&](world::Shape drawn, const std::string& prompt, const at::Tensor& target) {
+    const at::Tensor image = image_of(drawn);
+    at::Tensor x = image.clone().requires_grad_(true);
+    reward.score(x, {prompt}).sum().backward();
+    return (x.grad() * corners * (target - image)).sum().item<double>();
+  };
+  const at::Tensor background = at::full({1, 3, 1, 1}, 230 / 127.5 - 1, at::kDouble);
+  EXPECT_GT(derivative_along(world::Shape::square, "a red circle", background), 0);  // clear the corners
+  EXPECT_GT(derivative_along(world::Shape::circle, "a red square", red_image), 0);   // fill them
+  EXPECT_LT(derivative_along(world::Shape::circle, "a red circle", red_image), 0);   // keep it a circle
+
+  // The value: the checker's factor, as without the shape masks.
+  for (world::Shape drawn : {world::Shape::square, world::Shape::circle}) {
+    const at::Tensor image = image_of(drawn);
+    const at::Tensor masks = reward.colour_masks(image)[0], wide = reward.shape_masks(image)[0];
+    const world::Prompt prompt = world::parse_prompt("a red circle");
+    const auto detections = world::detect_objects(image[0]);
+    EXPECT_DOUBLE_EQ(reward.prompt_score(masks, wide, prompt, detections).item<double>(),
+                     reward.prompt_score(masks, at::Tensor(), prompt, detections).item<double>());
+  }
+  const double miss = reward.score(image_of(world::Shape::square), {"a red circle"}).item<double>();
+  const double hit = reward.score(image_of(world::Shape::circle), {"a red circle"}).item<double>();
+  EXPECT_NEAR(miss / hit, SoftCheckerOptions{}.shape_miss, 0.05);  // the size factors differ a little
 }
 
 TEST(CompositionalReward, HighForTrueAndLowForFalsePrompts) {
