@@ -145,7 +145,7 @@ at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, cons
   }
   const double value = with_shape ? 1.0 : options_.shape_miss;
   const world::Detection* subject = with_shape ? with_shape : of_colour;
-  if (!subject || !shape_masks.defined()) return at::full({}, value, options);
+  if (!subject || !shape_masks.defined() || !options_.shape_gradient) return at::full({}, value, options);
   const at::Tensor mask = shape_masks[static_cast<int64_t>(subject->colour)];
   const at::Tensor p = soft_shape_probability(mask, *subject, spec.shape, options_.shape_temperature);
   return value + (1 - options_.shape_miss) * (p - p.detach());
@@ -248,9 +248,16 @@ std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, c
 }  // namespace
 
 void register_world_rewards(RewardRegistry& registry) {
-  registry.add({"world.compositional", "",
-                "soft, differentiable checker: colour masses, centroids, counts per prompt clause, product in [0, 1]",
-                [](const std::string&, const RewardContext&) { return std::make_unique<CompositionalReward>(); }});
+  registry.add({"world.compositional", "[no_shape_gradient]",
+                "soft, differentiable checker: colour masses, centroids, counts, shapes per prompt clause, product in [0, 1]"
+                " (no_shape_gradient: the shape factor without its straight-through gradient)",
+                [](const std::string& argument, const RewardContext&) {
+                  if (!argument.empty() && argument != "no_shape_gradient")
+                    throw Error(str("world.compositional: unknown argument '", argument, "' (the one known: no_shape_gradient)"));
+                  SoftCheckerOptions options;
+                  options.shape_gradient = argument.empty();
+                  return std::make_unique<CompositionalReward>(options);
+                }});
   registry.add({"world.clip", "[DIR]", "100·cos of the world CLIP (default: the shipped models/world)",
                 [](const std::string& argument, const RewardContext& c) -> std::unique_ptr<Reward> {
                   return make_world_clip("world.clip", argument, c);

@@ -92,7 +92,10 @@ TEST(RewardRegistry, BuiltinNames) {
   for (const RewardEntry& e : builtin_reward_registry().entries()) names.push_back(e.name + (e.argument.empty() ? "" : ":" + e.argument));
   EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "clip:DIR", "hpsv2:FILE", "imagereward:DIR", "jpeg_compressibility",
                                              "jpeg_incompressibility", "pickscore:DIR", "world.clip:[DIR]", "world.clip_contrast:[DIR]",
-                                             "world.compositional", "world.jpeg"}));
+                                             "world.compositional:[no_shape_gradient]", "world.jpeg"}));
+  const RewardRegistry& registry = builtin_reward_registry();
+  EXPECT_EQ(registry.make("world.compositional:no_shape_gradient", {})->name(), "world.compositional:no_shape_gradient");
+  EXPECT_TRUE(throws_error_containing([&] { registry.make("world.compositional:shapes", {}); }, "unknown argument 'shapes'"));
 }
 
 TEST(RunningStats, MatchesTheDirectMeanAndVarianceAcrossBatches) {

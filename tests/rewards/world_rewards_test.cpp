@@ -90,6 +90,19 @@ TEST(CompositionalReward, ShapeHasAGradientTowardTheAskedShape) {
     EXPECT_DOUBLE_EQ(reward.prompt_score(masks, wide, prompt, detections).item<double>(),
                      reward.prompt_score(masks, at::Tensor(), prompt, detections).item<double>());
   }
+  // Switched off, the same value and no shape gradient: a perfect circle's corners then carry none.
+  SoftCheckerOptions off;
+  off.shape_gradient = false;
+  CompositionalReward mass_only(off);
+  {
+    at::Tensor x = image_of(world::Shape::square).requires_grad_(true);
+    const at::Tensor value = mass_only.score(x, {"a red circle"}).sum();
+    value.backward();
+    EXPECT_DOUBLE_EQ(value.item<double>(), reward.score(image_of(world::Shape::square), {"a red circle"}).item<double>());
+    const double along_mass_only = (x.grad() * corners * (background - image_of(world::Shape::square))).sum().item<double>();
+    const double along = derivative_along(world::Shape::square, "a red circle", background);
+    EXPECT_GT(along, 10 * std::abs(along_mass_only)) << along << " vs " << along_mass_only;
+  }
   const double miss = reward.score(image_of(world::Shape::square), {"a red circle"}).item<double>();
   const double hit = reward.score(image_of(world::Shape::circle), {"a red circle"}).item<double>();
   EXPECT_NEAR(miss / hit, SoftCheckerOptions{}.shape_miss, 0.05);  // the size factors differ a little
