@@ -91,6 +91,18 @@ at::Tensor soft_shape_probability(const at::Tensor& mask, const world::Detection
   return at::softmax(at::stack(ious) / temperature, 0)[index];
 }
 
+// Per pixel, the squared RGB distance (0..255 scale) to each palette colour: [B, 6, H, W].
+at::Tensor squared_palette_distances(const at::Tensor& images) {
+  const at::Tensor rgb = (images + 1) * 127.5;  // [B, 3, H, W] in 0..255
+  std::vector<at::Tensor> distances;
+  for (world::Colour colour : world::kColours) {
+    const world::Rgb c = world::palette_rgb(colour);
+    const at::Tensor centre = at::tensor({c.r, c.g, c.b}, images.options()).view({1, 3, 1, 1});
+    distances.push_back((rgb - centre).pow(2).sum(1));
+  }
+  return at::stack(distances, 1);
+}
+
 // A world reward's prompt, parsed; a prompt outside the grammar is an Error naming the reward.
 world::Prompt parse_reward_prompt(const std::string& reward, const std::string& text) {
   try {
@@ -103,29 +115,16 @@ world::Prompt parse_reward_prompt(const std::string& reward, const std::string& 
 }  // namespace
 
 at::Tensor CompositionalReward::colour_masks(const at::Tensor& images) const {
-  const at::Tensor rgb = (images + 1) * 127.5;  // [B, 3, H, W] in 0..255
-  std::vector<at::Tensor> logits;
-  for (world::Colour colour : world::kColours) {
-    const world::Rgb c = world::palette_rgb(colour);
-    const at::Tensor centre = at::tensor({c.r, c.g, c.b}, images.options()).view({1, 3, 1, 1});
-    logits.push_back(-(rgb - centre).pow(2).sum(1) / (2 * options_.colour_sigma * options_.colour_sigma));
-  }
+  const double two_sigma_squared = 2 * options_.colour_sigma * options_.colour_sigma;
+  const at::Tensor logits = -squared_palette_distances(images) / two_sigma_squared;
   // The background class: a constant logit equal to a palette colour's at the checker's threshold.
-  const double reject = options_.reject_distance * options_.reject_distance / (2 * options_.colour_sigma * options_.colour_sigma);
-  logits.push_back(at::full_like(logits[0], -reject));
-  return at::softmax(at::stack(logits, 1), 1).narrow(1, 0, static_cast<int64_t>(world::kColours.size()));
+  const double reject = options_.reject_distance * options_.reject_distance / two_sigma_squared;
+  const at::Tensor background = at::full_like(logits.narrow(1, 0, 1), -reject);
+  return at::softmax(at::cat({logits, background}, 1), 1).narrow(1, 0, static_cast<int64_t>(world::kColours.size()));
 }
 
 at::Tensor CompositionalReward::shape_masks(const at::Tensor& images) const {
-  const at::Tensor rgb = (images + 1) * 127.5;  // [B, 3, H, W] in 0..255
-  const double reject = options_.reject_distance * options_.reject_distance;
-  std::vector<at::Tensor> masks;
-  for (world::Colour colour : world::kColours) {
-    const world::Rgb c = world::palette_rgb(colour);
-    const at::Tensor centre = at::tensor({c.r, c.g, c.b}, images.options()).view({1, 3, 1, 1});
-    masks.push_back(1 / (1 + (rgb - centre).pow(2).sum(1) / reject));
-  }
-  return at::stack(masks, 1);
+  return 1 / (1 + squared_palette_distances(images) / (options_.reject_distance * options_.reject_distance));
 }
 
 // The shape clause of one object: in value the checker's (1 when a detection of the spec's colour
@@ -145,7 +144,7 @@ at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, cons
   }
   const double value = with_shape ? 1.0 : options_.shape_miss;
   const world::Detection* subject = with_shape ? with_shape : of_colour;
-  if (!subject || !shape_masks.defined() || !options_.shape_gradient) return at::full({}, value, options);
+  if (!subject || !shape_masks.defined()) return at::full({}, value, options);
   const at::Tensor mask = shape_masks[static_cast<int64_t>(subject->colour)];
   const at::Tensor p = soft_shape_probability(mask, *subject, spec.shape, options_.shape_temperature);
   return value + (1 - options_.shape_miss) * (p - p.detach());
@@ -191,13 +190,14 @@ at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::
 
 at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name(), images, prompts);
-  const at::Tensor masks = colour_masks(images), wide = shape_masks(images);
+  const at::Tensor masks = colour_masks(images);
+  const at::Tensor wide = options_.shape_gradient ? shape_masks(images) : at::Tensor();
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const world::Prompt prompt = parse_reward_prompt(name(), prompts[i]);
     const at::Tensor image = images[static_cast<int64_t>(i)].detach().to(at::kCPU, at::kFloat).clamp(-1, 1);
     const auto index = static_cast<int64_t>(i);
-    scores.push_back(prompt_score(masks[index], wide[index], prompt, world::detect_objects(image)));
+    scores.push_back(prompt_score(masks[index], wide.defined() ? wide[index] : wide, prompt, world::detect_objects(image)));
   }
   return at::stack(scores);
 }
