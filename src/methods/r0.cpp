@@ -3,7 +3,7 @@
 //   2. x̂₀ = G_θ(x_T, c; η): K DDIM steps of the generator, gradient through all of them
 //      (R0+: only through step k*, whose x̂₀ is the output)
 //   3. images x = D(x̂₀) (VAE decoder, unclamped)
-//   4. per reward: gᵢ = ∇ₓ rᵢ(x, c), ĝᵢ = gᵢ / (‖gᵢ‖ + ε) per sample; g = Σ wᵢ ĝᵢ   (image space)
+//   4. per reward: gᵢ = ∇ₓ rᵢ(x, c), ĝᵢ = gᵢ / (‖gᵢ‖ + ε) per sample (or over the batch); g = Σ wᵢ ĝᵢ   (image space)
 //   5. the CFG implicit reward: ĝ_cfg = normalised −(ε_θ₀(x_t, c) − ε_θ₀(x_t, ∅)) at x_t ~ q(x_t | x̂₀)  (latent space)
 //   6. L = −⟨sg(g), x⟩ − w_cfg ⟨sg(ĝ_cfg), x̂₀⟩ + λ ‖θ − θ₀‖²; one AdamW step.
 #include "methods/r0.h"
@@ -31,6 +31,7 @@ R0Config read_r0_config(ConfigReader& r) {
       .optional("cfg_t_min", c.cfg_t_min, Range{0, 999})
       .optional("cfg_t_max", c.cfg_t_max, Range{0, 999})
       .optional("normalize_gradients", c.normalize_gradients)
+      .optional_choice("normalize_scope", c.normalize_scope, {"sample", "batch"})
       .optional("normalize_eps", c.normalize_eps, Range{0, 1, true, false})
       .optional("weight_regularization", c.weight_regularization)
       .optional("weight_lambda", c.weight_lambda, Range{0, 1e9})
@@ -48,6 +49,7 @@ Json r0_config_json(const R0Config& c) {
             {"cfg_t_min", c.cfg_t_min},
             {"cfg_t_max", c.cfg_t_max},
             {"normalize_gradients", c.normalize_gradients},
+            {"normalize_scope", c.normalize_scope},
             {"normalize_eps", c.normalize_eps},
             {"weight_regularization", c.weight_regularization},
             {"weight_lambda", c.weight_lambda},
@@ -80,7 +82,10 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
   // 3. Decode x̂₀ (no clamp on the gradient path).
   const at::Tensor images = generator_.decode(r.x0);  // [B, 3, H, W]
   // 4. Per-reward (normalised) gradients in image space (regularizer 3).
-  const RewardDirection d = reward_direction(rewards_, images, prompts, config_.normalize_gradients, config_.normalize_eps);
+  const GradientNormalization normalization = !config_.normalize_gradients      ? GradientNormalization::none
+                                              : config_.normalize_scope == "batch" ? GradientNormalization::per_batch
+                                                                                   : GradientNormalization::per_sample;
+  const RewardDirection d = reward_direction(rewards_, images, prompts, normalization, config_.normalize_eps);
   at::Tensor loss = surrogate_loss(d.direction, images);
   // 5. The teacher's CFG direction as an implicit reward on the latent.
   if (config_.cfg_reward > 0) {

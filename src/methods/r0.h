@@ -13,6 +13,10 @@ struct R0Config : RewardBackpropConfig {
   int64_t cfg_t_min = 20, cfg_t_max = 980;
   // Regularizer 3: per-reward gradient normalisation ĝ = g / (‖g‖ + eps) (off: raw weighted sum).
   bool normalize_gradients = true;
+  // Over what the image rewards' norms are taken: "sample" (each sample's ‖gᵢ‖, the design) or
+  // "batch" (the batch mean of ‖gᵢ‖, so saturated samples keep their small share). The CFG
+  // direction is always normalised per sample: its raw scale depends on the random t.
+  std::string normalize_scope = "sample";
   double normalize_eps = 1e-8;
   // Regularizer 1: weight regularization λ ‖θ − θ₀‖² (LoRA: ‖ΔW‖²).
   bool weight_regularization = true;

@@ -58,7 +58,7 @@ MetricsWriter::Values ReflTask::train_step(StepContext& context) {
   }
   // 2. The reward on the decoded x̂₀, its raw gradient.
   const at::Tensor images = generator_.decode(r.x0);
-  RewardDirection d = reward_direction(rewards_, images, prompts, false, 0.0);
+  RewardDirection d = reward_direction(rewards_, images, prompts, GradientNormalization::none, 0.0);
   at::Tensor total = at::zeros({B});
   for (const WeightedReward& wr : rewards_) total = total + wr.weight * d.scores.at(wr.reward->name());
   // 3. ReFL: ∂/∂x ReLU(λ − r)·s = −s·1[r < λ]·∂r/∂x; DRaFT: −∂r/∂x. Both through −⟨sg(g), x⟩.

@@ -12,8 +12,21 @@ at::Tensor normalize_per_sample(const at::Tensor& g, double eps) {
   return g / (g.flatten(1).norm(2, 1) + eps).view(shape);
 }
 
+at::Tensor normalize_per_batch(const at::Tensor& g, double eps) {
+  return g / (g.flatten(1).norm(2, 1).mean() + eps);
+}
+
+at::Tensor normalize_gradient(const at::Tensor& g, GradientNormalization mode, double eps) {
+  switch (mode) {
+    case GradientNormalization::none: return g;
+    case GradientNormalization::per_sample: return normalize_per_sample(g, eps);
+    case GradientNormalization::per_batch: return normalize_per_batch(g, eps);
+  }
+  return g;
+}
+
 RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, const at::Tensor& images,
-                                 const std::vector<std::string>& prompts, bool normalize, double eps) {
+                                 const std::vector<std::string>& prompts, GradientNormalization mode, double eps) {
   RewardDirection out;
   out.direction = at::zeros_like(images.detach());
   for (const WeightedReward& wr : rewards) {
@@ -27,7 +40,7 @@ RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, con
     }
     if (!g.defined()) g = at::zeros_like(x);
     const at::Tensor norm = g.flatten(1).norm(2, 1);                         // [B]
-    out.direction += wr.weight * (normalize ? normalize_per_sample(g, eps) : g);
+    out.direction += wr.weight * normalize_gradient(g, mode, eps);
     out.scores[wr.reward->name()] = scores.detach();
     out.norms[wr.reward->name()] = norm.detach();
   }

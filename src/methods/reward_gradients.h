@@ -29,13 +29,24 @@ struct RewardDirection {
   std::map<std::string, at::Tensor> norms;    // ‖gᵢ‖ per sample [B] before normalisation
 };
 
+// How each reward's gradient is scaled before the weighted sum.
+enum class GradientNormalization {
+  none,        // the raw gᵢ: the reward with the largest gradients dominates
+  per_sample,  // ĝᵢ = gᵢ / (‖gᵢ‖ + eps) per sample: every sample pushes with unit strength per reward
+  per_batch,   // ĝᵢ = gᵢ / (mean over the batch of ‖gᵢ‖ + eps): each reward still gets the same
+               // budget, but a sample whose reward is saturated (tiny gradient) keeps its tiny share
+};
+
 // ĝ = g / (‖g‖ + eps) per sample (norm over all non-batch dims).
 at::Tensor normalize_per_sample(const at::Tensor& g, double eps);
+// ĝ = g / (mean_b ‖g_b‖ + eps): the mean per-sample norm becomes 1, the ratios between samples stay.
+at::Tensor normalize_per_batch(const at::Tensor& g, double eps);
+at::Tensor normalize_gradient(const at::Tensor& g, GradientNormalization mode, double eps);
 
 // For every reward: gᵢ = ∂rᵢ/∂x at x = images (detached and clamped to [-1, 1], so a reward always
-// judges a valid image), then normalised or not, weighted, summed. Needs differentiable rewards.
+// judges a valid image), then normalised as `mode` says, weighted, summed. Needs differentiable rewards.
 RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, const at::Tensor& images,
-                                 const std::vector<std::string>& prompts, bool normalize, double eps);
+                                 const std::vector<std::string>& prompts, GradientNormalization mode, double eps);
 
 // The classifier-free guidance direction as an implicit reward (design §7.6): x̂₀ [B, C, h, w] is
 // noised to x_t at t ~ U[t_min, t_max] per sample, and ∇ log p(c | x_t) ∝ −(ε(x_t, t, c) − ε(x_t, t, ∅))

@@ -114,6 +114,12 @@ world::Prompt parse_reward_prompt(const std::string& reward, const std::string& 
 
 }  // namespace
 
+std::string CompositionalReward::name() const {
+  if (options_.shape_gradient == 1) return "world.compositional";
+  if (options_.shape_gradient == 0) return "world.compositional:no_shape_gradient";
+  return str("world.compositional:shape_gradient=", options_.shape_gradient);
+}
+
 at::Tensor CompositionalReward::colour_masks(const at::Tensor& images) const {
   const double two_sigma_squared = 2 * options_.colour_sigma * options_.colour_sigma;
   const at::Tensor logits = -squared_palette_distances(images) / two_sigma_squared;
@@ -131,7 +137,7 @@ at::Tensor CompositionalReward::shape_masks(const at::Tensor& images) const {
 // has its shape, else shape_miss), so the reward still ranks like the checker; in gradient the soft
 // shape probability of the detection the clause is about — the largest of that colour with the
 // shape when there is one (keep it that shape), else the largest of that colour (turn it into the
-// shape): value + (1 − shape_miss)·(p − sg(p)).
+// shape): value + S·(1 − shape_miss)·(p − sg(p)), S the shape_gradient scale.
 at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, const ObjectSpec& spec,
                                              const std::vector<world::Detection>& detections,
                                              const at::TensorOptions& options) const {
@@ -144,10 +150,10 @@ at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, cons
   }
   const double value = with_shape ? 1.0 : options_.shape_miss;
   const world::Detection* subject = with_shape ? with_shape : of_colour;
-  if (!subject || !shape_masks.defined()) return at::full({}, value, options);
+  if (!subject || !shape_masks.defined() || options_.shape_gradient == 0) return at::full({}, value, options);
   const at::Tensor mask = shape_masks[static_cast<int64_t>(subject->colour)];
   const at::Tensor p = soft_shape_probability(mask, *subject, spec.shape, options_.shape_temperature);
-  return value + (1 - options_.shape_miss) * (p - p.detach());
+  return value + options_.shape_gradient * (1 - options_.shape_miss) * (p - p.detach());
 }
 
 at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
@@ -191,7 +197,7 @@ at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::
 at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name(), images, prompts);
   const at::Tensor masks = colour_masks(images);
-  const at::Tensor wide = options_.shape_gradient ? shape_masks(images) : at::Tensor();
+  const at::Tensor wide = options_.shape_gradient > 0 ? shape_masks(images) : at::Tensor();
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const world::Prompt prompt = parse_reward_prompt(name(), prompts[i]);
@@ -226,6 +232,22 @@ std::string world_model_dir() {
 
 namespace {
 
+// world.compositional's argument: "" (scale 1), "no_shape_gradient" (0) or "shape_gradient=S".
+double parse_shape_gradient(const std::string& argument) {
+  if (argument.empty()) return 1;
+  if (argument == "no_shape_gradient") return 0;
+  const std::string prefix = "shape_gradient=";
+  if (argument.rfind(prefix, 0) == 0) {
+    const std::string text = argument.substr(prefix.size());
+    char* end = nullptr;
+    const double scale = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(scale) || scale < 0 || scale > 10)
+      throw Error(str("world.compositional: shape_gradient=", text, " is not a number in [0, 10]"));
+    return scale;
+  }
+  throw Error(str("world.compositional: unknown argument '", argument, "' (known: no_shape_gradient, shape_gradient=S)"));
+}
+
 std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, const std::string& argument,
                                                       const RewardContext& context) {
   const std::string dir = argument.empty() ? world_model_dir() : argument;
@@ -248,14 +270,13 @@ std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, c
 }  // namespace
 
 void register_world_rewards(RewardRegistry& registry) {
-  registry.add({"world.compositional", "[no_shape_gradient]",
+  registry.add({"world.compositional", "[no_shape_gradient|shape_gradient=S]",
                 "soft, differentiable checker: colour masses, centroids, counts, shapes per prompt clause, product in [0, 1]"
-                " (no_shape_gradient: the shape factor without its straight-through gradient)",
+                " (no_shape_gradient: the shape factor without its straight-through gradient; shape_gradient=S: that"
+                " gradient scaled by S in [0, 10])",
                 [](const std::string& argument, const RewardContext&) {
-                  if (!argument.empty() && argument != "no_shape_gradient")
-                    throw Error(str("world.compositional: unknown argument '", argument, "' (the one known: no_shape_gradient)"));
                   SoftCheckerOptions options;
-                  options.shape_gradient = argument.empty();
+                  options.shape_gradient = parse_shape_gradient(argument);
                   return std::make_unique<CompositionalReward>(options);
                 }});
   registry.add({"world.clip", "[DIR]", "100·cos of the world CLIP (default: the shipped models/world)",

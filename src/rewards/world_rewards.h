@@ -37,7 +37,9 @@ struct SoftCheckerOptions {
   double relation_softness = 2; // pixels
   double shape_miss = 0.25;      // factor when no detection of the object's colour has its shape
   double shape_temperature = 0.05;  // of the softmax over the three shapes' soft IoUs
-  bool shape_gradient = true;       // false: the shape factor is a constant (world.compositional:no_shape_gradient)
+  // Scale of the shape factor's straight-through gradient (1: the soft shape match's own slope; 0: the
+  // factor is a constant, world.compositional:no_shape_gradient; world.compositional:shape_gradient=S).
+  double shape_gradient = 1;
   double count_sigma = 0.5;      // objects: the count factor is exp(−½((found − asked)/σ)²)
 };
 
@@ -46,9 +48,7 @@ class CompositionalReward : public Reward {
   explicit CompositionalReward(SoftCheckerOptions options = {}) : options_(options) {}
   at::Tensor score(const at::Tensor& images, const std::vector<std::string>& prompts) override;
   bool differentiable() const override { return true; }
-  std::string name() const override {
-    return options_.shape_gradient ? "world.compositional" : "world.compositional:no_shape_gradient";
-  }
+  std::string name() const override;
 
   // Per-pixel soft membership of each palette colour: [B, 6, H, W], each in [0, 1].
   at::Tensor colour_masks(const at::Tensor& images) const;

@@ -45,17 +45,32 @@ TEST(RewardGradients, EachRewardContributesItsUnitDirectionTimesItsWeight) {
   const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(a1, "one"), 1.0},
                                                {std::make_shared<LinearReward>(a2, "two"), 0.5}};
   const at::Tensor images = at::rand({2, 3, 4, 4}) * 2 - 1;
-  const RewardDirection d = reward_direction(rewards, images, {"a", "b"}, true, 0.0);
+  const RewardDirection d = reward_direction(rewards, images, {"a", "b"}, GradientNormalization::per_sample, 0.0);
   const at::Tensor expected = normalize_per_sample(a1, 0) + 0.5 * normalize_per_sample(a2, 0);
   EXPECT_TRUE(at::allclose(d.direction, expected, 1e-5, 1e-6));
   EXPECT_TRUE(at::allclose(d.norms.at("two"), a2.flatten(1).norm(2, 1), 1e-4, 1e-4));
   // Raw: the plain weighted sum, so a reward 50x larger dominates.
-  const RewardDirection raw = reward_direction(rewards, images, {"a", "b"}, false, 0.0);
+  const RewardDirection raw = reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0);
   EXPECT_TRUE(at::allclose(raw.direction, a1 + 0.5 * a2, 1e-5, 1e-5));
   // The surrogate −⟨sg(g), x⟩ / B has gradient −g / B in x.
   const at::Tensor x = images.clone().requires_grad_(true);
   surrogate_loss(d.direction, x).backward();
   EXPECT_TRUE(at::allclose(x.grad(), -d.direction / 2, 1e-6, 1e-7));
+}
+
+TEST(RewardGradients, BatchNormalisationGivesUnitMeanNormAndKeepsTheRatios) {
+  at::manual_seed(2);
+  const at::Tensor g = at::randn({3, 3, 4, 4}) * at::tensor({0.01f, 1.f, 100.f}).view({3, 1, 1, 1});
+  const at::Tensor before = g.flatten(1).norm(2, 1);
+  const at::Tensor after = normalize_per_batch(g, 0).flatten(1).norm(2, 1);
+  EXPECT_NEAR(after.mean().item<double>(), 1.0, 1e-5);
+  EXPECT_TRUE(at::allclose(after / after[2], before / before[2], 1e-5, 1e-7));  // the 1 : 100 : 10⁴ stays
+  // Through reward_direction: a reward 50x larger still gets the same budget (mean norm × weight).
+  const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(g, "one"), 1.0},
+                                               {std::make_shared<LinearReward>(g * 50, "two"), 0.5}};
+  const at::Tensor images = at::zeros({3, 3, 4, 4});
+  const RewardDirection d = reward_direction(rewards, images, {"a", "b", "c"}, GradientNormalization::per_batch, 0.0);
+  EXPECT_TRUE(at::allclose(d.direction, 1.5 * normalize_per_batch(g, 0), 1e-5, 1e-7));
 }
 
 class R0World : public ::testing::Test {

@@ -92,7 +92,7 @@ TEST(CompositionalReward, ShapeHasAGradientTowardTheAskedShape) {
   }
   // Switched off, the same value and no shape gradient: a perfect circle's corners then carry none.
   SoftCheckerOptions off;
-  off.shape_gradient = false;
+  off.shape_gradient = 0;
   CompositionalReward mass_only(off);
   {
     at::Tensor x = image_of(world::Shape::square).requires_grad_(true);
@@ -102,6 +102,16 @@ TEST(CompositionalReward, ShapeHasAGradientTowardTheAskedShape) {
     const double along_mass_only = (x.grad() * corners * (background - image_of(world::Shape::square))).sum().item<double>();
     const double along = derivative_along(world::Shape::square, "a red circle", background);
     EXPECT_GT(along, 10 * std::abs(along_mass_only)) << along << " vs " << along_mass_only;
+    // Scaled by S, the shape part of the derivative scales by S and the value stays.
+    SoftCheckerOptions tenth;
+    tenth.shape_gradient = 0.1;
+    CompositionalReward scaled(tenth);
+    at::Tensor y = image_of(world::Shape::square).requires_grad_(true);
+    const at::Tensor scaled_value = scaled.score(y, {"a red circle"}).sum();
+    scaled_value.backward();
+    EXPECT_DOUBLE_EQ(scaled_value.item<double>(), value.item<double>());
+    const double along_scaled = (y.grad() * corners * (background - image_of(world::Shape::square))).sum().item<double>();
+    EXPECT_NEAR(along_scaled - along_mass_only, 0.1 * (along - along_mass_only), 1e-6 * std::abs(along));
   }
   const double miss = reward.score(image_of(world::Shape::square), {"a red circle"}).item<double>();
   const double hit = reward.score(image_of(world::Shape::circle), {"a red circle"}).item<double>();
