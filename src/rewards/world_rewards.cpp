@@ -75,15 +75,10 @@ at::Tensor soft_shape_probability(const at::Tensor& mask, const world::Detection
                                   double temperature) {
   const int64_t width = detection.x1 - detection.x0 + 1, height = detection.y1 - detection.y0 + 1;
   const at::Tensor box = mask.slice(0, detection.y0, detection.y1 + 1).slice(1, detection.x0, detection.x1 + 1);
-  const float half_w = static_cast<float>(width) / 2, half_h = static_cast<float>(height) / 2;
   std::vector<at::Tensor> ious;
   for (Shape candidate : world::kShapes) {
-    std::vector<float> inside(static_cast<size_t>(width * height));
-    for (int64_t y = 0; y < height; ++y)
-      for (int64_t x = 0; x < width; ++x)
-        inside[static_cast<size_t>(y * width + x)] =
-            world::inside_shape(candidate, (x + 0.5f - half_w) / half_w, (y + 0.5f - half_h) / half_h);
-    const at::Tensor shape_mask = at::tensor(inside, mask.options()).view({height, width});
+    const std::vector<uint8_t> inside = world::shape_template(candidate, static_cast<int>(width), static_cast<int>(height));
+    const at::Tensor shape_mask = at::tensor(inside, at::kByte).view({height, width}).to(mask.options());
     const at::Tensor intersection = (box * shape_mask).sum();
     ious.push_back(intersection / (box.sum() + shape_mask.sum() - intersection).clamp_min(1e-6));
   }

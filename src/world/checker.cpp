@@ -40,25 +40,16 @@ std::vector<int> classify_pixels(const at::Tensor& image, const CheckerOptions& 
 // best (intersection over union). Whole-shape matching is robust where one statistic is not: a
 // blurred small circle and a small square differ little in fill ratio, but a lot in their corners.
 Shape best_matching_shape(const std::vector<int>& component, int x0, int y0, int x1, int y1) {
-  const float half_w = (x1 - x0 + 1) / 2.0f, half_h = (y1 - y0 + 1) / 2.0f;
-  const float cx = x0 + half_w, cy = y0 + half_h;
-  std::array<int, 3> intersection{}, template_area{};
+  const int width = x1 - x0 + 1, height = y1 - y0 + 1;
   int area = 0;
-  for (int y = y0; y <= y1; ++y) {
-    for (int x = x0; x <= x1; ++x) {
-      const float u = (x + 0.5f - cx) / half_w, v = (y + 0.5f - cy) / half_h;
-      const bool in_component = component[static_cast<size_t>((y - y0) * (x1 - x0 + 1) + (x - x0))] != 0;
-      area += in_component;
-      for (size_t s = 0; s < 3; ++s) {
-        const bool inside = inside_shape(kShapes[s], u, v);
-        template_area[s] += inside, intersection[s] += inside && in_component;
-      }
-    }
-  }
+  for (int in_component : component) area += in_component != 0;
   size_t best = 0;
   float best_iou = -1;
-  for (size_t s = 0; s < 3; ++s) {
-    const float iou = static_cast<float>(intersection[s]) / static_cast<float>(area + template_area[s] - intersection[s]);
+  for (size_t s = 0; s < kShapes.size(); ++s) {
+    const std::vector<uint8_t> inside = shape_template(kShapes[s], width, height);
+    int intersection = 0, template_area = 0;
+    for (size_t i = 0; i < inside.size(); ++i) template_area += inside[i], intersection += inside[i] && component[i] != 0;
+    const float iou = static_cast<float>(intersection) / static_cast<float>(area + template_area - intersection);
     if (iou > best_iou) best_iou = iou, best = s;
   }
   return kShapes[best];
@@ -73,6 +64,15 @@ bool inside_shape(Shape shape, float u, float v) {
     case Shape::triangle: return std::abs(u) <= (v + 1) / 2;
   }
   return false;
+}
+
+std::vector<uint8_t> shape_template(Shape shape, int width, int height) {
+  const float half_w = static_cast<float>(width) / 2, half_h = static_cast<float>(height) / 2;
+  std::vector<uint8_t> inside(static_cast<size_t>(width) * static_cast<size_t>(height));
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x)
+      inside[static_cast<size_t>(y * width + x)] = inside_shape(shape, (x + 0.5f - half_w) / half_w, (y + 0.5f - half_h) / half_h);
+  return inside;
 }
 
 std::vector<Detection> detect_objects(const at::Tensor& image, const CheckerOptions& options) {

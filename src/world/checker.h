@@ -7,6 +7,7 @@
 // box, its position from its centroid.
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ CheckResult check(const at::Tensor& image, const Prompt& prompt, const CheckerOp
 // The ideal shape stretched over a box: (u, v) in [-1, 1]² are box coordinates (x right, y down),
 // the triangle stands on the box's bottom edge with its apex at the top.
 bool inside_shape(Shape shape, float u, float v);
+// The ideal shape stretched over a width × height box, row-major: 1 where a pixel's centre is inside.
+// The checker's shape rule and world.compositional's soft shape match both compare against it.
+std::vector<uint8_t> shape_template(Shape shape, int width, int height);
 bool matches(const Detection& detection, const ObjectSpec& spec);
 
 }  // namespace rewardgen::world
