@@ -44,27 +44,30 @@ Blob blob_of(const at::Tensor& masks, const ObjectSpec& spec) {
   return {mass, (mask.sum(0) * xs).sum() / safe, (mask.sum(1) * ys).sum() / safe};
 }
 
+// The clause scores below are computed as logarithms: log σ(z) is linear in z where the clause fails
+// badly, where σ(z)'s own slope vanishes (world.compositional:log uses that slope).
+
 // Soft "the object is there": mass well above half of the smallest such object's area.
-at::Tensor present_score(const Blob& blob, const ObjectSpec& spec) {
+at::Tensor log_present_score(const Blob& blob, const ObjectSpec& spec) {
   const double smallest = object_area(spec.shape, spec.size.value_or(Size::small));
-  return at::sigmoid((blob.mass - 0.5 * smallest) / (0.1 * smallest));
+  return at::log_sigmoid((blob.mass - 0.5 * smallest) / (0.1 * smallest));
 }
 
 // Soft size: the mass on the named side of the midpoint between the small and large areas.
-at::Tensor size_score(const Blob& blob, const ObjectSpec& spec) {
-  if (!spec.size) return at::ones_like(blob.mass);
+at::Tensor log_size_score(const Blob& blob, const ObjectSpec& spec) {
+  if (!spec.size) return at::zeros_like(blob.mass);
   const double mid = 0.5 * (object_area(spec.shape, Size::small) + object_area(spec.shape, Size::large));
   const at::Tensor above = (blob.mass - mid) / (0.15 * mid);
-  return at::sigmoid(*spec.size == Size::large ? above : -above);
+  return at::log_sigmoid(*spec.size == Size::large ? above : -above);
 }
 
 // Soft count: the mass should lie between `count` small and `count` large objects of the shape;
 // outside that interval the score falls as a Gaussian of the distance (σ = half a small object).
-at::Tensor count_score(const Blob& blob, const ObjectSpec& spec, int count) {
+at::Tensor log_count_score(const Blob& blob, const ObjectSpec& spec, int count) {
   const double low = count * object_area(spec.shape, Size::small), high = count * object_area(spec.shape, Size::large);
   const double sigma = 0.5 * object_area(spec.shape, Size::small);
   const at::Tensor outside = at::relu(low - blob.mass) + at::relu(blob.mass - high);
-  return at::exp(-0.5 * (outside / sigma).pow(2));
+  return -0.5 * (outside / sigma).pow(2);
 }
 
 // The soft probability that the box of `detection` holds `shape`: a softmax over the three shapes
@@ -110,9 +113,13 @@ world::Prompt parse_reward_prompt(const std::string& reward, const std::string& 
 }  // namespace
 
 std::string CompositionalReward::name() const {
-  if (options_.shape_gradient == 1) return "world.compositional";
-  if (options_.shape_gradient == 0) return "world.compositional:no_shape_gradient";
-  return str("world.compositional:shape_gradient=", options_.shape_gradient);
+  std::vector<std::string> arguments;
+  if (options_.log_score) arguments.push_back("log");
+  if (options_.shape_gradient == 0) arguments.push_back("no_shape_gradient");
+  else if (options_.shape_gradient != 1) arguments.push_back(str("shape_gradient=", options_.shape_gradient));
+  std::string name = "world.compositional";
+  for (size_t i = 0; i < arguments.size(); ++i) name += (i == 0 ? ":" : ",") + arguments[i];
+  return name;
 }
 
 at::Tensor CompositionalReward::colour_masks(const at::Tensor& images) const {
@@ -153,7 +160,13 @@ at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, cons
 
 at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
                                              const std::vector<world::Detection>& detections) const {
-  at::Tensor score = at::ones({}, masks.options());
+  return at::exp(prompt_log_score(masks, shape_masks, prompt, detections));
+}
+
+at::Tensor CompositionalReward::prompt_log_score(const at::Tensor& masks, const at::Tensor& shape_masks,
+                                                 const world::Prompt& prompt,
+                                                 const std::vector<world::Detection>& detections) const {
+  at::Tensor score = at::zeros({}, masks.options());
   std::vector<Blob> blobs;
   for (const ObjectSpec& spec : prompt.objects) blobs.push_back(blob_of(masks, spec));
   if (prompt.task == world::Task::counting) {
@@ -169,11 +182,12 @@ at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::
     const double per_object = found > 0 ? std::max(blob.mass.item<double>() / found, 0.5 * object_area(spec.shape, Size::small)) : mid;
     const at::Tensor soft_found = found + (blob.mass - blob.mass.detach()) / per_object;
     const at::Tensor miss = (soft_found - prompt.count) / options_.count_sigma;
-    return count_score(blob, spec, prompt.count) * at::exp(-0.5 * miss.pow(2));
+    return log_count_score(blob, spec, prompt.count) - 0.5 * miss.pow(2);
   }
   for (size_t i = 0; i < blobs.size(); ++i) {
     const ObjectSpec& spec = prompt.objects[i];
-    score = score * present_score(blobs[i], spec) * size_score(blobs[i], spec) * shape_factor(shape_masks, spec, detections, masks.options());
+    score = score + log_present_score(blobs[i], spec) + log_size_score(blobs[i], spec) +
+            at::log(shape_factor(shape_masks, spec, detections, masks.options()));
   }
   if (prompt.task == world::Task::position) {
     const Blob &a = blobs[0], &b = blobs[1];
@@ -184,7 +198,7 @@ at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::
       case world::Relation::above: along = b.cy - a.cy; break;
       case world::Relation::below: along = a.cy - b.cy; break;
     }
-    score = score * at::sigmoid((along - options_.relation_margin) / options_.relation_softness);
+    score = score + at::log_sigmoid((along - options_.relation_margin) / options_.relation_softness);
   }
   return score;
 }
@@ -198,7 +212,9 @@ at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vecto
     const world::Prompt prompt = parse_reward_prompt(name(), prompts[i]);
     const at::Tensor image = images[static_cast<int64_t>(i)].detach().to(at::kCPU, at::kFloat).clamp(-1, 1);
     const auto index = static_cast<int64_t>(i);
-    scores.push_back(prompt_score(masks[index], wide.defined() ? wide[index] : wide, prompt, world::detect_objects(image)));
+    const at::Tensor log_score =
+        prompt_log_score(masks[index], wide.defined() ? wide[index] : wide, prompt, world::detect_objects(image));
+    scores.push_back(options_.log_score ? log_score : at::exp(log_score));
   }
   return at::stack(scores);
 }
@@ -227,20 +243,31 @@ std::string world_model_dir() {
 
 namespace {
 
-// world.compositional's argument: "" (scale 1), "no_shape_gradient" (0) or "shape_gradient=S".
-double parse_shape_gradient(const std::string& argument) {
-  if (argument.empty()) return 1;
-  if (argument == "no_shape_gradient") return 0;
-  const std::string prefix = "shape_gradient=";
-  if (argument.rfind(prefix, 0) == 0) {
-    const std::string text = argument.substr(prefix.size());
-    char* end = nullptr;
-    const double scale = std::strtod(text.c_str(), &end);
-    if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(scale) || scale < 0 || scale > 10)
-      throw Error(str("world.compositional: shape_gradient=", text, " is not a number in [0, 10]"));
-    return scale;
+// world.compositional's argument: comma-separated "log", "no_shape_gradient", "shape_gradient=S".
+SoftCheckerOptions parse_compositional_arguments(const std::string& argument) {
+  SoftCheckerOptions options;
+  size_t begin = 0;
+  while (begin < argument.size()) {
+    const size_t comma = std::min(argument.find(',', begin), argument.size());
+    const std::string item = argument.substr(begin, comma - begin);
+    begin = comma + 1;
+    const std::string prefix = "shape_gradient=";
+    if (item == "log") {
+      options.log_score = true;
+    } else if (item == "no_shape_gradient") {
+      options.shape_gradient = 0;
+    } else if (item.rfind(prefix, 0) == 0) {
+      const std::string text = item.substr(prefix.size());
+      char* end = nullptr;
+      const double scale = std::strtod(text.c_str(), &end);
+      if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(scale) || scale < 0 || scale > 10)
+        throw Error(str("world.compositional: shape_gradient=", text, " is not a number in [0, 10]"));
+      options.shape_gradient = scale;
+    } else {
+      throw Error(str("world.compositional: unknown argument '", item, "' (known: log, no_shape_gradient, shape_gradient=S)"));
+    }
   }
-  throw Error(str("world.compositional: unknown argument '", argument, "' (known: no_shape_gradient, shape_gradient=S)"));
+  return options;
 }
 
 std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, const std::string& argument,
@@ -265,14 +292,12 @@ std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, c
 }  // namespace
 
 void register_world_rewards(RewardRegistry& registry) {
-  registry.add({"world.compositional", "[no_shape_gradient|shape_gradient=S]",
+  registry.add({"world.compositional", "[log,no_shape_gradient|shape_gradient=S]",
                 "soft, differentiable checker: colour masses, centroids, counts, shapes per prompt clause, product in [0, 1]"
-                " (no_shape_gradient: the shape factor without its straight-through gradient; shape_gradient=S: that"
-                " gradient scaled by S in [0, 10])",
+                " (log: its logarithm, the sum of the clauses' log-scores; no_shape_gradient: the shape factor without"
+                " its straight-through gradient; shape_gradient=S: that gradient scaled by S in [0, 10])",
                 [](const std::string& argument, const RewardContext&) {
-                  SoftCheckerOptions options;
-                  options.shape_gradient = parse_shape_gradient(argument);
-                  return std::make_unique<CompositionalReward>(options);
+                  return std::make_unique<CompositionalReward>(parse_compositional_arguments(argument));
                 }});
   registry.add({"world.clip", "[DIR]", "100·cos of the world CLIP (default: the shipped models/world)",
                 [](const std::string& argument, const RewardContext& c) -> std::unique_ptr<Reward> {

@@ -9,6 +9,7 @@
 //                        gradient comes from the masses (shapes: the checker's factor with a
 //                        straight-through gradient from a soft shape match of the object's box;
 //                        counts: the hard count with one through the colour's mass).
+//                        world.compositional:log is its logarithm.
 //   world.clip[:DIR]     100·cos of the world CLIP's image and prompt embeddings (DIR: a folder
 //                        with tokenizer/, text_encoder/, image_encoder/; default the shipped
 //                        models/world)
@@ -41,6 +42,10 @@ struct SoftCheckerOptions {
   // factor is a constant, world.compositional:no_shape_gradient; world.compositional:shape_gradient=S).
   double shape_gradient = 1;
   double count_sigma = 0.5;      // objects: the count factor is exp(−½((found − asked)/σ)²)
+  // true: the reward is log of the product, Σ of the clauses' log-scores (world.compositional:log). Same
+  // ranking; its gradient is Σ ∇fᵢ/fᵢ, so the clause that fails dominates (log σ(z) is linear in z
+  // where σ(z) is flat) and satisfied clauses add almost nothing.
+  bool log_score = false;
 };
 
 class CompositionalReward : public Reward {
@@ -61,6 +66,9 @@ class CompositionalReward : public Reward {
   // prompt, given the checker's detections.
   at::Tensor prompt_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
                           const std::vector<world::Detection>& detections) const;
+  // Its logarithm, computed as the sum of the clauses' log-scores (finite where the product underflows).
+  at::Tensor prompt_log_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
+                              const std::vector<world::Detection>& detections) const;
 
  private:
   at::Tensor shape_factor(const at::Tensor& shape_masks, const world::ObjectSpec& spec,

@@ -118,6 +118,40 @@ TEST(CompositionalReward, ShapeHasAGradientTowardTheAskedShape) {
   EXPECT_NEAR(miss / hit, SoftCheckerOptions{}.shape_miss, 0.05);  // the size factors differ a little
 }
 
+// world.compositional:log is log r, with ∇ log r = ∇r / r, and stays finite where r underflows.
+TEST(CompositionalReward, LogScoreIsTheLogarithmWithTheChainRulesGradient) {
+  CompositionalReward plain;
+  SoftCheckerOptions log_options;
+  log_options.log_score = true;
+  CompositionalReward log_reward(log_options);
+  world::Rng rng(11);
+  int compared = 0;
+  for (world::Task task : world::kTasks) {
+    const std::vector<world::Prompt> all = world::all_prompts(task);
+    for (int i = 0; i < 3; ++i) {
+      const world::Prompt& prompt = all[static_cast<size_t>(rng.below(static_cast<int64_t>(all.size())))];
+      const world::Prompt asked = i == 0 ? prompt : world::hard_negative(prompt, rng);  // true and false prompts
+      const at::Tensor rendered = world::render(world::scene_for_prompt(prompt, rng)).unsqueeze(0).to(at::kDouble);
+      const at::Tensor image = 0.9 * rendered + 0.1 * (230 / 127.5 - 1);  // off the exact palette: every mask has a slope
+      at::Tensor x = image.clone().requires_grad_(true), y = image.clone().requires_grad_(true);
+      const at::Tensor r = plain.score(x, {asked.text()}).sum(), log_r = log_reward.score(y, {asked.text()}).sum();
+      r.backward();
+      log_r.backward();
+      if (r.item<double>() < 1e-12) continue;
+      EXPECT_NEAR(log_r.item<double>(), std::log(r.item<double>()), 1e-9) << asked.text();
+      const double scale = y.grad().abs().max().item<double>() + 1e-300;
+      EXPECT_TRUE(at::allclose(y.grad() / scale, x.grad() / r / scale, 1e-6, 1e-9)) << asked.text();
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 12);
+  // Far off: four red circles asked of a bare background, where the product is ~e^-64.
+  const at::Tensor background = at::full({1, 3, 64, 64}, 230 / 127.5 - 1, at::kDouble);
+  const double far = log_reward.score(background, {"four red circles"}).item<double>();
+  EXPECT_TRUE(std::isfinite(far));
+  EXPECT_LT(far, -20);
+}
+
 TEST(CompositionalReward, HighForTrueAndLowForFalsePrompts) {
   CompositionalReward reward;
   world::Rng rng(5);
