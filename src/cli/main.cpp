@@ -50,6 +50,7 @@ int run(int argc, char** argv) {
   cli::add_reward_command(app, context, commands);
   cli::add_train_command(app, context, commands);
   cli::add_compare_command(app, context, commands);
+  cli::add_plot_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,158 @@
+#include "eval/metrics_plot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/json_config.h"
+
+namespace rewardgen {
+
+namespace {
+
+// The file's key that `key` names: itself, or the single "key:..." one.
+std::string resolve_key(const std::string& file, const std::set<std::string>& keys, const std::string& key) {
+  if (keys.count(key)) return key;
+  std::vector<std::string> found;
+  for (const std::string& k : keys)
+    if (k.rfind(key + ":", 0) == 0) found.push_back(k);
+  if (found.size() == 1) return found[0];
+  if (found.empty()) throw Error(str(file, ": no metric '", key, "'"));
+  throw Error(str(file, ": '", key, "' fits ", found.size(), " metrics (", found[0], ", ", found[1], ", ...): name one"));
+}
+
+std::string number(double v) {
+  std::ostringstream out;
+  out << std::setprecision(6) << v;
+  return out.str();
+}
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+// Colours that stay apart for the colour-blind (Okabe–Ito), then repeated.
+const std::vector<std::string> kLineColours = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                                               "#E69F00", "#56B4E9", "#000000", "#F0E442"};
+
+}  // namespace
+
+PlotSeries read_metric_series(const std::string& metrics_file, const std::string& x_key, const std::string& y_key,
+                              const std::string& label) {
+  std::ifstream in(metrics_file);
+  if (!in) throw Error(str("cannot read '", metrics_file, "'"));
+  std::vector<Json> rows;
+  std::set<std::string> keys;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    Json row = Json::parse(line, nullptr, false);
+    if (row.is_discarded() || !row.is_object()) throw Error(str(metrics_file, ":", number, ": not a JSON object"));
+    for (const auto& item : row.items()) keys.insert(item.key());
+    rows.push_back(std::move(row));
+  }
+  const std::string x = resolve_key(metrics_file, keys, x_key), y = resolve_key(metrics_file, keys, y_key);
+  PlotSeries series{label, {}, {}};
+  for (const Json& row : rows) {
+    if (!row.contains(x) || !row.contains(y) || !row[x].is_number() || !row[y].is_number()) continue;
+    series.x.push_back(row[x].get<double>());
+    series.y.push_back(row[y].get<double>());
+  }
+  if (series.x.empty()) throw Error(str(metrics_file, ": no row holds both '", x, "' and '", y, "'"));
+  return series;
+}
+
+std::vector<double> moving_average(const std::vector<double>& values, int window) {
+  if (window < 1) throw Error(str("moving average: the window must be >= 1, got ", window));
+  std::vector<double> out(values.size());
+  double sum = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    sum += values[i];
+    if (i >= static_cast<size_t>(window)) sum -= values[i - static_cast<size_t>(window)];
+    out[i] = sum / static_cast<double>(std::min(i + 1, static_cast<size_t>(window)));
+  }
+  return out;
+}
+
+std::vector<double> nice_ticks(double low, double high, int count) {
+  if (!(high > low)) high = low + 1;  // one value: a unit span around it
+  const double raw = (high - low) / std::max(count, 1);
+  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = magnitude;
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * magnitude >= raw) { step = m * magnitude; break; }
+  // Tick k is k·step, computed as k / (1/step) for steps below 1 so that 0.3 prints as 0.3.
+  const double inverse = step < 1 ? std::round(1 / step) : 0;
+  auto tick = [&](double k) {
+    const double t = inverse > 0 ? k / inverse : k * step;
+    return t == 0 ? 0.0 : t;  // never "-0"
+  };
+  std::vector<double> ticks;
+  for (double k = std::floor(low / step + 1e-9); tick(k) <= high + 1e-9 * step; ++k) ticks.push_back(tick(k));
+  if (ticks.back() < high) ticks.push_back(tick(std::round(ticks.back() / step) + 1));
+  return ticks;
+}
+
+std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptions& options) {
+  if (series.empty()) throw Error("plot: no series to draw");
+  double x_low = INFINITY, x_high = -INFINITY, y_low = INFINITY, y_high = -INFINITY;
+  for (const PlotSeries& s : series) {
+    if (s.x.empty() || s.x.size() != s.y.size()) throw Error(str("plot: series '", s.label, "' is empty or uneven"));
+    for (size_t i = 0; i < s.x.size(); ++i) {
+      if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) throw Error(str("plot: series '", s.label, "' holds a non-finite value"));
+      x_low = std::min(x_low, s.x[i]), x_high = std::max(x_high, s.x[i]);
+      y_low = std::min(y_low, s.y[i]), y_high = std::max(y_high, s.y[i]);
+    }
+  }
+  const std::vector<double> x_ticks = nice_ticks(x_low, x_high, 6), y_ticks = nice_ticks(y_low, y_high, 5);
+  const double left = 70, right = options.width - 200.0, top = 40, bottom = options.height - 55.0;
+  const double x0 = x_ticks.front(), x1 = x_ticks.back(), y0 = y_ticks.front(), y1 = y_ticks.back();
+  auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (right - left); };
+  auto py = [&](double y) { return bottom - (y - y0) / (y1 - y0) * (bottom - top); };
+
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << options.width << "\" height=\"" << options.height
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<text x=\"" << (left + right) / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << escape(options.title)
+      << "</text>\n";
+  for (double t : x_ticks)
+    svg << "<line x1=\"" << number(px(t)) << "\" y1=\"" << top << "\" x2=\"" << number(px(t)) << "\" y2=\"" << bottom
+        << "\" stroke=\"#e4e4e4\"/><text x=\"" << number(px(t)) << "\" y=\"" << bottom + 16
+        << "\" text-anchor=\"middle\">" << number(t) << "</text>\n";
+  for (double t : y_ticks)
+    svg << "<line x1=\"" << left << "\" y1=\"" << number(py(t)) << "\" x2=\"" << right << "\" y2=\"" << number(py(t))
+        << "\" stroke=\"#e4e4e4\"/><text x=\"" << left - 6 << "\" y=\"" << number(py(t) + 4) << "\" text-anchor=\"end\">"
+        << number(t) << "</text>\n";
+  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left << "\" height=\"" << bottom - top
+      << "\" fill=\"none\" stroke=\"#444\"/>\n"
+      << "<text x=\"" << (left + right) / 2 << "\" y=\"" << options.height - 14 << "\" text-anchor=\"middle\">"
+      << escape(options.x_label) << "</text>\n"
+      << "<text transform=\"translate(18," << (top + bottom) / 2 << ") rotate(-90)\" text-anchor=\"middle\">"
+      << escape(options.y_label) << "</text>\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    const std::string& colour = kLineColours[k % kLineColours.size()];
+    svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"1.6\" points=\"";
+    for (size_t i = 0; i < series[k].x.size(); ++i) svg << (i ? " " : "") << number(px(series[k].x[i])) << "," << number(py(series[k].y[i]));
+    const double ly = top + 10 + 18.0 * static_cast<double>(k);
+    svg << "\"/>\n<line x1=\"" << right + 12 << "\" y1=\"" << ly << "\" x2=\"" << right + 32 << "\" y2=\"" << ly << "\" stroke=\""
+        << colour << "\" stroke-width=\"3\"/><text x=\"" << right + 38 << "\" y=\"" << ly + 4 << "\">" << escape(series[k].label)
+        << "</text>\n";
+  }
+  svg << "</svg>\n";
+  return svg.str();
+}
+
+}  // namespace rewardgen

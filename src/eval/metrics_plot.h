@@ -1,0 +1,37 @@
+#pragma once
+// Training curves a person can look at: metric series read from runs' metrics.jsonl, drawn as one
+// SVG line plot (text, so it diffs, renders on any browser and on GitHub, and needs no font code).
+#include <string>
+#include <vector>
+
+namespace rewardgen {
+
+struct PlotSeries {
+  std::string label;
+  std::vector<double> x, y;
+};
+
+// The (x, y) pairs of the rows of a metrics.jsonl that hold both keys, in file order. A key matches
+// a row's key exactly, or as the one key of the file that starts with `key` followed by ':' (so
+// "reward/world.clip" finds "reward/world.clip:/path/to/models/world"). Error naming the file when
+// no row has both, or when the prefix fits several keys.
+PlotSeries read_metric_series(const std::string& metrics_file, const std::string& x_key, const std::string& y_key,
+                              const std::string& label);
+
+// The trailing moving average over `window` points (1: unchanged), so a noisy per-step reward shows
+// its trend; point i averages points max(0, i − window + 1) … i.
+std::vector<double> moving_average(const std::vector<double>& values, int window);
+
+struct PlotOptions {
+  std::string title, x_label, y_label;
+  int width = 760, height = 440;  // pixels
+};
+
+// An SVG document: axes with rounded ticks spanning every series, one coloured polyline per series,
+// a legend. Error on no series or an empty or non-finite one.
+std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptions& options);
+
+// "Nice" tick positions covering [low, high]: steps of 1, 2 or 5 × 10^k, about `count` of them.
+std::vector<double> nice_ticks(double low, double high, int count);
+
+}  // namespace rewardgen

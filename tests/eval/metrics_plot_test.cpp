@@ -1,0 +1,70 @@
+// Training-curve plots: series read from metrics.jsonl, the moving average, tick choice, and the SVG.
+#include "eval/metrics_plot.h"
+
+#include <gtest/gtest.h>
+
+#include "io/atomic_file.h"
+#include "test_util.h"
+
+namespace rewardgen {
+namespace {
+
+using testing::TempDir;
+using testing::throws_error_containing;
+
+TEST(MetricsPlot, ReadsTheRowsThatHoldBothKeysAndResolvesAPrefix) {
+  TempDir dir;
+  const std::string file = dir.path() + "/metrics.jsonl";
+  write_file_atomic(file,
+                    "{\"step\":1,\"wall_time\":1.5,\"reward/world.clip:/m/world\":60.0,\"loss\":2}\n"
+                    "{\"step\":2,\"wall_time\":3.0,\"loss\":1}\n"  // no reward: skipped
+                    "\n"
+                    "{\"step\":3,\"wall_time\":4.5,\"reward/world.clip:/m/world\":62.5,\"accuracy/overall\":0.5}\n");
+  const PlotSeries s = read_metric_series(file, "wall_time", "reward/world.clip", "run");
+  EXPECT_EQ(s.label, "run");
+  EXPECT_EQ(s.x, (std::vector<double>{1.5, 4.5}));
+  EXPECT_EQ(s.y, (std::vector<double>{60.0, 62.5}));
+  const PlotSeries sparse = read_metric_series(file, "step", "accuracy/overall", "run");
+  EXPECT_EQ(sparse.x, (std::vector<double>{3}));
+  EXPECT_TRUE(throws_error_containing([&] { read_metric_series(file, "step", "reward/world.jpeg", ""); }, "no metric 'reward/world.jpeg'"));
+  write_file_atomic(file, "{\"step\":1,\"reward/a:x\":1,\"reward/a:y\":2}\n");
+  EXPECT_TRUE(throws_error_containing([&] { read_metric_series(file, "step", "reward/a", ""); }, "fits 2 metrics"));
+  write_file_atomic(file, "{\"step\":1}\nnot json\n");
+  EXPECT_TRUE(throws_error_containing([&] { read_metric_series(file, "step", "step", ""); }, "metrics.jsonl:2: not a JSON object"));
+}
+
+TEST(MetricsPlot, MovingAverageIsTrailing) {
+  EXPECT_EQ(moving_average({1, 2, 3, 4, 5}, 1), (std::vector<double>{1, 2, 3, 4, 5}));
+  // window 2: 1, (1+2)/2, (2+3)/2, ...; window 3 starts with the partial means 1 and 1.5.
+  EXPECT_EQ(moving_average({1, 2, 3, 4, 5}, 2), (std::vector<double>{1, 1.5, 2.5, 3.5, 4.5}));
+  EXPECT_EQ(moving_average({1, 2, 3, 4, 5}, 3), (std::vector<double>{1, 1.5, 2, 3, 4}));
+  EXPECT_TRUE(throws_error_containing([&] { moving_average({1}, 0); }, "window must be >= 1"));
+}
+
+TEST(MetricsPlot, NiceTicksCoverTheRangeInRoundSteps) {
+  EXPECT_EQ(nice_ticks(0, 10, 5), (std::vector<double>{0, 2, 4, 6, 8, 10}));
+  EXPECT_EQ(nice_ticks(0.13, 0.58, 5), (std::vector<double>{0.1, 0.2, 0.3, 0.4, 0.5, 0.6}));
+  const std::vector<double> negative = nice_ticks(-13, -6.2, 4);  // step 2: -14 ... -6
+  EXPECT_DOUBLE_EQ(negative.front(), -14);
+  EXPECT_DOUBLE_EQ(negative.back(), -6);
+  EXPECT_EQ(nice_ticks(3, 3, 5).size(), 6u);  // a constant series still gets an axis
+}
+
+TEST(MetricsPlot, SvgHoldsOnePolylinePerSeriesAndTheLabels) {
+  const std::vector<PlotSeries> series = {{"full <R0>", {0, 5, 10}, {0.4, 0.5, 0.55}}, {"teacher", {0, 10}, {0.33, 0.33}}};
+  PlotOptions options;
+  options.title = "reward";
+  const std::string svg = line_plot_svg(series, options);
+  EXPECT_EQ(svg.rfind("<svg ", 0), 0u);
+  size_t polylines = 0;
+  for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++polylines;
+  EXPECT_EQ(polylines, 2u);
+  EXPECT_NE(svg.find("full &lt;R0&gt;"), std::string::npos);  // escaped
+  // The first point sits on the left edge of the frame (x = 0 is the first tick), the highest at its top.
+  EXPECT_NE(svg.find("points=\"70,"), std::string::npos);
+  EXPECT_TRUE(throws_error_containing([&] { line_plot_svg({}, options); }, "no series"));
+  EXPECT_TRUE(throws_error_containing([&] { line_plot_svg({{"bad", {0, 1}, {0, NAN}}}, options); }, "non-finite"));
+}
+
+}  // namespace
+}  // namespace rewardgen
