@@ -35,13 +35,22 @@ struct Blob {
   at::Tensor mass, cx, cy;  // scalars
 };
 
-Blob blob_of(const at::Tensor& masks, const ObjectSpec& spec) {
+// With `presence` > 0 (and the wide masks), the mass gains a straight-through gradient: value the
+// sharp mass m, gradient m + S·(p − sg(p)) with p = Σ sg(foreground)·wide mask of the colour — the
+// pixels of *any* object, pulled toward the asked colour. The sharp masks are flat (e^-30) on an
+// object of another palette colour, so without it "there is a red triangle" cannot say "turn that
+// purple triangle red", the commonest way a two-object prompt fails.
+Blob blob_of(const at::Tensor& masks, const at::Tensor& wide_masks, const ObjectSpec& spec, double presence) {
   const at::Tensor mask = spec.colour ? masks[static_cast<int64_t>(*spec.colour)] : masks.sum(0);  // [H, W]
   const int64_t h = mask.size(0), w = mask.size(1);
   const at::Tensor xs = at::arange(w, mask.options()) + 0.5, ys = at::arange(h, mask.options()) + 0.5;
   const at::Tensor mass = mask.sum();
   const at::Tensor safe = mass.clamp_min(1e-6);
-  return {mass, (mask.sum(0) * xs).sum() / safe, (mask.sum(1) * ys).sum() / safe};
+  const Blob blob{mass, (mask.sum(0) * xs).sum() / safe, (mask.sum(1) * ys).sum() / safe};
+  if (presence == 0 || !wide_masks.defined() || !spec.colour) return blob;
+  const at::Tensor foreground = masks.sum(0).detach();
+  const at::Tensor pulled = (foreground * wide_masks[static_cast<int64_t>(*spec.colour)]).sum();
+  return {mass + presence * (pulled - pulled.detach()), blob.cx, blob.cy};
 }
 
 // The clause scores below are computed as logarithms: log σ(z) is linear in z where the clause fails
@@ -117,6 +126,7 @@ std::string CompositionalReward::name() const {
   if (options_.log_score) arguments.push_back("log");
   if (options_.shape_gradient == 0) arguments.push_back("no_shape_gradient");
   else if (options_.shape_gradient != 1) arguments.push_back(str("shape_gradient=", options_.shape_gradient));
+  if (options_.presence_gradient != 0) arguments.push_back(str("presence_gradient=", options_.presence_gradient));
   std::string name = "world.compositional";
   for (size_t i = 0; i < arguments.size(); ++i) name += (i == 0 ? ":" : ",") + arguments[i];
   return name;
@@ -168,7 +178,7 @@ at::Tensor CompositionalReward::prompt_log_score(const at::Tensor& masks, const 
                                                  const std::vector<world::Detection>& detections) const {
   at::Tensor score = at::zeros({}, masks.options());
   std::vector<Blob> blobs;
-  for (const ObjectSpec& spec : prompt.objects) blobs.push_back(blob_of(masks, spec));
+  for (const ObjectSpec& spec : prompt.objects) blobs.push_back(blob_of(masks, shape_masks, spec, options_.presence_gradient));
   if (prompt.task == world::Task::counting) {
     const ObjectSpec& spec = prompt.objects[0];
     double found = 0;
@@ -206,7 +216,8 @@ at::Tensor CompositionalReward::prompt_log_score(const at::Tensor& masks, const 
 at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name(), images, prompts);
   const at::Tensor masks = colour_masks(images);
-  const at::Tensor wide = options_.shape_gradient > 0 ? shape_masks(images) : at::Tensor();
+  const bool wide_needed = options_.shape_gradient > 0 || options_.presence_gradient > 0;
+  const at::Tensor wide = wide_needed ? shape_masks(images) : at::Tensor();
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const world::Prompt prompt = parse_reward_prompt(name(), prompts[i]);
@@ -243,7 +254,16 @@ std::string world_model_dir() {
 
 namespace {
 
-// world.compositional's argument: comma-separated "log", "no_shape_gradient", "shape_gradient=S".
+// world.compositional's argument: comma-separated "log", "no_shape_gradient", "shape_gradient=S",
+// "presence_gradient=S".
+double parse_scale(const std::string& key, const std::string& text) {
+  char* end = nullptr;
+  const double scale = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(scale) || scale < 0 || scale > 10)
+    throw Error(str("world.compositional: ", key, "=", text, " is not a number in [0, 10]"));
+  return scale;
+}
+
 SoftCheckerOptions parse_compositional_arguments(const std::string& argument) {
   SoftCheckerOptions options;
   size_t begin = 0;
@@ -251,20 +271,19 @@ SoftCheckerOptions parse_compositional_arguments(const std::string& argument) {
     const size_t comma = std::min(argument.find(',', begin), argument.size());
     const std::string item = argument.substr(begin, comma - begin);
     begin = comma + 1;
-    const std::string prefix = "shape_gradient=";
+    const size_t equals = item.find('=');
+    const std::string key = item.substr(0, equals), value = equals == std::string::npos ? "" : item.substr(equals + 1);
     if (item == "log") {
       options.log_score = true;
     } else if (item == "no_shape_gradient") {
       options.shape_gradient = 0;
-    } else if (item.rfind(prefix, 0) == 0) {
-      const std::string text = item.substr(prefix.size());
-      char* end = nullptr;
-      const double scale = std::strtod(text.c_str(), &end);
-      if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(scale) || scale < 0 || scale > 10)
-        throw Error(str("world.compositional: shape_gradient=", text, " is not a number in [0, 10]"));
-      options.shape_gradient = scale;
+    } else if (equals != std::string::npos && key == "shape_gradient") {
+      options.shape_gradient = parse_scale(key, value);
+    } else if (equals != std::string::npos && key == "presence_gradient") {
+      options.presence_gradient = parse_scale(key, value);
     } else {
-      throw Error(str("world.compositional: unknown argument '", item, "' (known: log, no_shape_gradient, shape_gradient=S)"));
+      throw Error(str("world.compositional: unknown argument '", item,
+                      "' (known: log, no_shape_gradient, shape_gradient=S, presence_gradient=S)"));
     }
   }
   return options;
@@ -292,10 +311,11 @@ std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, c
 }  // namespace
 
 void register_world_rewards(RewardRegistry& registry) {
-  registry.add({"world.compositional", "[log,no_shape_gradient|shape_gradient=S]",
+  registry.add({"world.compositional", "[log,no_shape_gradient|shape_gradient=S,presence_gradient=S]",
                 "soft, differentiable checker: colour masses, centroids, counts, shapes per prompt clause, product in [0, 1]"
                 " (log: its logarithm, the sum of the clauses' log-scores; no_shape_gradient: the shape factor without"
-                " its straight-through gradient; shape_gradient=S: that gradient scaled by S in [0, 10])",
+                " its straight-through gradient; shape_gradient=S: that gradient scaled by S in [0, 10];"
+                " presence_gradient=S: a straight-through pull of every object's pixels toward an asked colour)",
                 [](const std::string& argument, const RewardContext&) {
                   return std::make_unique<CompositionalReward>(parse_compositional_arguments(argument));
                 }});

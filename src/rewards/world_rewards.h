@@ -46,6 +46,10 @@ struct SoftCheckerOptions {
   // ranking; its gradient is Σ ∇fᵢ/fᵢ, so the clause that fails dominates (log σ(z) is linear in z
   // where σ(z) is flat) and satisfied clauses add almost nothing.
   bool log_score = false;
+  // Scale of the presence gradient (0: off; world.compositional:presence_gradient=S): an object's mass
+  // also gets the slope of the wide masks on the pixels of every object, so a missing colour says
+  // "recolour an object" where the sharp masks are flat (blob_of in world_rewards.cpp).
+  double presence_gradient = 0;
 };
 
 class CompositionalReward : public Reward {

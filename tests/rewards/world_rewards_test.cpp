@@ -118,6 +118,37 @@ TEST(CompositionalReward, ShapeHasAGradientTowardTheAskedShape) {
   EXPECT_NEAR(miss / hit, SoftCheckerOptions{}.shape_miss, 0.05);  // the size factors differ a little
 }
 
+// The presence gradient: "a red triangle" asked of a purple triangle. The sharp masks give no slope
+// toward red on the triangle's pixels; with presence_gradient the mass says "turn it red", the value
+// stays the same.
+TEST(CompositionalReward, PresenceGradientPullsAnObjectTowardTheAskedColour) {
+  world::Scene scene;
+  scene.objects.push_back({world::Shape::triangle, world::Colour::purple, world::Size::large, 32, 32, 11});
+  const at::Tensor image = 0.9 * world::render(scene).unsqueeze(0).to(at::kDouble) + 0.1 * (230 / 127.5 - 1);
+  const world::Rgb red = world::palette_rgb(world::Colour::red);
+  const at::Tensor toward_red = at::tensor({red.r, red.g, red.b}, at::kDouble).view({1, 3, 1, 1}) / 127.5 - 1 - image;
+  // The triangle's pixels (the purple mask is high there).
+  const at::Tensor triangle = (CompositionalReward().colour_masks(image).select(1, static_cast<int64_t>(world::Colour::purple)) > 0.5)
+                                  .unsqueeze(1).to(at::kDouble);
+  ASSERT_GT(triangle.sum().item<double>(), 100);
+  auto derivative = [&](double presence, double* value) {
+    SoftCheckerOptions options;
+    options.log_score = true;
+    options.presence_gradient = presence;
+    CompositionalReward reward(options);
+    at::Tensor x = image.clone().requires_grad_(true);
+    const at::Tensor score = reward.score(x, {"a red triangle"}).sum();
+    score.backward();
+    *value = score.item<double>();
+    return (x.grad() * triangle * toward_red).sum().item<double>();
+  };
+  double without_value = 0, with_value = 0;
+  const double without = derivative(0, &without_value), with = derivative(1, &with_value);
+  EXPECT_DOUBLE_EQ(with_value, without_value);
+  EXPECT_GT(with, 0);
+  EXPECT_GT(with, 1000 * std::abs(without)) << with << " vs " << without;
+}
+
 // world.compositional:log is log r, with ∇ log r = ∇r / r, and stays finite where r underflows.
 TEST(CompositionalReward, LogScoreIsTheLogarithmWithTheChainRulesGradient) {
   CompositionalReward plain;
