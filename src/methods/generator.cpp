@@ -52,12 +52,12 @@ FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::str
     if (t >= schedule_.num_timesteps()) throw Error(str("generator timestep ", t, " is outside the model's schedule"));
   teacher_ = base_.unet;  // frozen: the CFG implicit reward's network and θ₀
   freeze_base(*teacher_);
-  unet_ = load_unet(model_dir + "/unet", {}, log);
   if (config_.lora) {
-    freeze_base(*unet_);
+    unet_ = teacher_;  // the adapters are the only trained tensors: the teacher is the UNet without them
     lora_generator_ = std::make_unique<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(0));
     adapters_ = add_lora(*unet_, config_.lora_config, *lora_generator_);
   } else {
+    unet_ = load_unet(model_dir + "/unet", {}, log);
     for (const auto& p : unet_->named_parameters()) initial_[p.key()] = p.value().detach().clone();
   }
   if (config_.ema_decay > 0) {
@@ -66,6 +66,10 @@ FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::str
     ema_copy(*ema_unet_, *unet_);
   }
   tokenizer_ = std::make_unique<ClipTokenizer>(ClipTokenizer::from_directory(base_.tokenizer_dir));
+}
+
+TeacherHandle FewStepGenerator::teacher() const {
+  return TeacherHandle(*teacher_, config_.lora ? std::make_unique<LoraBypass>(adapters_) : nullptr);
 }
 
 NamedTensors FewStepGenerator::trainable_parameters() const {

@@ -89,7 +89,7 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
   at::Tensor loss = surrogate_loss(d.direction, images);
   // 5. The teacher's CFG direction as an implicit reward on the latent.
   if (config_.cfg_reward > 0) {
-    const at::Tensor g_cfg = cfg_direction(generator_.teacher(), generator_.schedule(), c, r.x0, config_.cfg_t_min,
+    const at::Tensor g_cfg = cfg_direction(generator_.teacher().unet(), generator_.schedule(), c, r.x0, config_.cfg_t_min,
                                            config_.cfg_t_max, config_.normalize_gradients, config_.normalize_eps, rng);
     loss = loss + config_.cfg_reward * surrogate_loss(g_cfg, r.x0);
   }

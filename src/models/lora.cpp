@@ -128,6 +128,16 @@ void unmerge_lora(LoraAdapters& adapters) {
   }
 }
 
+LoraBypass::LoraBypass(const LoraAdapters& adapters) : adapters_(adapters) {
+  for (const LoraModule& m : adapters_.modules)
+    if (!m.adapter->merged) m.linear->lora = nullptr;
+}
+
+LoraBypass::~LoraBypass() {
+  for (const LoraModule& m : adapters_.modules)
+    if (!m.adapter->merged) m.linear->lora = m.adapter;
+}
+
 namespace {
 
 std::string exact(double value) {

@@ -75,6 +75,21 @@ void freeze_base(torch::nn::Module& root);
 void merge_lora(LoraAdapters& adapters);
 void unmerge_lora(LoraAdapters& adapters);
 
+// While it lives, every (unmerged) adapter is detached from its Linear, so the model computes exactly
+// what its base does: the frozen teacher without a second copy of its weights. The destructor
+// re-attaches them. Graphs recorded before keep using the adapters (autograd saved what it needs);
+// a recomputed (checkpointed) call must not run inside its scope.
+class LoraBypass {
+ public:
+  explicit LoraBypass(const LoraAdapters& adapters);
+  ~LoraBypass();
+  LoraBypass(const LoraBypass&) = delete;
+  LoraBypass& operator=(const LoraBypass&) = delete;
+
+ private:
+  const LoraAdapters& adapters_;
+};
+
 // PEFT-named tensors and metadata {"format": "rewardgen-lora-peft", "lora_rank", "lora_alpha",
 // "target_modules"}. Throws Error when adapters disagree on rank or alpha (the file has one of each).
 void save_lora(const std::string& path, const LoraAdapters& adapters, const LoraNaming& naming = {});

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "io/atomic_file.h"
 #include "io/run_dir.h"
+#include "methods/generator.h"
 #include "methods/train_job.h"
 #include "models/lora.h"
 #include "sampling/pipeline.h"
@@ -66,6 +67,38 @@ TEST(R0RealModel, LoraTrainsOnASdLayoutPipelineWithAClipReward) {
   const TensorMap merged = module_state(*base.unet), saved = module_state(*exported.unet);
   for (const auto& [name, t] : saved)  // exported in fp16: equal to fp16 precision
     EXPECT_TRUE(at::allclose(t.to(at::kFloat), merged.at(name), 2e-3, 2e-3)) << name;
+}
+
+// With LoRA the teacher is the trained UNet itself with its adapters bypassed: one copy of the
+// weights, and the teacher still computes what the base model does after the adapters moved.
+TEST(R0RealModel, LoraGeneratorKeepsOneUnetAndItsTeacherIsTheBase) {
+  TempDir tmp;
+  testing::write_tiny_tokenizer(tmp.file("tokenizer_src"));
+  save_pipeline(tmp.file("sd"), testing::tiny_pipeline(tmp.file("tokenizer_src")));
+  std::ostringstream quiet;
+  Logger log(LogLevel::warn, quiet);
+  GeneratorConfig config;
+  config.lora = true;
+  config.lora_config.rank = 4;
+  config.lora_config.alpha = 4;
+  config.timesteps = {999, 499};
+  FewStepGenerator generator(config, tmp.file("sd"), log);
+  const Pipeline trained = generator.sampling_pipeline();
+  EXPECT_EQ(&generator.teacher().unet(), trained.unet.get());  // one UNet in memory
+
+  const UNet2DConditionConfig& u = trained.unet->config();
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({2, u.in_channels, u.sample_size, u.sample_size});
+  const at::Tensor t = at::tensor({999, 499}, at::kLong);
+  const at::Tensor context = at::randn({2, 5, u.cross_attention_dim[0]});
+  at::NoGradGuard no_grad;
+  const at::Tensor base = load_pipeline(tmp.file("sd"), {}, log).unet->forward(x, t, context);
+  for (const auto& [name, tensor] : generator.trainable_parameters())
+    if (name.find("lora_B") != std::string::npos) tensor.normal_(0, 0.5);  // move the adapters
+  const at::Tensor adapted = trained.unet->forward(x, t, context);
+  ASSERT_FALSE(at::allclose(adapted, base, 1e-4, 1e-4));
+  EXPECT_TRUE(at::allclose(generator.teacher().unet().forward(x, t, context), base, 1e-6, 1e-6));
+  EXPECT_TRUE(at::equal(trained.unet->forward(x, t, context), adapted));  // the adapters are back
 }
 
 }  // namespace

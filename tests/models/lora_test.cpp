@@ -104,6 +104,22 @@ TEST(Lora, MergedAndUnmergedOutputsMatch) {
   for (const auto& [k, v] : module_state(*tiny.unet)) EXPECT_TRUE(at::allclose(v, base_copy.at(k), 1e-6, 1e-6)) << k;
 }
 
+TEST(Lora, BypassComputesTheBaseModelAndRestoresTheAdapters) {
+  Tiny tiny(0);
+  const at::Tensor base_output = tiny.forward();
+  at::Generator g = generator(1);
+  LoraAdapters adapters = add_lora(*tiny.unet, LoraConfig{}, g);
+  randomize_b(adapters, 2);
+  const at::Tensor adapted = tiny.forward();
+  ASSERT_FALSE(at::allclose(adapted, base_output, 1e-4, 1e-4));
+  {
+    LoraBypass bypass(adapters);
+    EXPECT_TRUE(at::equal(tiny.forward(), base_output));  // bit-exact: the adapters are simply not run
+  }
+  EXPECT_TRUE(at::equal(tiny.forward(), adapted));
+  for (const auto& m : adapters.modules) EXPECT_EQ(m.linear->lora, m.adapter);
+}
+
 TEST(Lora, ScaleIsAlphaOverRank) {
   Tiny tiny(0);
   at::Generator g = generator(1);
