@@ -2,6 +2,7 @@
 # R0's ablations (issue 12, docs/r0.md): every variant trained from the shipped world teacher for the
 # same wall-clock, evaluated on the 504 held-out prompts, then one table. A benchmark, not a test:
 # 10 runs x --minutes each (default 10) on 2 cores. Re-running resumes and skips finished runs.
+# Writes table.md and two SVG plots (world reward and periodic accuracy against wall-clock) into --out.
 # Usage: bench/r0/ablations.sh [--minutes M] [--out DIR] [--only NAME[,NAME...]]
 # REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
 set -euo pipefail
@@ -52,3 +53,13 @@ fi
 args=("$out/teacher_4step"); labels=(--name "teacher, same 4 steps")
 for name in "${names[@]}"; do args+=("$out/$name/eval"); labels+=(--name "$name"); done
 $bin compare "${args[@]}" "${labels[@]}" | tee "$out/table.md"
+# Training curves of every finished variant: the world reward and the periodic accuracy (60 prompts)
+# against wall-clock, as SVG line plots.
+runs=(); run_labels=()
+for name in "${names[@]}"; do
+  if [ -f "$out/$name/metrics.jsonl" ]; then runs+=("$out/$name"); run_labels+=(--name "$name"); fi
+done
+if [ ${#runs[@]} -gt 0 ]; then
+  $bin plot "${runs[@]}" "${run_labels[@]}" --y reward/world.compositional --smooth 25 --out "$out/reward_vs_wall_clock.svg"
+  $bin plot "${runs[@]}" "${run_labels[@]}" --y accuracy/overall --smooth 1 --out "$out/accuracy_vs_wall_clock.svg"
+fi
