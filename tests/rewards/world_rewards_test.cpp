@@ -90,29 +90,27 @@ TEST(CompositionalReward, ShapeHasAGradientTowardTheAskedShape) {
     EXPECT_DOUBLE_EQ(reward.prompt_score(masks, wide, prompt, detections).item<double>(),
                      reward.prompt_score(masks, at::Tensor(), prompt, detections).item<double>());
   }
-  // Switched off, the same value and no shape gradient: a perfect circle's corners then carry none.
-  SoftCheckerOptions off;
-  off.shape_gradient = 0;
-  CompositionalReward mass_only(off);
-  {
+  // A square asked to be "a red circle", with the shape gradient scaled by S: the value, and the
+  // derivative along "clear the corners". Switched off (S = 0) the value stays and the corners carry
+  // next to no gradient; scaled, the shape part of the derivative scales with S.
+  auto square_as_circle = [&](double scale) {
+    SoftCheckerOptions options;
+    options.shape_gradient = scale;
+    CompositionalReward scaled(options);
     at::Tensor x = image_of(world::Shape::square).requires_grad_(true);
-    const at::Tensor value = mass_only.score(x, {"a red circle"}).sum();
+    const at::Tensor value = scaled.score(x, {"a red circle"}).sum();
     value.backward();
-    EXPECT_DOUBLE_EQ(value.item<double>(), reward.score(image_of(world::Shape::square), {"a red circle"}).item<double>());
-    const double along_mass_only = (x.grad() * corners * (background - image_of(world::Shape::square))).sum().item<double>();
-    const double along = derivative_along(world::Shape::square, "a red circle", background);
-    EXPECT_GT(along, 10 * std::abs(along_mass_only)) << along << " vs " << along_mass_only;
-    // Scaled by S, the shape part of the derivative scales by S and the value stays.
-    SoftCheckerOptions tenth;
-    tenth.shape_gradient = 0.1;
-    CompositionalReward scaled(tenth);
-    at::Tensor y = image_of(world::Shape::square).requires_grad_(true);
-    const at::Tensor scaled_value = scaled.score(y, {"a red circle"}).sum();
-    scaled_value.backward();
-    EXPECT_DOUBLE_EQ(scaled_value.item<double>(), value.item<double>());
-    const double along_scaled = (y.grad() * corners * (background - image_of(world::Shape::square))).sum().item<double>();
-    EXPECT_NEAR(along_scaled - along_mass_only, 0.1 * (along - along_mass_only), 1e-6 * std::abs(along));
-  }
+    const double along = (x.grad() * corners * (background - image_of(world::Shape::square))).sum().item<double>();
+    return std::make_pair(value.item<double>(), along);
+  };
+  const auto [value_off, along_off] = square_as_circle(0);
+  const auto [value_on, along_on] = square_as_circle(1);
+  const auto [value_tenth, along_tenth] = square_as_circle(0.1);
+  EXPECT_DOUBLE_EQ(value_off, value_on);
+  EXPECT_DOUBLE_EQ(value_tenth, value_on);
+  EXPECT_NEAR(along_on, derivative_along(world::Shape::square, "a red circle", background), 1e-12);
+  EXPECT_GT(along_on, 10 * std::abs(along_off)) << along_on << " vs " << along_off;
+  EXPECT_NEAR(along_tenth - along_off, 0.1 * (along_on - along_off), 1e-6 * std::abs(along_on));
   const double miss = reward.score(image_of(world::Shape::square), {"a red circle"}).item<double>();
   const double hit = reward.score(image_of(world::Shape::circle), {"a red circle"}).item<double>();
   EXPECT_NEAR(miss / hit, SoftCheckerOptions{}.shape_miss, 0.05);  // the size factors differ a little
