@@ -66,7 +66,7 @@ class CompositionalReward : public Reward {
   // masks above). Its heavy tail keeps a slope on background pixels 130-270 away, where the softmax
   // masks are flat (e^-20), so the gradient can say "fill this corner".
   at::Tensor shape_masks(const at::Tensor& images) const;
-  // The score of one image's masks [6, H, W] (and shape masks; undefined: no shape gradient) for a
+  // The score of one image's masks [6, H, W] (and wide masks; undefined: no shape or presence gradient) for a
   // prompt, given the checker's detections.
   at::Tensor prompt_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
                           const std::vector<world::Detection>& detections) const;
