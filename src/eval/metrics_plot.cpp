@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
+#include <filesystem>
 #include <iomanip>
 #include <set>
 #include <sstream>
 
 #include "core/error.h"
 #include "io/json_config.h"
+#include "io/run_dir.h"
 
 namespace rewardgen {
 
@@ -51,17 +52,12 @@ const std::vector<std::string> kLineColours = {"#0072B2", "#D55E00", "#009E73", 
 
 PlotSeries read_metric_series(const std::string& metrics_file, const std::string& x_key, const std::string& y_key,
                               const std::string& label) {
-  std::ifstream in(metrics_file);
-  if (!in) throw Error(str("cannot read '", metrics_file, "'"));
-  std::vector<Json> rows;
+  if (!std::filesystem::exists(metrics_file)) throw Error(str("cannot read '", metrics_file, "'"));
+  const std::vector<Json> rows = read_metrics(metrics_file);  // Error naming the line that is not JSON
   std::set<std::string> keys;
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (line.empty()) continue;
-    Json row = Json::parse(line, nullptr, false);
-    if (row.is_discarded() || !row.is_object()) throw Error(str(metrics_file, ":", number, ": not a JSON object"));
-    for (const auto& item : row.items()) keys.insert(item.key());
-    rows.push_back(std::move(row));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!rows[i].is_object()) throw Error(str(metrics_file, ": row ", i + 1, " is not a JSON object"));
+    for (const auto& item : rows[i].items()) keys.insert(item.key());
   }
   const std::string x = resolve_key(metrics_file, keys, x_key), y = resolve_key(metrics_file, keys, y_key);
   PlotSeries series{label, {}, {}};
