@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/allocator.h"
 #include "core/blas.h"
 #include "core/log.h"
 #include "core/threads.h"
@@ -48,6 +49,7 @@ void safetensors_round_trip(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   rewardgen::choose_blas_core(argv);  // a faster OpenBLAS kernel where Debian's picks a generic one
+  rewardgen::tune_allocator();  // large temporaries from the heap, not mmap (core/allocator.h)
   rewardgen::report_blas_core_choice(rewardgen::Logger());
   std::fprintf(stderr, "BLAS: %s\n", rewardgen::to_string(rewardgen::blas_info()).c_str());
   const int cores = rewardgen::hardware_cores();

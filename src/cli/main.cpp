@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/allocator.h"
 #include "core/blas.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -73,6 +74,7 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   rewardgen::choose_blas_core(argv);  // may re-execute with a faster OpenBLAS kernel (core/blas.h)
+  rewardgen::tune_allocator();  // large temporaries from the heap, not mmap (core/allocator.h)
   try {
     return run(argc, argv);
   } catch (const rewardgen::Error& e) {
