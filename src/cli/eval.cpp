@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "models/precision.h"
 #include "cli/sampler_flags.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -23,7 +24,7 @@ namespace rewardgen::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, prompts_file, out, device = "cpu";
+  std::string model, prompts_file, out, device = "cpu", precision = "auto";
   SamplerFlags flags;
   bool save_images = false;
   int64_t limit = 0;
@@ -38,6 +39,8 @@ void run_eval(const EvalArgs& a, const Context& context) {
   const std::vector<world::EvalPrompt> lines = world::balanced_subset(all, a.limit);
   LoadOptions load;
   load.device = parse_device(a.device);
+  const Precision precision = parse_precision(a.precision, load.device);
+  load.dtype = dtype_of(precision);
   const Pipeline pipeline = load_pipeline(a.model, load, context.log);
   const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler.recipe, a.model, context.log);
   // The output folder before any sampling: an unwritable target fails now, not after the evaluation.
@@ -59,7 +62,7 @@ void run_eval(const EvalArgs& a, const Context& context) {
 
   const Json report = write_eval_report(a.out, result, lines,
                                         {a.model, a.prompts_file.empty() ? "world:eval" : a.prompts_file, sampler, options.seed,
-                                         a.save_images});
+                                         a.save_images, Json{{"precision", to_string(precision)}}});
   std::cout << report.dump(2) << "\n";
 }
 
@@ -75,6 +78,9 @@ void add_eval_command(CLI::App& app, Context& context, Commands& commands) {
   SamplerOptions defaults;
   defaults.guidance_scale = 4.0;
   add_sampler_flags(*sub, a->flags, defaults);
+  sub->add_option("--precision", a->precision,
+                  "auto | fp32 | bf16: the dtype of the models (auto: bf16 where the CPU has AMX or AVX512-BF16)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))->capture_default_str();
   sub->add_flag("--save-images", a->save_images, "also write images/NNNNN.png, one per evaluated line (verdicts.jsonl's index)");
   sub->add_option("--seed", a->options.seed, "noise seed of the first prompt (prompt i: seed + i)")->capture_default_str();
   sub->add_option("--batch", a->options.batch, "images per sampler call")->check(CLI::PositiveNumber)->capture_default_str();

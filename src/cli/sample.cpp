@@ -11,6 +11,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "models/precision.h"
 #include "io/image.h"
 #include "io/json_config.h"
 #include "sampling/pipeline.h"
@@ -20,7 +21,7 @@ namespace rewardgen::cli {
 namespace {
 
 struct SampleArgs {
-  std::string model, prompts_file, out = "samples", device = "cpu";
+  std::string model, prompts_file, out = "samples", device = "cpu", precision = "auto";
   std::vector<std::string> prompts;
   SamplerFlags flags;
   int64_t seed = 0, images_per_prompt = 1, batch = 4, grid_columns = 0;
@@ -44,6 +45,7 @@ void run_sample(const SampleArgs& a, const Context& context) {
   if (a.batch < 1 || a.images_per_prompt < 1) throw Error("--batch and --images-per-prompt must be >= 1");
   LoadOptions load;
   load.device = parse_device(a.device);
+  load.dtype = dtype_of(parse_precision(a.precision, load.device));
   Pipeline pipeline = load_pipeline(a.model, load, context.log);
   const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler.recipe, a.model, context.log);
   const TextToImage t2i(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
@@ -104,6 +106,9 @@ void add_sample_command(CLI::App& app, Context& context, Commands& commands) {
   sub->add_option("--grid-columns", a->grid_columns, "columns of grid.png (default: images per prompt, or up to 8)");
   sub->add_option("--out", a->out, "output folder")->default_val("samples");
   sub->add_option("--device", a->device, "cpu or cuda (when LibTorch has CUDA)")->default_val("cpu");
+  sub->add_option("--precision", a->precision,
+                  "auto | fp32 | bf16: the dtype of the models (auto: bf16 where the CPU has AMX or AVX512-BF16)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))->capture_default_str();
   commands.push_back({sub, [a, &context] { run_sample(*a, context); }});
 }
 

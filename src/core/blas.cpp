@@ -39,6 +39,8 @@ CpuFeatures detect_cpu_features() {
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512dq = __builtin_cpu_supports("avx512dq");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
+  f.amx_bf16 = __builtin_cpu_supports("amx-bf16");
 #endif
   return f;
 }

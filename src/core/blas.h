@@ -15,6 +15,7 @@ class Logger;
 struct CpuFeatures {
   bool avx2 = false, fma = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
+  bool avx512_bf16 = false, amx_bf16 = false;  // bf16 dot products (models/precision.h), not BLAS kernels
 };
 CpuFeatures detect_cpu_features();  // this CPU (and OS support for its registers)
 

@@ -160,14 +160,15 @@ AutoencoderKL::AutoencoderKL(AutoencoderKLConfig c, const ModelOptions& o) : con
 }
 
 DiagonalGaussian AutoencoderKL::encode(const at::Tensor& image) const {
-  at::Tensor moments = encoder->forward(image);
+  at::Tensor moments = encoder->forward(image.to(encoder->conv_in->weight.scalar_type()));
   if (quant_conv) moments = quant_conv->forward(moments);
   const auto parts = moments.chunk(2, 1);  // mean, logvar: [B, latent, h, w] each
   return {parts[0], parts[1].clamp(-30.0, 20.0)};
 }
 
 at::Tensor AutoencoderKL::decode(const at::Tensor& latents) const {
-  return decoder->forward(post_quant_conv ? post_quant_conv->forward(latents) : latents);
+  const at::Tensor z = latents.to(decoder->conv_in->weight.scalar_type());
+  return decoder->forward(post_quant_conv ? post_quant_conv->forward(z) : z);
 }
 
 }  // namespace rewardgen

@@ -180,7 +180,8 @@ ClipVisionOutput ClipVisionModel::forward(const at::Tensor& pixel_values) const 
     throw Error(str("CLIP vision model: pixel_values must be [B, ", config_.num_channels, ", ", size, ", ", size, "], got ",
                     pixel_values.sizes()));
   const int64_t B = pixel_values.size(0);
-  const at::Tensor patches = patch_embedding->forward(pixel_values).flatten(2).transpose(1, 2);  // [B, N, D]
+  const at::Tensor pixels = pixel_values.to(patch_embedding->weight.scalar_type());  // a bf16 model takes fp32 images
+  const at::Tensor patches = patch_embedding->forward(pixels).flatten(2).transpose(1, 2);  // [B, N, D]
   at::Tensor x = at::cat({class_embedding.expand({B, 1, -1}), patches}, 1) + position_embedding->weight.unsqueeze(0);  // [B, 1+N, D]
   x = encoder->forward(pre_layrnorm->forward(x), at::Tensor());
   ClipVisionOutput out;

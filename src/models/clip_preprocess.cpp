@@ -83,7 +83,7 @@ at::Tensor clip_image_embeddings(const ClipVisionModel& vision, const at::Tensor
   ClipPreprocessOptions options;
   options.size = vision.config().image_size;
   const at::Tensor pixels = clip_preprocess(images.to(vision.patch_embedding->weight.device()), options);
-  const at::Tensor embeds = vision.forward(pixels).image_embeds;
+  const at::Tensor embeds = vision.forward(pixels).image_embeds.to(images.scalar_type());
   return embeds / embeds.norm(2, -1, true);
 }
 

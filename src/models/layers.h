@@ -21,7 +21,8 @@ struct ModelOptions {
   bool initialize() const { return !skip_init && tensor.device().type() != at::kMeta; }
 };
 
-// y = x Wᵀ + b. weight [out, in], bias [out].
+// y = x Wᵀ + b. weight [out, in], bias [out]. Linear and Conv2d cast their input to the weights'
+// dtype (outside autocast), so bf16 layers take the fp32 outputs of the normalisations.
 // With `lora` set (models/lora.h): y = x Wᵀ + b + (α/r)·B A x. The adapter is a plain member,
 // not a registered child, so its tensors stay out of named_parameters(): the module's state dict
 // keeps exactly the base keys and base checkpoints load strictly whether or not adapters exist.
@@ -47,7 +48,7 @@ class Conv2d : public torch::nn::Module {
 class GroupNorm : public torch::nn::Module {
  public:
   GroupNorm(int64_t groups, int64_t channels, double eps, const ModelOptions& options);
-  at::Tensor forward(const at::Tensor& x) const;  // [B, C, ...]
+  at::Tensor forward(const at::Tensor& x) const;  // [B, C, ...]; bf16/fp16 in or weights: computed in fp32, fp32 out
   at::Tensor weight, bias;
   int64_t groups;
   double eps;
@@ -56,7 +57,7 @@ class GroupNorm : public torch::nn::Module {
 class LayerNorm : public torch::nn::Module {
  public:
   LayerNorm(int64_t dim, double eps, const ModelOptions& options);
-  at::Tensor forward(const at::Tensor& x) const;  // [..., D]
+  at::Tensor forward(const at::Tensor& x) const;  // [..., D]; computed in fp32 as GroupNorm
   at::Tensor weight, bias;
   double eps;
 };

@@ -258,20 +258,24 @@ UNet2DConditionModel::UNet2DConditionModel(UNet2DConditionConfig c, const ModelO
 at::Tensor UNet2DConditionModel::forward(const at::Tensor& sample, const at::Tensor& timesteps,
                                          const at::Tensor& encoder_hidden_states, const at::Tensor& timestep_cond) const {
   const int64_t B = sample.size(0);
+  // Inputs in the dtype of the weights (a bf16 model takes fp32 latents); the output stays in it.
+  const at::ScalarType dtype = conv_in->weight.scalar_type();
+  const at::Tensor context = encoder_hidden_states.to(dtype);
   // 1. Time: sinusoidal embedding of t (broadcast to the batch), then the MLP (+ LCM's w embedding).
   const at::Tensor t = timesteps.dim() == 0 ? timesteps.reshape({1}).expand({B}) : timesteps;
   const at::Tensor t_emb = timestep_embedding(t, config_.block_out_channels[0], config_.flip_sin_to_cos,
-                                              config_.freq_shift).to(sample.scalar_type());            // [B, C0]
+                                              config_.freq_shift).to(dtype);                          // [B, C0]
   const at::Tensor emb = time_embedding->forward(
-      t_emb, timestep_cond.defined() ? timestep_cond.to(sample.scalar_type()) : timestep_cond);     // [B, 4·C0]
+      t_emb, timestep_cond.defined() ? timestep_cond.to(dtype) : timestep_cond);                    // [B, 4·C0]
   // 2. Down path, keeping every intermediate state for the skips.
-  at::Tensor x = config_.center_input_sample ? 2 * sample - 1.0 : sample;
+  at::Tensor x = sample.to(dtype);
+  if (config_.center_input_sample) x = 2 * x - 1.0;
   x = conv_in->forward(x);                                                                           // [B, C0, h, w]
   std::vector<at::Tensor> skips{x};
-  for (const auto& block : down_blocks) x = block->forward(x, emb, encoder_hidden_states, skips);
+  for (const auto& block : down_blocks) x = block->forward(x, emb, context, skips);
   // 3. Middle, 4. up path consuming the skips, 5. output head.
-  x = mid_block->forward(x, emb, encoder_hidden_states);
-  for (const auto& block : up_blocks) x = block->forward(x, emb, encoder_hidden_states, skips);
+  x = mid_block->forward(x, emb, context);
+  for (const auto& block : up_blocks) x = block->forward(x, emb, context, skips);
   return conv_out->forward(at::silu(conv_norm_out->forward(x)));                                     // [B, out, h, w]
 }
 

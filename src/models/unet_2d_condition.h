@@ -91,7 +91,8 @@ class UNet2DConditionModel : public torch::nn::Module {
   UNet2DConditionModel(UNet2DConditionConfig config, const ModelOptions& options = {});
 
   // sample [B, in, h, w], timesteps [B] or [] (int or float), encoder_hidden_states [B, S, Dc],
-  // timestep_cond [B, time_cond_proj_dim] or undefined -> [B, out, h, w].
+  // timestep_cond [B, time_cond_proj_dim] or undefined -> [B, out, h, w]. Inputs of any floating dtype
+  // are cast to the weights' dtype, which the output has (a bf16 model returns bf16).
   at::Tensor forward(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& encoder_hidden_states,
                      const at::Tensor& timestep_cond = {}) const;
 

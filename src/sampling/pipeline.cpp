@@ -11,7 +11,7 @@ namespace fs = std::filesystem;
 namespace rewardgen {
 
 at::Tensor decode_latents(const AutoencoderKL& vae, const at::Tensor& latents) {
-  return vae.decode(latents / vae.config().scaling_factor);
+  return vae.decode(latents / vae.config().scaling_factor).to(latents.scalar_type());  // fp32 images from a bf16 VAE
 }
 
 Pipeline load_pipeline(const std::string& dir, const LoadOptions& o, const Logger& log) {

@@ -21,9 +21,11 @@ at::Tensor per_sample_guidance(const at::Tensor& guidance, const at::Tensor& lik
 
 at::Tensor unet_call(const UNet2DConditionModel& unet, const at::Tensor& x, const at::Tensor& t, const at::Tensor& context,
                      const at::Tensor& timestep_cond, bool recompute) {
-  if (!recompute) return unet.forward(x, t, context, timestep_cond);
+  // The output in the dtype of x: a bf16 UNet (or one under autocast) computes in bf16, the
+  // sampler's arithmetic stays in x's fp32.
+  if (!recompute) return unet.forward(x, t, context, timestep_cond).to(x.scalar_type());
   return recompute_in_backward(
-      [&unet](const std::vector<at::Tensor>& in) { return unet.forward(in[0], in[1], in[2], in[3]); },
+      [&unet](const std::vector<at::Tensor>& in) { return unet.forward(in[0], in[1], in[2], in[3]).to(in[0].scalar_type()); },
       {x, t, context, timestep_cond});
 }
 

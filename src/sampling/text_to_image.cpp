@@ -94,8 +94,9 @@ at::Tensor TextToImage::sample_latents(const std::vector<std::string>& prompts, 
   const int64_t B = static_cast<int64_t>(prompts.size());
   const bool needs_uncond = unet.config().time_cond_proj_dim == 0 && o.guidance_scale != 1.0;
   const Conditioning c = conditioning(prompts, needs_uncond);
-  // x_T ~ N(0, I), drawn on the CPU so that seeds give the same images on every device.
-  const at::Tensor x_T = at::randn({B, unet.config().in_channels, h, w}, generator, at::kFloat).to(unet.conv_in->weight.options());
+  // x_T ~ N(0, I), drawn on the CPU so that seeds give the same images on every device. The
+  // sampler's state stays fp32 whatever the UNet computes in (guided_model_output casts).
+  const at::Tensor x_T = at::randn({B, unet.config().in_channels, h, w}, generator, at::kFloat).to(unet.conv_in->weight.device());
   RolloutOptions ro = rollout_options(o, pipeline_.scheduler);
   ro.keep_states = false;
   const Rollout r = rollout(unet, schedule_, c, x_T, ro, generator);

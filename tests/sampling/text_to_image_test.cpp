@@ -110,3 +110,34 @@ TEST(Image, PngRoundTripIsExactAtEightBitsAndGridsPlaceImages) {
 
 }  // namespace
 }  // namespace rewardgen
+
+namespace rewardgen {
+namespace {
+
+// A pipeline loaded in bf16 (sample/eval --precision bf16): the sampler state stays fp32, the
+// images come out fp32, and they are close to the fp32 pipeline's for the same seed.
+TEST(TextToImage, Bf16PipelineGivesFp32ImagesCloseToFp32) {
+  testing::TempDir tmp;
+  testing::write_tiny_tokenizer(tmp.file("tok"));
+  const Pipeline full = testing::tiny_pipeline(tmp.file("tok"));
+  Pipeline low = testing::tiny_pipeline(tmp.file("tok"));  // the same seed-0 weights
+  low.unet->to(at::kBFloat16);
+  low.vae->to(at::kBFloat16);
+  low.text_encoder->to(at::kBFloat16);
+  SamplerOptions o;
+  o.steps = 3;
+  const auto images = [&](const Pipeline& p) {
+    const TextToImage t2i(p, ClipTokenizer::from_directory(tmp.file("tok")));
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(5);
+    return t2i.generate({"ab c", "abc"}, o, g);
+  };
+  const at::Tensor a = images(full), b = images(low);
+  EXPECT_EQ(b.scalar_type(), at::kFloat);
+  EXPECT_TRUE(b.isfinite().all().item<bool>());
+  const double relative = (a - b).norm().item<double>() / a.norm().item<double>();
+  EXPECT_LT(relative, 0.1);
+  EXPECT_GT(relative, 0.0) << "the bf16 pipeline must really compute in bf16";
+}
+
+}  // namespace
+}  // namespace rewardgen
