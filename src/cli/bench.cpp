@@ -15,6 +15,7 @@ namespace rewardgen::cli {
 void add_unet_bench_command(CLI::App& bench, Context& context, Commands& commands);
 void add_reward_bench_command(CLI::App& bench, Context& context, Commands& commands);
 void add_sample_bench_command(CLI::App& bench, Context& context, Commands& commands);
+void add_speed_bench_command(CLI::App& bench, Context& context, Commands& commands);
 
 void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   auto* bench = app.add_subcommand("bench", "Speed figures, measured as ratios in one run");
@@ -33,6 +34,7 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   add_unet_bench_command(*bench, context, commands);
   add_reward_bench_command(*bench, context, commands);
   add_sample_bench_command(*bench, context, commands);
+  add_speed_bench_command(*bench, context, commands);
   commands.push_back({gemm, [args, &context] {
                         std::vector<GemmMeasurement> results{measure_gemm(1, args->n, args->seconds)};
                         if (context.threads > 1) results.push_back(measure_gemm(context.threads, args->n, args->seconds));
@@ -59,9 +61,24 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
 namespace {
 
 struct UnetArgs {
-  std::string config;
+  std::string config, precision = "fp32";
   UnetBenchOptions bench;
+  int profile_rows = 25;
 };
+
+// Markdown tables of one profiled pass: the categories, then the `rows` largest operators.
+void print_profile(const char* pass, double seconds, const std::vector<OpTime>& categories,
+                   const std::vector<OpTime>& ops, int rows) {
+  std::printf("\n%s, profiled: %.3f s per pass (self time per operator; profiling adds its own overhead)\n\n", pass, seconds);
+  std::printf("| category | self s | share | calls |\n|---|---|---|---|\n");
+  for (const OpTime& c : categories)
+    std::printf("| %s | %.4f | %.1f %% | %lld |\n", c.name.c_str(), c.self_s, 100 * c.self_s / seconds,
+                static_cast<long long>(c.calls));
+  std::printf("\n| operator | category | self s | share | calls |\n|---|---|---|---|---|\n");
+  for (size_t i = 0; i < ops.size() && static_cast<int>(i) < rows; ++i)
+    std::printf("| %s | %s | %.4f | %.1f %% | %lld |\n", ops[i].name.c_str(), op_category(ops[i].name).c_str(),
+                ops[i].self_s, 100 * ops[i].self_s / seconds, static_cast<long long>(ops[i].calls));
+}
 
 void run_unet_bench(const UnetArgs& a, const Context& context) {
   UNet2DConditionConfig config;
@@ -73,13 +90,16 @@ void run_unet_bench(const UnetArgs& a, const Context& context) {
     read_unet_config(reader, config);
     reader.warn_unknown(context.log);
   }
+  UnetBenchOptions options = a.bench;
+  options.precision = parse_precision(a.precision, at::kCPU);
   const GemmMeasurement peak = measure_gemm(context.threads, 1024, 2.0);
-  const UnetBenchResult r = bench_unet(config, a.bench);
-  std::printf("%s, %s, batch %lld, latents %lldx%lld, %lld text tokens, %d threads\n",
+  const UnetBenchResult r = bench_unet(config, options);
+  std::printf("%s, %s, batch %lld, latents %lldx%lld, %lld text tokens, %d threads, %s\n",
               a.config.empty() ? "SD1.5 UNet layout" : a.config.c_str(),
               a.bench.first_down_block_only ? "down_blocks.0 only" : "whole UNet", static_cast<long long>(a.bench.batch),
               static_cast<long long>(a.bench.latent_size), static_cast<long long>(a.bench.latent_size),
-              static_cast<long long>(a.bench.text_tokens), context.threads);
+              static_cast<long long>(a.bench.text_tokens), context.threads,
+              options.precision == Precision::bf16 ? "bf16 (forward: bf16 weights; training: fp32 weights, autocast)" : "fp32");
   std::printf("  parameters           %lld\n", static_cast<long long>(r.parameters));
   std::printf("  forward              %.2f GFLOP, %.3f s, %.1f GFLOP/s (%.0f%% of GEMM peak)\n", r.forward_gflop,
               r.forward_s, r.forward_gflops_per_s(), 100 * r.forward_gflops_per_s() / peak.best_gflops);
@@ -87,6 +107,11 @@ void run_unet_bench(const UnetArgs& a, const Context& context) {
     std::printf("  forward + backward   %.2f GFLOP, %.3f s, %.1f GFLOP/s (%.0f%% of GEMM peak)\n", 3 * r.forward_gflop,
                 r.train_step_s, r.train_gflops_per_s(), 100 * r.train_gflops_per_s() / peak.best_gflops);
   std::printf("  GEMM peak            %.1f GFLOP/s (fp32 1024^3, %d threads, same run)\n", peak.best_gflops, peak.threads);
+  if (options.profile) {
+    print_profile("forward", r.profiled_forward_s, r.forward_categories, r.forward_ops, a.profile_rows);
+    if (!a.bench.forward_only)
+      print_profile("forward + backward", r.profiled_train_step_s, r.train_categories, r.train_ops, a.profile_rows);
+  }
 }
 
 }  // namespace
@@ -95,12 +120,17 @@ void add_unet_bench_command(CLI::App& bench, Context& context, Commands& command
   auto a = std::make_shared<UnetArgs>();
   auto* unet = bench.add_subcommand("unet", "UNet training-step FLOP/s and MFU against the GEMM peak measured in the same run");
   unet->add_option("--config", a->config, "a UNet config.json (default: the SD1.5 layout); e.g. bench/configs/unet_sd15_fifth_width.json");
-  unet->add_option("--batch", a->bench.batch, "batch size")->default_val(2);
-  unet->add_option("--size", a->bench.latent_size, "latent height = width")->default_val(32);
-  unet->add_option("--tokens", a->bench.text_tokens, "text tokens of the conditioning")->default_val(77);
-  unet->add_option("--repeats", a->bench.repeats, "timed repetitions after a warm-up")->default_val(3);
+  unet->add_option("--batch", a->bench.batch, "batch size")->default_val(2)->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  unet->add_option("--size", a->bench.latent_size, "latent height = width")->default_val(32)->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  unet->add_option("--tokens", a->bench.text_tokens, "text tokens of the conditioning")->default_val(77)->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  unet->add_option("--repeats", a->bench.repeats, "timed repetitions after a warm-up")->default_val(3)->check(CLI::Range(1, 1000));
   unet->add_flag("--first-down-block", a->bench.first_down_block_only, "time down_blocks.0 alone");
   unet->add_flag("--forward-only", a->bench.forward_only, "time the forward pass only (no training step)");
+  unet->add_option("--precision", a->precision, "fp32 | bf16 | auto (bf16 where the CPU has AMX or AVX512-BF16)")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "auto"}));
+  unet->add_flag("--profile", a->bench.profile,
+                 "then profile --repeats more passes per operator (ATen's RecordFunction) and print markdown tables");
+  unet->add_option("--profile-rows", a->profile_rows, "operators listed per profiled pass")->default_val(25)->check(CLI::Range(1, 1000));
   commands.push_back({unet, [a, &context] { run_unet_bench(*a, context); }});
 }
 

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "models/flops.h"
+#include "models/precision.h"
 
 namespace rewardgen {
 namespace {
@@ -29,7 +30,8 @@ UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchO
     const at::Tensor x = at::randn({B, config.block_out_channels[0], size, size}), t_emb = at::randn({B, temb});
     forward = [block, x, t_emb, context] {
       std::vector<at::Tensor> skips;
-      return block->forward(x, t_emb, context, skips);
+      const at::ScalarType dtype = block->resnets[0]->conv1->weight.scalar_type();  // the block does not cast
+      return block->forward(x.to(dtype), t_emb.to(dtype), context.to(dtype), skips);
     };
     model = block;
   } else {
@@ -39,6 +41,9 @@ UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchO
     model = unet;
   }
   result.parameters = parameter_count(*model);
+  // Inference in the precision asked for: the weights themselves in bf16 (as sample and eval load
+  // them); training below keeps fp32 weights and autocasts.
+  model->to(dtype_of(o.precision));
   FlopCounter counter;
   {
     at::NoGradGuard no_grad;
@@ -46,15 +51,48 @@ UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchO
     forward();
   }
   result.forward_gflop = counter.flops / 1e9;
-  result.forward_s = seconds_of([&] {
+  const auto inference_pass = [&] {
     at::NoGradGuard no_grad;
     forward();
-  }, o.repeats);
-  if (o.forward_only) return result;
-  result.train_step_s = seconds_of([&] {
+  };
+  result.forward_s = seconds_of(inference_pass, o.repeats);
+  const auto train_step = [&] {
     model->zero_grad();
-    forward().square().mean().backward();
-  }, o.repeats);
+    at::Tensor loss;
+    {
+      AutocastScope autocast(o.precision, at::kCPU);
+      loss = forward().to(at::kFloat).square().mean();
+    }
+    loss.backward();
+  };
+  if (!o.forward_only) {
+    model->to(at::kFloat);
+    result.train_step_s = seconds_of(train_step, o.repeats);
+    model->to(dtype_of(o.precision));
+  }
+  if (o.profile) {
+    // Times per pass, averaged over `repeats` passes.
+    const auto profiled = [&](const std::function<void()>& body, std::vector<OpTime>& ops, std::vector<OpTime>& categories) {
+      OpProfile profile;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < o.repeats; ++i) body();
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / o.repeats;
+      ops = profile.operators();
+      categories = profile.categories();
+      for (auto* rows : {&ops, &categories})
+        for (OpTime& row : *rows) {
+          row.self_s /= o.repeats;
+          row.total_s /= o.repeats;
+          row.calls /= o.repeats;
+        }
+      return seconds;
+    };
+    result.profiled_forward_s = profiled(inference_pass, result.forward_ops, result.forward_categories);
+    if (!o.forward_only) {
+      model->to(at::kFloat);
+      result.profiled_train_step_s = profiled(train_step, result.train_ops, result.train_categories);
+    }
+  }
   return result;
 }
 

@@ -3,6 +3,10 @@
 // measured GEMM peak (MFU). FLOPs are counted from the layers' shapes during a forward pass
 // (models/flops.h); a training step (forward + backward) counts 3× the forward FLOPs.
 #include <string>
+#include <vector>
+
+#include "eval/op_profile.h"
+#include "models/precision.h"
 
 #include "models/unet_2d_condition.h"
 
@@ -13,6 +17,8 @@ struct UnetBenchOptions {
   int repeats = 3;              // timed repetitions after one warm-up
   bool first_down_block_only = false;  // time down_blocks.0 alone (input [B, C0, size, size])
   bool forward_only = false;           // skip the training step (SD-sized models at 64×64 need ~20 GB for it)
+  Precision precision = Precision::fp32;  // bf16: forward with bf16 weights, training step under autocast
+  bool profile = false;                // afterwards, one more forward (and training step) under an OpProfile
 };
 
 struct UnetBenchResult {
@@ -20,6 +26,10 @@ struct UnetBenchResult {
   double forward_gflops_per_s() const { return forward_gflop / forward_s; }
   double train_gflops_per_s() const { return 3 * forward_gflop / train_step_s; }
   int64_t parameters = 0;
+  // With options.profile: per-operator self times of one forward and of one training step
+  // (forward + backward), measured after the timed repetitions so that profiling costs them nothing.
+  std::vector<OpTime> forward_ops, forward_categories, train_ops, train_categories;
+  double profiled_forward_s = 0, profiled_train_step_s = 0;  // wall-clock of the profiled passes
 };
 
 UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchOptions& options);

@@ -1,0 +1,98 @@
+// rewardgen bench speed: the UNet rows of docs/performance.md in one run, ours in fp32 (and bf16
+// where the CPU has it) and, when a diffusers timing script is given, diffusers' fp32 beside them.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "eval/speed_suite.h"
+#include "io/json_config.h"
+
+namespace rewardgen::cli {
+namespace {
+
+struct SpeedArgs {
+  std::string configs = "bench/configs", diffusers_timer;
+  std::vector<std::string> rows{"world", "fifth", "sd15"};
+  std::vector<std::string> precisions{"fp32", "auto"};
+  int repeats = 3;
+};
+
+UNet2DConditionConfig read_config(const std::string& file, const Context& context) {
+  UNet2DConditionConfig config;
+  const Json j = load_json_file(file);
+  ConfigReader reader(j, file);
+  read_unet_config(reader, config);
+  reader.warn_unknown(context.log);
+  return config;
+}
+
+std::string fixed(double value, int digits) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
+std::string seconds(double s) { return s > 0 ? fixed(s, 3) : std::string("–"); }
+
+void run_speed(const SpeedArgs& a, const Context& context) {
+  const std::vector<SpeedRow> all = speed_rows(a.configs);
+  const char* keys[] = {"world", "fifth", "sd15"};
+  std::vector<SpeedRow> rows;
+  for (const std::string& name : a.rows)
+    for (size_t i = 0; i < all.size(); ++i)
+      if (name == keys[i]) rows.push_back(all[i]);
+  std::vector<Precision> precisions;
+  for (const std::string& p : a.precisions) {
+    const Precision q = parse_precision(p, at::kCPU);
+    if (std::find(precisions.begin(), precisions.end(), q) == precisions.end()) precisions.push_back(q);
+  }
+  for (const SpeedRow& row : rows) read_config(row.config_file, context);  // every config readable before any timing
+  std::printf("| row | precision | ours forward s | ours train step s | diffusers fp32 forward s | diffusers fp32 train step s "
+              "| forward ours/diffusers | train ours/diffusers |\n|---|---|---|---|---|---|---|---|\n");
+  for (const SpeedRow& row : rows) {
+    DiffusersTimes theirs;
+    if (!a.diffusers_timer.empty()) theirs = time_diffusers(a.diffusers_timer, row, context.threads, a.repeats, 1);
+    for (const Precision precision : precisions) {
+      UnetBenchOptions o;
+      o.batch = row.batch;
+      o.latent_size = row.latent_size;
+      o.text_tokens = row.text_tokens;
+      o.repeats = a.repeats;
+      o.forward_only = !row.train;
+      o.precision = precision;
+      const UnetBenchResult r = bench_unet(read_config(row.config_file, context), o);
+      const auto ratio = [](double ours, double theirs_s) { return ours > 0 && theirs_s > 0 ? fixed(ours / theirs_s, 2) : std::string("–"); };
+      std::printf("| %s, batch %lld, %lldx%lld, %lld tokens | %s | %s | %s | %s | %s | %s | %s |\n", row.name.c_str(),
+                  static_cast<long long>(row.batch), static_cast<long long>(row.latent_size),
+                  static_cast<long long>(row.latent_size), static_cast<long long>(row.text_tokens),
+                  to_string(precision).c_str(), seconds(r.forward_s).c_str(), seconds(r.train_step_s).c_str(),
+                  seconds(theirs.forward_s).c_str(), seconds(theirs.train_step_s).c_str(),
+                  ratio(r.forward_s, theirs.forward_s).c_str(), ratio(r.train_step_s, theirs.train_step_s).c_str());
+      std::fflush(stdout);
+    }
+  }
+  std::printf("(%d threads, %d timed repetitions each%s)\n", context.threads, a.repeats,
+              a.diffusers_timer.empty() ? "; no diffusers timing: set REWARDGEN_DIFFUSERS_TIMER or --diffusers" : "");
+}
+
+}  // namespace
+
+void add_speed_bench_command(CLI::App& bench, Context& context, Commands& commands) {
+  auto a = std::make_shared<SpeedArgs>();
+  if (const char* timer = std::getenv("REWARDGEN_DIFFUSERS_TIMER")) a->diffusers_timer = timer;
+  auto* sub = bench.add_subcommand("speed", "The UNet speed table (docs/performance.md): ours in fp32/bf16 and diffusers' fp32, one run");
+  sub->add_option("--configs", a->configs, "folder of the rows' UNet configs")->capture_default_str();
+  sub->add_option("--rows", a->rows, "rows to time: world (teacher, b32 16x16), fifth (SD1.5 fifth width, b2 32x32), sd15 (b1 64x64, forward)")
+      ->check(CLI::IsMember({"world", "fifth", "sd15"}))->capture_default_str();
+  sub->add_option("--precision", a->precisions, "precisions of our rows: fp32, bf16, auto (bf16 where the CPU has AMX or AVX512-BF16)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}))->capture_default_str();
+  sub->add_option("--repeats", a->repeats, "timed repetitions per figure, after one warm-up")->check(CLI::Range(1, 100))->capture_default_str();
+  sub->add_option("--diffusers", a->diffusers_timer,
+                  "diffusers timing script (../shared/tools/diffusers_baseline/time_unet.py; needs DIFFUSERS_GIT_DIR and "
+                  "/usr/bin/python3 with torch); default: $REWARDGEN_DIFFUSERS_TIMER");
+  commands.push_back({sub, [a, &context] { run_speed(*a, context); }});
+}
+
+}  // namespace rewardgen::cli
