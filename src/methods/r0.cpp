@@ -8,6 +8,8 @@
 //   6. L = −⟨sg(g), x⟩ − w_cfg ⟨sg(ĝ_cfg), x̂₀⟩ + λ ‖θ − θ₀‖²; one AdamW step.
 #include "methods/r0.h"
 
+#include <optional>
+
 #include "core/error.h"
 
 namespace rewardgen {
@@ -78,6 +80,8 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
     mode = GradientMode::from_step;
     from = stop_after - 1;
   }
+  // Steps 2-5 are forward passes: under bf16 autocast when the config asks (precision).
+  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
   const Rollout r = generator_.rollout(c, x_T, eta, mode, from, stop_after, rng);
   // 3. Decode x̂₀ (no clamp on the gradient path).
   const at::Tensor images = generator_.decode(r.x0);  // [B, 3, H, W]
@@ -93,6 +97,7 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
                                            config_.cfg_t_max, config_.normalize_gradients, config_.normalize_eps, rng);
     loss = loss + config_.cfg_reward * surrogate_loss(g_cfg, r.x0);
   }
+  autocast.reset();
   // 6. Weight regularization toward θ₀ (regularizer 1).
   at::Tensor distance;
   if (config_.weight_regularization) {

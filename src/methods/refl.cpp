@@ -1,5 +1,7 @@
 #include "methods/refl.h"
 
+#include <optional>
+
 #include "core/error.h"
 
 namespace rewardgen {
@@ -47,6 +49,8 @@ MetricsWriter::Values ReflTask::train_step(StepContext& context) {
   const at::Tensor eta = at::zeros({K, B}, at::kDouble);
   const bool refl = config_.variant == "refl";
   int64_t step = K - 1;
+  // Steps 1-3 are forward passes: under bf16 autocast when the config asks (precision).
+  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
   Rollout r;
   if (refl) {
     // 1. A random late step; no gradient before it, one UNet call with gradient at it.
@@ -65,6 +69,7 @@ MetricsWriter::Values ReflTask::train_step(StepContext& context) {
   at::Tensor per_sample = at::ones({B});
   if (refl) per_sample = total.lt(config_.refl_lambda).to(at::kFloat) * config_.refl_scale;
   const at::Tensor loss = surrogate_loss(d.direction * per_sample.view({B, 1, 1, 1}), images);
+  autocast.reset();
   context.optimize(loss);
 
   MetricsWriter::Values values;

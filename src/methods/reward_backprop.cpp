@@ -17,7 +17,8 @@ void read_reward_backprop_config(ConfigReader& r, RewardBackpropConfig& c) {
   read_generator_config(generator, c.generator);
   r.optional("batch_size", c.batch_size, Range{1, 4096})
       .optional("eval_limit", c.eval_limit, Range{1, 504})
-      .optional("prompts_file", c.prompts_file);
+      .optional("prompts_file", c.prompts_file)
+      .optional_choice("precision", c.precision, {"fp32", "bf16", "auto"});
   if (r.has("rewards")) {
     const Json& rewards = r.object().at("rewards");
     if (!rewards.is_object() || rewards.empty())
@@ -37,11 +38,11 @@ Json reward_backprop_config_json(const RewardBackpropConfig& c) {
   for (const auto& [spec, weight] : c.rewards) rewards[spec] = weight;
   return {{"trainer", trainer_config_json(c.trainer)}, {"generator", generator_config_json(c.generator)},
           {"batch_size", c.batch_size}, {"rewards", rewards}, {"eval_limit", c.eval_limit},
-          {"prompts_file", c.prompts_file}};
+          {"prompts_file", c.prompts_file}, {"precision", c.precision}};
 }
 
 RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const std::string& model_dir, const Logger& log)
-    : base_config_(config), generator_(config.generator, model_dir, log) {
+    : base_config_(config), precision_(parse_precision(config.precision, at::kCPU)), generator_(config.generator, model_dir, log) {
   const RewardRegistry registry = builtin_reward_registry();
   RewardContext context;
   context.log = log;

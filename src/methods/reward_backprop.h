@@ -10,6 +10,7 @@
 #include "methods/method.h"
 #include "methods/reward_gradients.h"
 #include "models/clip.h"
+#include "models/precision.h"
 #include "world/prompts.h"
 
 namespace rewardgen {
@@ -21,6 +22,10 @@ struct RewardBackpropConfig {
   std::vector<std::pair<std::string, double>> rewards;  // reward spec -> weight (see `reward --list`)
   int64_t eval_limit = 60;  // task-balanced evaluation prompts of the periodic evaluation
   std::string prompts_file; // training prompts, one per line; "" = the world's, task-balanced
+  // fp32 | bf16 | auto: bf16 runs each step's forward passes (generator, decoder, rewards, the CFG
+  // reward's teacher call) under autocast with fp32 master weights; auto = bf16 where the CPU has
+  // AMX or AVX512-BF16. fp32 by default: the recipes of docs/r0.md were measured in fp32.
+  std::string precision = "fp32";
 };
 // Reads the shared keys (trainer, generator, batch_size, rewards, eval_limit).
 void read_reward_backprop_config(ConfigReader& reader, RewardBackpropConfig& config);
@@ -46,6 +51,7 @@ class RewardBackpropTask : public MethodTask {
   static void add_reward_means(const RewardDirection& d, MetricsWriter::Values& values);
 
   RewardBackpropConfig base_config_;
+  Precision precision_ = Precision::fp32;  // base_config_.precision resolved for this machine
   FewStepGenerator generator_;
   std::vector<WeightedReward> rewards_;
   world::TrainingPrompts prompts_;

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
 
 #include "core/log.h"
@@ -205,6 +206,28 @@ TEST_F(R0World, ResumedRunEqualsTheUninterruptedOne) {
   }
 }
 
+// precision bf16: the same step under autocast (fp32 master weights) gives a finite loss close to
+// the fp32 step's on the same prompts and noise, and the weights stay fp32.
+TEST_F(R0World, Bf16AutocastStepIsFiniteAndCloseToFp32) {
+  TempDir runs;
+  std::vector<double> first_loss;
+  for (const std::string precision : {"fp32", "bf16"}) {
+    R0Config c = config();
+    c.trainer.max_steps = 2;
+    c.precision = precision;
+    const RunDir run = RunDir::create(runs.file(precision), false);
+    R0Task task(c, dir_->path(), log_);
+    Trainer(c.trainer, run, log_).run(task, false);
+    for (const auto& [name, p] : task.trainable_parameters()) ASSERT_EQ(p.scalar_type(), at::kFloat) << name;
+    const std::vector<nlohmann::json> rows = read_metrics(run.metrics_path());
+    ASSERT_EQ(rows.size(), 2u);
+    for (const auto& row : rows) ASSERT_TRUE(std::isfinite(row["loss"].get<double>())) << precision;
+    first_loss.push_back(rows[0]["loss"].get<double>());
+  }
+  EXPECT_NE(first_loss[0], first_loss[1]) << "bf16 must really have run in bf16";
+  EXPECT_NEAR(first_loss[1], first_loss[0], 0.05 * std::abs(first_loss[0]) + 0.05);
+}
+
 TEST_F(R0World, ReflAndDraftTrainAndStayFinite) {
   TempDir runs;
   for (const std::string variant : {"refl", "draft"}) {
@@ -240,6 +263,8 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "weight_lambdaa"));
   save_json_file(tmp.file("bad.json"), {{"eta_max", 2.0}});
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "eta_max"));
+  save_json_file(tmp.file("bad.json"), {{"precision", "fp16"}});
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "precision"));
   save_json_file(tmp.file("bad.json"), {{"generator", {{"lora", true}, {"ema_decay", 0.9}}}});
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "ema_decay needs a full fine-tune"));
   save_json_file(tmp.file("bad.json"), {{"generator", {{"timesteps", {500, 700}}}}});
