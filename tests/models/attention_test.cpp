@@ -42,6 +42,23 @@ TEST(Attention, BlockedQueriesApplyTheMaskRowsOfTheirBlock) {
   EXPECT_TRUE(at::allclose(multi_head_attention(q, k, v, 1, mask), expected, 1e-5, 1e-6));
 }
 
+TEST(Attention, HeadGroupsApplyTheMaskOfTheirOwnBatchElement) {
+  // 20 batch elements x 4 heads of 256x256 scores run in groups of 2^20 / 65536 = 16 heads, so a
+  // group spans several batch elements; a per-element key mask [B, 1, 1, S] (padding) must follow.
+  at::manual_seed(3);
+  const int64_t B = 20, L = 256, S = 256, heads = 4, d = 2;
+  const at::Tensor q = at::randn({B, L, heads * d}), k = at::randn({B, S, heads * d}), v = at::randn({B, S, heads * d});
+  at::Tensor mask = at::zeros({B, 1, 1, S});
+  for (int64_t b = 0; b < B; ++b) mask[b].narrow(-1, S - 8 * b - 1, 8 * b + 1).fill_(-1e9);  // element b hides its last 8b+1 keys
+  const at::Tensor fast = multi_head_attention(q, k, v, heads, mask);
+  std::vector<at::Tensor> rows;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t keep = S - 8 * b - 1;  // the keys element b may see
+    rows.push_back(attention_per_head(q.narrow(0, b, 1), k.narrow(0, b, 1).narrow(1, 0, keep), v.narrow(0, b, 1).narrow(1, 0, keep), heads));
+  }
+  EXPECT_TRUE(at::allclose(fast, at::cat(rows, 0), 1e-5, 1e-6));
+}
+
 TEST(Attention, SpatialInputWithGroupNormAndResidualAsTheVae) {
   at::manual_seed(1);
   AttentionOptions a{8, 1, 8};
