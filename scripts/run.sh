@@ -26,13 +26,14 @@ resume=()
 $bin --threads 2 train --method r0 --out "$out/r0" --minutes "$minutes" "${resume[@]}" > "$out/r0.log"
 echo "R0 trained: $out/r0 (log: $out/r0.log)"
 
-# 2. The teacher, evaluated once: R0's 4-step recipe (999, 749, 499, 249; x̂₀ out) untrained, and its 50-NFE reference.
+# 2. The teacher, evaluated once: R0's 4-step recipe (999, 749, 499, 249; x̂₀ out) untrained, and its 50-NFE reference
+#    (fp32, as the training job evaluates R0, so that the table compares like with like).
 if [ ! -f "$out/teacher_4step/eval.json" ]; then
-  $bin --threads 2 eval --model models/world --sampler ddim --steps 4 --spacing trailing --cfg 1 --output x0 \
+  $bin --threads 2 eval --model models/world --precision fp32 --sampler ddim --steps 4 --spacing trailing --cfg 1 --output x0 \
     --out "$out/teacher_4step" > /dev/null
 fi
 if [ ! -f "$out/teacher_ddim25_cfg3/eval.json" ]; then
-  $bin --threads 2 eval --model models/world --steps 25 --cfg 3 --out "$out/teacher_ddim25_cfg3" > /dev/null
+  $bin --threads 2 eval --model models/world --precision fp32 --steps 25 --cfg 3 --out "$out/teacher_ddim25_cfg3" > /dev/null
 fi
 
 # 3. Before -> after.

@@ -48,7 +48,7 @@ for v in "${variants[@]}"; do
     --minutes "$minutes" "${resume[@]}" > "$out/$name.log" 2>&1
 done
 if [ ! -f "$out/teacher_4step/eval.json" ]; then
-  $bin --threads 2 eval --model models/world --steps 4 --spacing trailing --cfg 1 --output x0 --out "$out/teacher_4step" > /dev/null
+  $bin --threads 2 eval --model models/world --precision fp32 --steps 4 --spacing trailing --cfg 1 --output x0 --out "$out/teacher_4step" > /dev/null
 fi
 args=("$out/teacher_4step"); labels=(--name "teacher, same 4 steps")
 for name in "${names[@]}"; do args+=("$out/$name/eval"); labels+=(--name "$name"); done
