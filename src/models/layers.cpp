@@ -45,8 +45,9 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias, const ModelOptions& o) {
 
 at::Tensor Linear::forward(const at::Tensor& x) const {
   count_flops(2.0 * static_cast<double>(x.numel()) * static_cast<double>(weight.size(0)));  // 2·tokens·in·out
-  at::Tensor y = at::linear(in_weight_dtype(x, weight), weight, bias);  // [..., out]
-  if (lora) y = y + lora->delta(x, is_training());
+  const at::Tensor input = in_weight_dtype(x, weight);
+  at::Tensor y = at::linear(input, weight, bias);  // [..., out]
+  if (lora) y = y + lora->delta(input, is_training());
   return y;
 }
 
