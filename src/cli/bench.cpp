@@ -8,7 +8,6 @@
 #include "core/error.h"
 #include "eval/gemm_peak.h"
 #include "eval/unet_bench.h"
-#include "io/json_config.h"
 
 namespace rewardgen::cli {
 
@@ -83,13 +82,7 @@ void print_profile(const char* pass, double seconds, const std::vector<OpTime>& 
 void run_unet_bench(const UnetArgs& a, const Context& context) {
   UNet2DConditionConfig config;
   config.cross_attention_dim = {768};  // the SD 1.5 layout (diffusers' default class config has 1280)
-  if (!a.config.empty()) {
-    config = UNet2DConditionConfig{};
-    const Json j = load_json_file(a.config);
-    ConfigReader reader(j, a.config);
-    read_unet_config(reader, config);
-    reader.warn_unknown(context.log);
-  }
+  if (!a.config.empty()) config = load_unet_config(a.config, context.log);
   UnetBenchOptions options = a.bench;
   options.precision = parse_precision(a.precision, at::kCPU);
   const GemmMeasurement peak = measure_gemm(context.threads, 1024, 2.0);

@@ -7,7 +7,6 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "eval/speed_suite.h"
-#include "io/json_config.h"
 
 namespace rewardgen::cli {
 namespace {
@@ -19,15 +18,6 @@ struct SpeedArgs {
   int repeats = 3;
 };
 
-UNet2DConditionConfig read_config(const std::string& file, const Context& context) {
-  UNet2DConditionConfig config;
-  const Json j = load_json_file(file);
-  ConfigReader reader(j, file);
-  read_unet_config(reader, config);
-  reader.warn_unknown(context.log);
-  return config;
-}
-
 std::string fixed(double value, int digits) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
@@ -37,21 +27,21 @@ std::string fixed(double value, int digits) {
 std::string seconds(double s) { return s > 0 ? fixed(s, 3) : std::string("–"); }
 
 void run_speed(const SpeedArgs& a, const Context& context) {
-  const std::vector<SpeedRow> all = speed_rows(a.configs);
-  const char* keys[] = {"world", "fifth", "sd15"};
   std::vector<SpeedRow> rows;
-  for (const std::string& name : a.rows)
-    for (size_t i = 0; i < all.size(); ++i)
-      if (name == keys[i]) rows.push_back(all[i]);
+  for (const std::string& key : a.rows)
+    for (const SpeedRow& row : speed_rows(a.configs))
+      if (row.key == key) rows.push_back(row);
   std::vector<Precision> precisions;
   for (const std::string& p : a.precisions) {
     const Precision q = parse_precision(p, at::kCPU);
     if (std::find(precisions.begin(), precisions.end(), q) == precisions.end()) precisions.push_back(q);
   }
-  for (const SpeedRow& row : rows) read_config(row.config_file, context);  // every config readable before any timing
+  std::vector<UNet2DConditionConfig> configs;  // every config read before any timing
+  for (const SpeedRow& row : rows) configs.push_back(load_unet_config(row.config_file, context.log));
   std::printf("| row | precision | ours forward s | ours train step s | diffusers fp32 forward s | diffusers fp32 train step s "
               "| forward ours/diffusers | train ours/diffusers |\n|---|---|---|---|---|---|---|---|\n");
-  for (const SpeedRow& row : rows) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const SpeedRow& row = rows[i];
     DiffusersTimes theirs;
     if (!a.diffusers_timer.empty()) theirs = time_diffusers(a.diffusers_timer, row, context.threads, a.repeats, 1);
     for (const Precision precision : precisions) {
@@ -62,7 +52,7 @@ void run_speed(const SpeedArgs& a, const Context& context) {
       o.repeats = a.repeats;
       o.forward_only = !row.train;
       o.precision = precision;
-      const UnetBenchResult r = bench_unet(read_config(row.config_file, context), o);
+      const UnetBenchResult r = bench_unet(configs[i], o);
       const auto ratio = [](double ours, double theirs_s) { return ours > 0 && theirs_s > 0 ? fixed(ours / theirs_s, 2) : std::string("–"); };
       std::printf("| %s, batch %lld, %lldx%lld, %lld tokens | %s | %s | %s | %s | %s | %s | %s |\n", row.name.c_str(),
                   static_cast<long long>(row.batch), static_cast<long long>(row.latent_size),

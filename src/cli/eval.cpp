@@ -78,9 +78,7 @@ void add_eval_command(CLI::App& app, Context& context, Commands& commands) {
   SamplerOptions defaults;
   defaults.guidance_scale = 4.0;
   add_sampler_flags(*sub, a->flags, defaults);
-  sub->add_option("--precision", a->precision,
-                  "auto | fp32 | bf16: the dtype of the models (auto: bf16 where the CPU has AMX or AVX512-BF16)")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))->capture_default_str();
+  add_precision_flag(*sub, a->precision);
   sub->add_flag("--save-images", a->save_images, "also write images/NNNNN.png, one per evaluated line (verdicts.jsonl's index)");
   sub->add_option("--seed", a->options.seed, "noise seed of the first prompt (prompt i: seed + i)")->capture_default_str();
   sub->add_option("--batch", a->options.batch, "images per sampler call")->check(CLI::PositiveNumber)->capture_default_str();

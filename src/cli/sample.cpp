@@ -106,9 +106,7 @@ void add_sample_command(CLI::App& app, Context& context, Commands& commands) {
   sub->add_option("--grid-columns", a->grid_columns, "columns of grid.png (default: images per prompt, or up to 8)");
   sub->add_option("--out", a->out, "output folder")->default_val("samples");
   sub->add_option("--device", a->device, "cpu or cuda (when LibTorch has CUDA)")->default_val("cpu");
-  sub->add_option("--precision", a->precision,
-                  "auto | fp32 | bf16: the dtype of the models (auto: bf16 where the CPU has AMX or AVX512-BF16)")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))->capture_default_str();
+  add_precision_flag(*sub, a->precision);
   commands.push_back({sub, [a, &context] { run_sample(*a, context); }});
 }
 

@@ -22,6 +22,13 @@ void add_sampler_flags(CLI::App& sub, SamplerFlags& f, const SamplerOptions& d) 
                  ->check(CLI::IsMember({"sample", "x0"}));
 }
 
+void add_precision_flag(CLI::App& command, std::string& precision) {
+  command.add_option("--precision", precision,
+                     "auto | fp32 | bf16: the dtype of the models (auto: bf16 where the CPU has AMX or AVX512-BF16)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
+}
+
 SamplerOptions resolve_sampler(const SamplerFlags& f, const SamplerRecipe& recipe, const std::string& model, const Logger& log) {
   if (recipe.sampler.empty()) return f.values;
   SamplerOptions o = sampler_options(recipe);

@@ -22,6 +22,9 @@ struct SamplerFlags {
 // Adds --sampler, --steps, --cfg, --eta, --spacing, --output with `defaults` as the values without a recipe.
 void add_sampler_flags(CLI::App& command, SamplerFlags& flags, const SamplerOptions& defaults);
 
+// Adds --precision (auto | fp32 | bf16: the dtype the models are loaded in) into `precision`.
+void add_precision_flag(CLI::App& command, std::string& precision);
+
 // The recipe with the given flags applied over it, or the flags alone when the model has none.
 // Changing the sampler or the steps drops the recipe's explicit timestep list.
 SamplerOptions resolve_sampler(const SamplerFlags& flags, const SamplerRecipe& recipe, const std::string& model,

@@ -34,9 +34,9 @@ std::pair<std::string, int> run_command(const std::string& command) {
 
 std::vector<SpeedRow> speed_rows(const std::string& dir) {
   return {
-      {"world teacher", dir + "/unet_world_teacher.json", 32, 16, 16, true},
-      {"SD1.5 fifth width", dir + "/unet_sd15_fifth_width.json", 2, 32, 77, true},
-      {"SD1.5", dir + "/unet_sd15.json", 1, 64, 77, false},
+      {"world", "world teacher", dir + "/unet_world_teacher.json", 32, 16, 16, true},
+      {"fifth", "SD1.5 fifth width", dir + "/unet_sd15_fifth_width.json", 2, 32, 77, true},
+      {"sd15", "SD1.5", dir + "/unet_sd15.json", 1, 64, 77, false},
   };
 }
 

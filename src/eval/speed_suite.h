@@ -12,6 +12,7 @@
 namespace rewardgen {
 
 struct SpeedRow {
+  std::string key;          // "world": what `bench speed --rows` calls it
   std::string name;         // "world teacher"
   std::string config_file;  // a diffusers UNet config.json
   int64_t batch = 1, latent_size = 16, text_tokens = 77;

@@ -1,6 +1,7 @@
 #include "models/unet_2d_condition.h"
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace rewardgen {
 namespace {
@@ -95,6 +96,15 @@ void read_unet_config(ConfigReader& r, UNet2DConditionConfig& c) {
       throw Error(str(r.file(), ": block_out_channels[", b, "] = ", c.block_out_channels[b], " is not divisible by ",
                       c.heads(b), " attention heads"));
   }
+}
+
+UNet2DConditionConfig load_unet_config(const std::string& file, const Logger& log) {
+  const Json j = load_json_file(file);
+  ConfigReader reader(j, file);
+  UNet2DConditionConfig config;
+  read_unet_config(reader, config);
+  reader.warn_unknown(log);
+  return config;
 }
 
 Json unet_config_json(const UNet2DConditionConfig& c) {

@@ -48,6 +48,8 @@ struct UNet2DConditionConfig {  // = unet/config.json (defaults: diffusers')
 // conditions, dual cross-attention, ...) with non-default values are an Error naming key and file.
 void read_unet_config(ConfigReader& reader, UNet2DConditionConfig& config);
 Json unet_config_json(const UNet2DConditionConfig& config);
+// A UNet config.json file read into a config (unknown keys: warnings in `log`).
+UNet2DConditionConfig load_unet_config(const std::string& file, const Logger& log);
 
 // CrossAttnDownBlock2D (with attentions) or DownBlock2D: resnets[, attentions][, downsamplers].
 class UNetDownBlock : public torch::nn::Module {

@@ -19,6 +19,8 @@ TEST(SpeedSuite, RowsNameTheirConfigs) {
   const std::vector<SpeedRow> rows = speed_rows("cfg");
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].config_file, "cfg/unet_world_teacher.json");
+  EXPECT_EQ(rows[0].key, "world");
+  EXPECT_EQ(rows[2].key, "sd15");
   EXPECT_EQ(rows[0].batch, 32);
   EXPECT_FALSE(rows[2].train) << "full SD1.5 at 64x64: forward only";
   for (const SpeedRow& r : speed_rows(REWARDGEN_TEST_DATA "/../../bench/configs"))
@@ -34,7 +36,7 @@ TEST(SpeedSuite, ReadsTheTimerScriptsLastJsonLine) {
                     "import sys, json\n"
                     "print('a warning line')\n"
                     "print(json.dumps({'forward_ms': 150.0, 'train_step_ms': 360.0, 'argv': sys.argv[1:]}))\n");
-  SpeedRow row{"world teacher", "some config.json", 32, 16, 16, true};
+  SpeedRow row{"world", "world teacher", "some config.json", 32, 16, 16, true};
   const DiffusersTimes t = time_diffusers(script, row, 2, 5, 1);
   EXPECT_DOUBLE_EQ(t.forward_s, 0.150);
   EXPECT_DOUBLE_EQ(t.train_step_s, 0.360);
