@@ -16,8 +16,10 @@ void add_sampler_flags(CLI::App& sub, SamplerFlags& f, const SamplerOptions& d) 
                              str(d.guidance_scale) + ")")
               ->check(CLI::Range(0.0, 1000.0));
   f.eta = sub.add_option("--eta", f.values.eta, "DDIM stochasticity η (default: the recipe's, else 0)")->check(CLI::Range(0.0, 1000.0));
-  f.spacing = sub.add_option("--spacing", f.values.timestep_spacing, "DDIM/DDPM timestep spacing (default: the recipe's, else leading)")
-                  ->check(CLI::IsMember({"leading", "trailing", "linspace"}));
+  f.spacing = sub.add_option("--spacing", f.values.timestep_spacing,
+                                 "DDIM/DDPM timestep spacing: leading, trailing, linspace; LCM: rlcm for RLCM's rule "
+                                 "(999, 759, 519, 279), else diffusers' (999, 759, 499, 259) (default: the recipe's, else leading)")
+                  ->check(CLI::IsMember({"leading", "trailing", "linspace", "rlcm"}));
   f.output = sub.add_option("--output", f.values.output, "sample: the last step's x_prev | x0: its x̂₀ (default: the recipe's, else sample)")
                  ->check(CLI::IsMember({"sample", "x0"}));
 }

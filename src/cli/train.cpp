@@ -1,17 +1,31 @@
 // rewardgen train: post-train a generator with a method (the training job of methods/train_job.h).
+#include <algorithm>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/error.h"
+#include "methods/method.h"
 #include "methods/train_job.h"
 
 namespace rewardgen::cli {
 
-void add_train_command(CLI::App& app, Context& context, Commands& commands) {
+namespace {
+
+// `train` and `distill` are the same training job; distill offers the distillation methods only.
+// `methods` empty: every registered method (an unknown name is the training job's error).
+void add_job_command(CLI::App& app, Context& context, Commands& commands, const std::string& name, const std::string& help,
+                     const std::string& default_method, const std::vector<std::string>& methods) {
   auto o = std::make_shared<TrainJobOptions>();
+  o->method = default_method;
   auto no_eval = std::make_shared<bool>(false);
-  auto* sub = app.add_subcommand("train",
-                                 "Post-train a fast generator with a method: run folder -> train -> export generator/ -> eval/");
-  sub->add_option("--method", o->method, "r0 | refl (default r0); their config keys are listed below")->capture_default_str();
+  auto* sub = app.add_subcommand(name, help);
+  std::vector<std::string> shown = methods;
+  if (shown.empty())
+    for (const MethodEntry& m : method_registry()) shown.push_back(m.name);
+  std::string listed;
+  for (const std::string& m : shown) listed += (listed.empty() ? "" : " | ") + m;
+  sub->add_option("--method", o->method, listed + " (default " + default_method + "); their config keys are listed below")
+      ->capture_default_str();
   sub->add_option("--config", o->config_file, "JSON object with the method's keys (default: the defaults below)");
   sub->add_option("--model", o->model_dir, "pipeline folder to start from (default: the shipped world teacher, models/world)");
   sub->add_option("--out", o->out, "run folder: config.json, metrics.jsonl, checkpoints/, generator/, eval/")->required();
@@ -23,14 +37,27 @@ void add_train_command(CLI::App& app, Context& context, Commands& commands) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_flag("--no-eval", *no_eval, "export the generator without evaluating it");
-  sub->footer("Methods:\n" + describe_methods());
-  commands.push_back({sub, [o, no_eval, &context] {
+  sub->footer("Methods:\n" + describe_methods(methods));
+  commands.push_back({sub, [o, no_eval, &context, name, methods, listed] {
+                        if (!methods.empty() && std::find(methods.begin(), methods.end(), o->method) == methods.end())
+                          throw Error(str("'", o->method, "' is not a method of ", name, " (", listed, "); see rewardgen train --help"));
                         TrainJobOptions options = *o;
                         options.evaluate = !*no_eval;
                         const TrainJobResult result = run_train_job(options, context.log);
                         std::cout << "run: " << result.run_dir << "\ngenerator: " << result.generator_dir << "\n";
                         if (!result.eval.is_null()) std::cout << "eval: " << result.eval_dir << "/eval.json\n" << result.eval.dump(2) << "\n";
                       }});
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, Context& context, Commands& commands) {
+  add_job_command(app, context, commands, "train",
+                  "Post-train a fast generator with a method: run folder -> train -> export generator/ -> eval/", "r0", {});
+  add_job_command(app, context, commands, "distill",
+                  "Distil the teacher into a few-step model (LCD: a latent consistency model): run folder -> train -> "
+                  "export generator/ -> eval/",
+                  "lcd", {"lcd"});
 }
 
 }  // namespace rewardgen::cli

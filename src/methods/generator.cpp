@@ -65,7 +65,7 @@ FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::str
     freeze_base(*ema_unet_);
     ema_copy(*ema_unet_, *unet_);
   }
-  tokenizer_ = std::make_unique<ClipTokenizer>(ClipTokenizer::from_directory(base_.tokenizer_dir));
+  prompt_states_ = std::make_unique<PromptStates>(base_.text_encoder, ClipTokenizer::from_directory(base_.tokenizer_dir));
 }
 
 TeacherHandle FewStepGenerator::teacher() const {
@@ -92,22 +92,7 @@ at::Tensor FewStepGenerator::distance_to_initial() const {
 }
 
 Conditioning FewStepGenerator::conditioning(const std::vector<std::string>& prompts, bool with_uncond) const {
-  at::NoGradGuard no_grad;
-  const int64_t length = base_.text_encoder->config().max_position_embeddings;
-  auto states = [&](const std::vector<std::string>& texts) {
-    // One prompt per call: a batched GEMM's rounding depends on the batch, and a prompt's states must
-    // not depend on which prompts came before it (a resumed run would drift from the uninterrupted one).
-    for (const std::string& text : texts)
-      if (!text_cache_.count(text))
-        text_cache_[text] = base_.text_encoder->forward(tokenizer_->encode_batch({text}, length)).last_hidden_state[0].clone();
-    std::vector<at::Tensor> rows;
-    for (const std::string& text : texts) rows.push_back(text_cache_.at(text));
-    return at::stack(rows);  // [B, L, D]
-  };
-  Conditioning c;
-  c.cond = states(prompts);
-  if (with_uncond) c.uncond = states(std::vector<std::string>(prompts.size(), ""));
-  return c;
+  return prompt_states_->conditioning(prompts, with_uncond);
 }
 
 at::Tensor FewStepGenerator::initial_noise(int64_t batch, at::Generator& generator) const {

@@ -13,6 +13,7 @@
 #include "io/json_config.h"
 #include "models/diffusers_io.h"
 #include "sampling/pipeline.h"
+#include "sampling/prompt_states.h"
 #include "models/lora.h"
 #include "sampling/rollout.h"
 #include "sampling/text_to_image.h"
@@ -92,8 +93,7 @@ class FewStepGenerator {
   std::unique_ptr<at::Generator> lora_generator_;
   std::map<std::string, at::Tensor> initial_;  // θ₀ of the trained tensors (full fine-tune)
   NoiseSchedule schedule_;
-  std::unique_ptr<ClipTokenizer> tokenizer_;
-  mutable std::map<std::string, at::Tensor> text_cache_;  // prompt -> [L, D]
+  std::unique_ptr<PromptStates> prompt_states_;
 };
 
 }  // namespace rewardgen

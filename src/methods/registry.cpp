@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "methods/lcd.h"
 #include "methods/method.h"
 #include "methods/r0.h"
 #include "methods/refl.h"
@@ -32,6 +33,8 @@ std::vector<MethodEntry> method_registry() {
   std::vector<MethodEntry> methods = {
       entry<R0Config, R0Task>("r0", "R0: regularized reward maximization into a K-step generator (R0+: intermediate_supervision)",
                               read_r0_config, r0_config_json),
+      entry<LcdConfig, LcdTask>("lcd", "LCD: latent consistency distillation of the teacher into an LCM with a guidance embedding",
+                                read_lcd_config, lcd_config_json),
       entry<ReflConfig, ReflTask>("refl", "direct reward backprop baselines: ReFL (variant refl) and DRaFT-K (variant draft)",
                                   read_refl_config, refl_config_json),
   };

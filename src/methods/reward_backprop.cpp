@@ -5,8 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/eval_report.h"
-#include "eval/world_eval.h"
-#include "io/image.h"
+#include "methods/periodic_eval.h"
 
 namespace rewardgen {
 
@@ -77,20 +76,13 @@ void RewardBackpropTask::add_reward_means(const RewardDirection& d, MetricsWrite
 }
 
 MetricsWriter::Values RewardBackpropTask::evaluate(int64_t steps_done, const std::string& samples_dir) {
-  at::NoGradGuard no_grad;
   const TextToImage model(generator_.sampling_pipeline(), ClipTokenizer::from_directory(generator_.tokenizer_dir()));
-  WorldEvalOptions options;
+  PeriodicEvalOptions options;
   options.sampler = generator_.sampler_options();
-  options.diversity_prompts = 0;
-  const std::vector<world::EvalPrompt> lines = world::balanced_subset(world::eval_prompts(), base_config_.eval_limit);
-  const WorldEvalResult result = evaluate_world(model, lines, options, image_encoder_.get());
-  char name[40];
-  std::snprintf(name, sizeof name, "/step_%08lld.png", static_cast<long long>(steps_done));
-  save_png(samples_dir + name, eval_grid(result, lines));
-  MetricsWriter::Values values;
-  for (const auto& [task, accuracy] : result.accuracy) values.emplace_back("accuracy/" + task, accuracy);
-  if (result.frechet_distance >= 0) values.emplace_back("eval/fd", result.frechet_distance);
-  return values;
+  options.prompts = base_config_.eval_limit;
+  options.encoder = image_encoder_.get();
+  options.grid_path = eval_grid_path(samples_dir, steps_done);
+  return periodic_world_eval(model, options);
 }
 
 }  // namespace rewardgen

@@ -1,5 +1,6 @@
 #include "methods/train_job.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -101,9 +102,10 @@ TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
   return result;
 }
 
-std::string describe_methods() {
+std::string describe_methods(const std::vector<std::string>& only) {
   std::string text;
   for (const MethodEntry& m : method_registry()) {
+    if (!only.empty() && std::find(only.begin(), only.end(), m.name) == only.end()) continue;
     const Json empty = Json::object();
     ConfigReader reader(empty, "(defaults)");
     text += str("  ", m.name, ": ", m.help, "\n    config keys with their defaults:\n");

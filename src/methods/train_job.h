@@ -4,6 +4,7 @@
 // method config), metrics.jsonl, checkpoints/, generator/ (the exported pipeline, sampling as
 // trained with no flags) and eval/ (`rewardgen eval` of generator/ on the held-out prompts).
 #include <string>
+#include <vector>
 
 #include "io/json_config.h"
 #include "train/trainer.h"
@@ -34,6 +35,7 @@ struct TrainJobResult {
 TrainJobResult run_train_job(const TrainJobOptions& options, const Logger& log);
 
 // `rewardgen train --help`'s listing: every method, its line of help and its config with defaults.
-std::string describe_methods();
+// Only the methods named in `only`, when not empty.
+std::string describe_methods(const std::vector<std::string>& only = {});
 
 }  // namespace rewardgen

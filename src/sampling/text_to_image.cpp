@@ -20,6 +20,8 @@ void validate(const SamplerOptions& o) {
     throw Error(str("the guidance scale must be finite and <= 1000, got ", o.guidance_scale));
   if (!std::isfinite(o.eta) || o.eta > 1e3) throw Error(str("eta must be finite and <= 1000, got ", o.eta));
   if (o.output != "sample" && o.output != "x0") throw Error(str("unknown sampler output '", o.output, "' (allowed: sample, x0)"));
+  if (o.timestep_spacing == "rlcm" && o.sampler != "lcm")
+    throw Error(str("timestep spacing 'rlcm' is an LCM rule; the ", o.sampler, " sampler takes leading, trailing or linspace"));
   if (!o.timesteps.empty() && static_cast<int64_t>(o.timesteps.size()) != o.steps)
     throw Error(str("the sampler has ", o.timesteps.size(), " explicit timesteps for ", o.steps, " steps"));
 }
@@ -50,7 +52,7 @@ RolloutOptions rollout_options(const SamplerOptions& o, const SchedulerConfig& s
   } else if (!o.timesteps.empty()) {
     r.timesteps = o.timesteps;  // t_prev: the next one, −1 after the last
   } else if (o.sampler == "lcm") {
-    r.timesteps = lcm_timesteps(sc, o.steps);
+    r.timesteps = lcm_timesteps(sc, o.steps, o.timestep_spacing == "rlcm" ? "rlcm" : "diffusers");
   } else {
     r.timesteps = ddim_timesteps(sc, o.steps, o.timestep_spacing);
     if (o.sampler == "ddim")  // DDIM's chain: t − ⌊T/n⌋ (diffusers), which "linspace" does not land on

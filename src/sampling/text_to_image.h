@@ -24,7 +24,8 @@ struct SamplerOptions {
   // else used as CFG. onestep: CFG as for ddim.
   double guidance_scale = 7.5;
   double eta = 0.0;                          // ddim stochasticity
-  std::string timestep_spacing = "leading";  // ddim/ddpm: leading | trailing | linspace
+  std::string timestep_spacing = "leading";  // ddim/ddpm: leading | trailing | linspace; lcm: rlcm = RLCM's
+                                             // rule, any other diffusers' (schedulers/timesteps.h)
   std::vector<int64_t> timesteps;            // an explicit descending list (steps entries); empty: the spacing rule
   std::string output = "sample";             // sample: the last step's x_prev | x0: its x̂₀ (R0's generators)
   int64_t height = 0, width = 0;             // pixels; 0: the UNet's sample_size × the VAE factor

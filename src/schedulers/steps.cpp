@@ -25,8 +25,10 @@ void check_steps(const NoiseSchedule& s, const at::Tensor& t, const at::Tensor& 
   if (tc.min().item<int64_t>() < 0 || tc.max().item<int64_t>() >= s.num_timesteps())
     throw Error(str("timestep ", tc.lt(0).any().item<bool>() ? tc.min().item<int64_t>() : tc.max().item<int64_t>(),
                     " is outside [0, ", s.num_timesteps(), ")"));
-  if (pc.ge(tc).any().item<bool>()) {
-    const int64_t i = pc.ge(tc).nonzero()[0][0].item<int64_t>();
+  // t_prev == t is allowed: RLCM re-noises its last LCM step to the same timestep (design §7.7), and
+  // the DDIM/DDPM step from t to t is the identity (σ = 0).
+  if (pc.gt(tc).any().item<bool>()) {
+    const int64_t i = pc.gt(tc).nonzero()[0][0].item<int64_t>();
     throw Error(str("a sampler step must go down in time: t = ", tc[i].item<int64_t>(), ", t_prev = ", pc[i].item<int64_t>()));
   }
 }

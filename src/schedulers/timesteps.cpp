@@ -40,7 +40,8 @@ int64_t ddim_prev_timestep(const SchedulerConfig& c, int64_t t, int64_t steps) {
   return t - c.num_train_timesteps / steps;
 }
 
-std::vector<int64_t> lcm_timesteps(const SchedulerConfig& c, int64_t steps) {
+std::vector<int64_t> lcm_timesteps(const SchedulerConfig& c, int64_t steps, const std::string& rule) {
+  if (rule != "diffusers" && rule != "rlcm") throw Error(str("unknown LCM timestep rule '", rule, "' (allowed: diffusers, rlcm)"));
   const int64_t original = c.original_inference_steps;
   if (original < 1 || original > c.num_train_timesteps)
     throw Error(str("original_inference_steps must be in [1, ", c.num_train_timesteps, "], got ", original));
@@ -50,6 +51,11 @@ std::vector<int64_t> lcm_timesteps(const SchedulerConfig& c, int64_t steps) {
   std::vector<int64_t> grid;  // the distillation grid, descending
   for (int64_t i = original; i >= 1; --i) grid.push_back(i * k - 1);
   std::vector<int64_t> out;
+  const int64_t stride = static_cast<int64_t>(grid.size()) / steps;
+  if (rule == "rlcm") {
+    for (int64_t i = 0; i < steps; ++i) out.push_back(grid[static_cast<size_t>(i * stride)]);
+    return out;
+  }
   for (int64_t i = 0; i < steps; ++i)  // ⌊linspace(0, len, n, endpoint=False)⌋
     out.push_back(grid[static_cast<size_t>(std::floor(static_cast<double>(i) * static_cast<double>(grid.size()) /
                                                       static_cast<double>(steps)))]);

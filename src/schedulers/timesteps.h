@@ -20,8 +20,11 @@ int64_t ddim_prev_timestep(const SchedulerConfig& config, int64_t t, int64_t ste
 
 // LCM's skipping-step schedule (arXiv 2310.04378 §4.3, diffusers' LCMScheduler): the distillation
 // grid k·c − 1 (c = T / original_inference_steps, k = 1..original_inference_steps), reversed, and
-// n evenly spaced indices into it: 999, 759, 499, 259 for n = 4.
-std::vector<int64_t> lcm_timesteps(const SchedulerConfig& config, int64_t steps);
+// n indices into it by `rule`:
+//   "diffusers": ⌊linspace(0, len, n, endpoint=False)⌋, diffusers' LCMScheduler (999, 759, 499, 259 for n = 4)
+//   "rlcm"     : every ⌊len/n⌋-th entry, the older scheduler that RLCM patched (999, 759, 519, 279;
+//                8 steps: 999, 879, …, 159)
+std::vector<int64_t> lcm_timesteps(const SchedulerConfig& config, int64_t steps, const std::string& rule = "diffusers");
 
 // The classifier-free guidance combination ε̂ = ε_u + w (ε_c − ε_u) (arXiv 2207.12598 Eq. (6)).
 at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, double w);

@@ -1,0 +1,247 @@
+// LCD, design §7.1 and §7.7. Each training step is Algorithm 1 of arXiv 2310.04378:
+//   1. world latents x₀ with their prompts c, n ~ U{1..N}, t_{n+k} = n·k − 1, t_n = max(t_{n+k} − k, 0),
+//      w ~ U[w_min, w_max]
+//   2. x_{t_{n+k}} = √ᾱ x₀ + √(1−ᾱ) ε                                            (forward noise)
+//   3. x̂_{t_n} = one DDIM step of the frozen teacher from t_{n+k} with the guided x̂₀, ε̂
+//      (x̂₀ = x̂₀_c + w (x̂₀_c − x̂₀_u): CFG of scale w + 1)                        (Eq. (8))
+//   4. L = d(f_θ(x_{t_{n+k}}, w, c, t_{n+k}), f_θ⁻(x̂_{t_n}, w, c, t_n)), θ⁻ under no-grad  (Eq. (10))
+//   5. an AdamW step on θ; θ⁻ ← EMA of θ (the trainer's EmaPair)
+#include "methods/lcd.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "eval/eval_report.h"
+#include "io/atomic_file.h"
+#include "methods/periodic_eval.h"
+#include "models/diffusers_io.h"
+#include "models/lora.h"
+#include "pretrain/world_models.h"
+#include "schedulers/steps.h"
+#include "train/checkpoint.h"
+#include "train/ema.h"
+
+namespace rewardgen {
+
+LcdConfig::LcdConfig() {
+  // diffusers' LCD defaults: AdamW lr 1e-4, weight decay 1e-2, clip 1, constant lr.
+  trainer.max_steps = 100000;  // bounded by the job's --minutes in practice
+  trainer.lr = 1e-4;
+  trainer.adam.weight_decay = 1e-2;
+  trainer.grad_clip = 1.0;
+  trainer.checkpoint_every = 100;
+  trainer.eval_every = 500;
+}
+
+LcdConfig read_lcd_config(ConfigReader& r) {
+  LcdConfig c;
+  ConfigReader trainer = r.child("trainer");
+  read_trainer_config(trainer, c.trainer);
+  r.optional("batch_size", c.batch_size, Range{1, 4096})
+      .optional("w_min", c.w_min, Range{0, 100})
+      .optional("w_max", c.w_max, Range{0, 100})
+      .optional("skip", c.skip, Range{1, 500})
+      .optional_choice("loss", c.loss, {"l2", "huber"})
+      .optional("huber_c", c.huber_c, Range{0, 10, true, false})
+      .optional("ema_decay", c.ema_decay, Range{0, 1, false, true})
+      .optional("time_cond_proj_dim", c.time_cond_proj_dim, Range{2, 4096})
+      .optional_choice("cond_proj_init", c.cond_proj_init, {"zero", "random"})
+      .optional("sample_steps", c.sample_steps, Range{1, 500})
+      .optional("sample_guidance", c.sample_guidance, Range{1, 100})
+      .optional_choice("timestep_rule", c.timestep_rule, {"diffusers", "rlcm"})
+      .optional("eval_steps", c.eval_steps)
+      .optional("eval_limit", c.eval_limit, Range{1, 504})
+      .optional_choice("precision", c.precision, {"fp32", "bf16", "auto"});
+  if (c.w_min > c.w_max) throw Error(str(r.file(), ": w_min ", c.w_min, " > w_max ", c.w_max));
+  if (c.time_cond_proj_dim % 2 != 0)
+    throw Error(str(r.file(), ": time_cond_proj_dim must be even (a [sin | cos] embedding), got ", c.time_cond_proj_dim));
+  if (c.eval_steps.empty() || c.eval_steps.size() > 8)
+    throw Error(str(r.file(), ": eval_steps must list 1 to 8 step counts, got ", c.eval_steps.size()));
+  for (const int64_t s : c.eval_steps)
+    if (s < 1 || s > 500) throw Error(str(r.file(), ": eval_steps entries must lie in [1, 500], got ", s));
+  return c;
+}
+
+Json lcd_config_json(const LcdConfig& c) {
+  return {{"trainer", trainer_config_json(c.trainer)},
+          {"batch_size", c.batch_size},
+          {"w_min", c.w_min},
+          {"w_max", c.w_max},
+          {"skip", c.skip},
+          {"loss", c.loss},
+          {"huber_c", c.huber_c},
+          {"ema_decay", c.ema_decay},
+          {"time_cond_proj_dim", c.time_cond_proj_dim},
+          {"cond_proj_init", c.cond_proj_init},
+          {"sample_steps", c.sample_steps},
+          {"sample_guidance", c.sample_guidance},
+          {"timestep_rule", c.timestep_rule},
+          {"eval_steps", c.eval_steps},
+          {"eval_limit", c.eval_limit},
+          {"precision", c.precision}};
+}
+
+std::shared_ptr<UNet2DConditionModel> make_lcm_student(const UNet2DConditionModel& teacher, int64_t dim, bool zero_init,
+                                                       at::Generator& generator) {
+  if (teacher.config().time_cond_proj_dim > 0)
+    throw Error("LCD distils a UNet without a guidance embedding; this one already has time_cond_proj_dim");
+  UNet2DConditionConfig config = teacher.config();
+  config.time_cond_proj_dim = dim;
+  ModelOptions options;
+  options.tensor = teacher.conv_in->weight.options();
+  options.skip_init = true;
+  auto student = std::make_shared<UNet2DConditionModel>(config, options);
+  TensorMap weights = module_state(teacher);
+  // cond_proj maps the guidance embedding to the sinusoidal timestep features (width block_out[0]).
+  const int64_t features = config.block_out_channels.at(0);
+  at::Tensor projection = at::zeros({features, dim}, options.tensor);
+  if (!zero_init) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(dim));  // torch.nn.Linear's default
+    projection = (at::rand({features, dim}, generator, at::kFloat) * (2 * bound) - bound).to(options.tensor);
+  }
+  weights["time_embedding.cond_proj.weight"] = projection;
+  load_module_weights(*student, weights, "the teacher UNet");
+  return student;
+}
+
+namespace {
+
+at::Tensor lcm_output(const UNet2DConditionModel& unet, const NoiseSchedule& s, const at::Tensor& x, const at::Tensor& t,
+                      const at::Tensor& cond, const at::Tensor& w) {
+  // guided_model_output embeds guidance − 1 = w (the LCM pipeline's convention).
+  const at::Tensor out = guided_model_output(unet, x, t, Conditioning{cond, {}}, w + 1.0);
+  const X0Eps pred = x0_and_eps(s.config.prediction_type, out, x, s.alpha_bar(t, x));
+  return lcm_consistency(s, t, pred.x0, x);  // f = c_skip x_t + c_out x̂₀
+}
+
+}  // namespace
+
+LcdLoss lcd_loss(const UNet2DConditionModel& student, const UNet2DConditionModel& target, const UNet2DConditionModel& teacher,
+                 const NoiseSchedule& s, const LcdBatch& b, const std::string& loss, double huber_c) {
+  LcdLoss out;
+  // 2. Forward noise to t_{n+k}.
+  const at::Tensor x = add_noise(s, b.latents, b.noise, b.t_start);
+  {
+    at::NoGradGuard no_grad;
+    // 3. One deterministic DDIM step of the teacher with CFG of scale w + 1 (η = 0: the mean).
+    const at::Tensor guided = guided_model_output(teacher, x, b.t_start, b.conditioning, b.w + 1.0);
+    out.x_prev = ddim_transition(s, b.t_start, b.t_end, guided, x, at::zeros({}, at::kDouble)).mean;
+    // 4. The target's consistency output at t_n.
+    out.target = lcm_output(target, s, out.x_prev, b.t_end, b.conditioning.cond, b.w);
+  }
+  out.student = lcm_output(student, s, x, b.t_start, b.conditioning.cond, b.w);
+  const at::Tensor d = out.student.to(at::kFloat) - out.target.to(at::kFloat);
+  out.loss = loss == "huber" ? ((d.pow(2) + huber_c * huber_c).sqrt() - huber_c).mean() : d.pow(2).mean();
+  return out;
+}
+
+LcdTask::LcdTask(const LcdConfig& config, const std::string& model_dir, const Logger& log)
+    : config_(config), model_dir_(model_dir), precision_(parse_precision(config.precision, at::kCPU)) {
+  base_ = load_pipeline(model_dir, {}, log);
+  for (auto* m : std::initializer_list<torch::nn::Module*>{base_.unet.get(), base_.vae.get(), base_.text_encoder.get()}) {
+    m->eval();
+    freeze_base(*m);
+  }
+  schedule_ = make_noise_schedule(base_.scheduler);
+  const int64_t T = schedule_.num_timesteps();
+  if (T % config_.skip != 0) throw Error(str("LCD skip ", config_.skip, " does not divide the schedule's ", T, " timesteps"));
+  const int64_t grid = T / config_.skip;
+  for (const int64_t steps : config_.eval_steps)
+    if (steps > grid) throw Error(str("eval_steps entry ", steps, " exceeds the distillation grid's ", grid, " timesteps"));
+  if (config_.sample_steps > grid)
+    throw Error(str("sample_steps ", config_.sample_steps, " exceeds the distillation grid's ", grid, " timesteps"));
+  at::Generator init = at::make_generator<at::CPUGeneratorImpl>(config_.trainer.seed);
+  student_ = make_lcm_student(*base_.unet, config_.time_cond_proj_dim, config_.cond_proj_init == "zero", init);
+  target_ = make_lcm_student(*base_.unet, config_.time_cond_proj_dim, true, init);
+  freeze_base(*target_);
+  ema_copy(*target_, *student_);
+  prompt_states_ = std::make_unique<PromptStates>(base_.text_encoder, ClipTokenizer::from_directory(base_.tokenizer_dir));
+  image_encoder_ = load_eval_image_encoder(model_dir, {}, log);
+  log.info(str("LCD: student = the teacher + a ", config_.time_cond_proj_dim, "-d guidance embedding (", config_.cond_proj_init,
+               " init), w ~ U[", config_.w_min, ", ", config_.w_max, "], k = ", config_.skip, ", ", config_.loss, " loss"));
+}
+
+NamedTensors LcdTask::trainable_parameters() {
+  NamedTensors out;
+  for (const auto& p : student_->named_parameters()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+std::vector<EmaPair> LcdTask::ema_pairs() { return {{target_.get(), student_.get(), config_.ema_decay}}; }
+
+MetricsWriter::Values LcdTask::train_step(StepContext& context) {
+  at::Generator& rng = context.generator();
+  const int64_t B = config_.batch_size, k = config_.skip, grid = schedule_.num_timesteps() / k;
+  // 1. World latents and their prompts (the rendered scenes play LAION's part), timesteps, w.
+  const pretrain::WorldBatch world = pretrain::sample_world_batch(prompts_, B, rng);
+  LcdBatch batch;
+  {
+    at::NoGradGuard no_grad;
+    batch.latents = base_.vae->encode(world.images).sample(rng) * base_.vae->config().scaling_factor;
+  }
+  batch.t_start = at::randint(1, grid + 1, {B}, rng) * k - 1;  // t_{n+k} ∈ {k−1, 2k−1, …, T−1}
+  batch.t_end = (batch.t_start - k).clamp_min(0);               // t_n
+  batch.w = at::rand({B}, rng, at::kDouble) * (config_.w_max - config_.w_min) + config_.w_min;
+  batch.noise = at::randn(batch.latents.sizes(), rng);
+  batch.conditioning = prompt_states_->conditioning(world.prompts, true);
+  // 2-4 under bf16 autocast when the config asks; the loss and the update in fp32.
+  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
+  const LcdLoss l = lcd_loss(*student_, *target_, *base_.unet, schedule_, batch, config_.loss, config_.huber_c);
+  autocast.reset();
+  context.optimize(l.loss);
+  return {{"loss", l.loss.item<double>()}};
+}
+
+Pipeline LcdTask::with_unet(std::shared_ptr<UNet2DConditionModel> unet) const {
+  Pipeline p = base_;
+  p.unet = std::move(unet);
+  // The skipping-step sampler's grid must be the distillation grid.
+  p.scheduler.original_inference_steps = schedule_.num_timesteps() / config_.skip;
+  SamplerOptions o;
+  o.sampler = "lcm";
+  o.steps = config_.sample_steps;
+  o.guidance_scale = config_.sample_guidance;
+  o.timestep_spacing = config_.timestep_rule == "rlcm" ? "rlcm" : "leading";
+  p.scheduler.recipe = sampler_recipe(o);
+  return p;
+}
+
+MetricsWriter::Values LcdTask::evaluate(int64_t steps_done, const std::string& samples_dir) {
+  const Pipeline pipeline = with_unet(target_);
+  const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
+  MetricsWriter::Values values;
+  for (const int64_t steps : config_.eval_steps) {
+    PeriodicEvalOptions options;
+    options.sampler = sampler_options(pipeline.scheduler.recipe);
+    options.sampler.steps = steps;
+    options.prompts = config_.eval_limit;
+    options.encoder = image_encoder_.get();
+    const bool recipe = steps == config_.sample_steps;
+    options.prefix = recipe ? "" : str("steps", steps, "/");
+    options.grid_path = eval_grid_path(samples_dir, steps_done, str("_", steps, "step"));
+    for (auto& value : periodic_world_eval(model, options)) values.push_back(std::move(value));
+  }
+  return values;
+}
+
+void LcdTask::save_state(TensorMap& out) const {
+  add_module_state(out, "lcd/student/", *student_);
+  add_module_state(out, "lcd/target/", *target_);
+}
+
+void LcdTask::load_state(const TensorMap& in) {
+  load_module_state(in, "lcd/student/", *student_);
+  load_module_state(in, "lcd/target/", *target_);
+}
+
+void LcdTask::export_generator(const std::string& dir) const {
+  save_pipeline(dir, with_unet(target_), at::kHalf);
+  if (std::filesystem::exists(model_dir_ + "/image_encoder")) copy_folder_files(model_dir_ + "/image_encoder", dir + "/image_encoder");
+}
+
+}  // namespace rewardgen

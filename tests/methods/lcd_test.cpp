@@ -1,0 +1,236 @@
+#include "methods/lcd.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "core/log.h"
+#include "io/run_dir.h"
+#include "methods/train_job.h"
+#include "schedulers/timesteps.h"
+#include "test_util.h"
+#include "tiny_models.h"
+#include "world_models.h"
+
+namespace rewardgen {
+namespace {
+
+using testing::TempDir;
+
+struct LcdNets {
+  std::shared_ptr<UNet2DConditionModel> teacher, student, target;
+  NoiseSchedule schedule = make_noise_schedule();
+};
+
+LcdNets nets(bool random_student_projection) {
+  at::manual_seed(3);
+  LcdNets n;
+  n.teacher = std::make_shared<UNet2DConditionModel>(testing::tiny_unet_config());
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(5);
+  n.student = make_lcm_student(*n.teacher, 8, !random_student_projection, g);
+  n.target = make_lcm_student(*n.teacher, 8, true, g);
+  return n;
+}
+
+LcdBatch batch(std::vector<int64_t> t_start, std::vector<int64_t> t_end, std::vector<double> w) {
+  at::manual_seed(11);
+  const int64_t B = static_cast<int64_t>(t_start.size());
+  LcdBatch b;
+  b.latents = at::randn({B, 4, 4, 4});
+  b.noise = at::randn({B, 4, 4, 4});
+  b.t_start = at::tensor(t_start, at::kLong);
+  b.t_end = at::tensor(t_end, at::kLong);
+  b.w = at::tensor(w, at::kDouble);
+  b.conditioning = {at::randn({B, 8, 16}), at::randn({B, 8, 16})};
+  return b;
+}
+
+double c_skip(int64_t t) { return 0.25 / (100.0 * t * t + 0.25); }
+double c_out(int64_t t) { return 10.0 * t / std::sqrt(100.0 * t * t + 0.25); }
+
+// Algorithm 1's lines written out by hand, one sample at a time, against lcd_loss on the batch.
+TEST(LcdLoss, MatchesAHandComputationOfAlgorithmOne) {
+  at::NoGradGuard no_grad;
+  const LcdNets n = nets(true);  // a random guidance projection: w matters to the student
+  const LcdBatch b = batch({19, 519}, {0, 499}, {1.5, 3.0});
+  const LcdLoss l = lcd_loss(*n.student, *n.target, *n.teacher, n.schedule, b, "l2", 0.001);
+  double sum = 0;
+  for (int64_t i = 0; i < 2; ++i) {
+    const int64_t ts = b.t_start[i].item<int64_t>(), te = b.t_end[i].item<int64_t>();
+    const double as = n.schedule.alpha_bar(ts), ae = n.schedule.alpha_bar(te), w = b.w[i].item<double>();
+    const at::Tensor x0 = b.latents.narrow(0, i, 1), eps = b.noise.narrow(0, i, 1);
+    const at::Tensor cond = b.conditioning.cond.narrow(0, i, 1), uncond = b.conditioning.uncond.narrow(0, i, 1);
+    const at::Tensor x = std::sqrt(as) * x0 + std::sqrt(1 - as) * eps;
+    const at::Tensor t1 = at::full({1}, ts, at::kLong), t0 = at::full({1}, te, at::kLong);
+    const at::Tensor e_u = n.teacher->forward(x, t1, uncond), e_c = n.teacher->forward(x, t1, cond);
+    const at::Tensor e = e_u + (w + 1) * (e_c - e_u);  // = the LCM form x̂₀_c + w (x̂₀_c − x̂₀_u), through ε
+    const at::Tensor x0_hat = (x - std::sqrt(1 - as) * e) / std::sqrt(as);
+    const at::Tensor x_prev = std::sqrt(ae) * x0_hat + std::sqrt(1 - ae) * e;
+    const at::Tensor embedding = guidance_scale_embedding(at::full({1}, w, at::kDouble), 8).to(at::kFloat);
+    const at::Tensor e_target = n.target->forward(x_prev, t0, cond, embedding);
+    const at::Tensor f_target = c_skip(te) * x_prev + c_out(te) * (x_prev - std::sqrt(1 - ae) * e_target) / std::sqrt(ae);
+    const at::Tensor e_student = n.student->forward(x, t1, cond, embedding);
+    const at::Tensor f_student = c_skip(ts) * x + c_out(ts) * (x - std::sqrt(1 - as) * e_student) / std::sqrt(as);
+    EXPECT_TRUE(at::allclose(l.x_prev.narrow(0, i, 1), x_prev, 1e-4, 1e-5)) << i;
+    EXPECT_TRUE(at::allclose(l.target.narrow(0, i, 1), f_target, 1e-4, 1e-5)) << i;
+    sum += (f_student - f_target).pow(2).sum().item<double>();
+  }
+  EXPECT_NEAR(l.loss.item<double>(), sum / b.latents.numel(), 1e-4 * sum / b.latents.numel());
+  EXPECT_GT(l.loss.item<double>(), 1e-6);
+}
+
+// A teacher step from t to t is the identity (DDIM reproduces x_t), so with the target equal to
+// the student the loss is zero: what is left to learn is only the teacher's step.
+TEST(LcdLoss, IsZeroWhenStudentAndTargetCoincideOnTheSameState) {
+  at::NoGradGuard no_grad;
+  const LcdNets n = nets(false);
+  const LcdBatch b = batch({519, 999}, {519, 999}, {2.0, 4.0});
+  const LcdLoss l = lcd_loss(*n.student, *n.student, *n.teacher, n.schedule, b, "l2", 0.001);
+  EXPECT_LT(l.loss.item<double>(), 1e-10);
+  const LcdLoss h = lcd_loss(*n.student, *n.student, *n.teacher, n.schedule, b, "huber", 0.001);
+  EXPECT_LT(h.loss.item<double>(), 1e-8);
+}
+
+// The consistency boundary condition f(x, 0) = x: at t_n = 0 the target is the teacher's x̂_0 itself.
+TEST(LcdLoss, TargetAtTimestepZeroIsTheTeachersStep) {
+  at::NoGradGuard no_grad;
+  const LcdNets n = nets(true);
+  const LcdBatch b = batch({19, 19}, {0, 0}, {1.0, 5.0});
+  const LcdLoss l = lcd_loss(*n.student, *n.target, *n.teacher, n.schedule, b, "l2", 0.001);
+  EXPECT_TRUE(at::allclose(l.target, l.x_prev, 1e-5, 1e-6));
+}
+
+// Huber: the elementwise √(d² + c²) − c, averaged.
+TEST(LcdLoss, HuberIsThePseudoHuberOfTheDifference) {
+  at::NoGradGuard no_grad;
+  const LcdNets n = nets(true);
+  const LcdBatch b = batch({259, 759}, {239, 739}, {1.0, 2.0});
+  const LcdLoss l = lcd_loss(*n.student, *n.target, *n.teacher, n.schedule, b, "huber", 0.01);
+  const at::Tensor d = l.student - l.target;
+  EXPECT_NEAR(l.loss.item<double>(), ((d.pow(2) + 1e-4).sqrt() - 0.01).mean().item<double>(), 1e-7);
+}
+
+TEST(LcdLoss, GradientReachesTheStudentOnly) {
+  const LcdNets n = nets(true);
+  const LcdBatch b = batch({259, 759}, {239, 739}, {1.0, 2.0});
+  lcd_loss(*n.student, *n.target, *n.teacher, n.schedule, b, "l2", 0.001).loss.backward();
+  EXPECT_TRUE(n.student->conv_in->weight.grad().defined());
+  EXPECT_GT(n.student->time_embedding->cond_proj->weight.grad().abs().sum().item<double>(), 0);
+  EXPECT_FALSE(n.target->conv_in->weight.grad().defined());
+  EXPECT_FALSE(n.teacher->conv_in->weight.grad().defined());
+}
+
+// A zero-initialised guidance projection: the student is the teacher for every w; a random one is not.
+TEST(LcmStudent, ZeroProjectionStartsAsTheTeacherForEveryW) {
+  at::NoGradGuard no_grad;
+  const LcdNets n = nets(true);
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({2, 4, 4, 4}), t = at::tensor({100, 800}, at::kLong), c = at::randn({2, 8, 16});
+  const at::Tensor teacher = n.teacher->forward(x, t, c);
+  for (double w : {0.0, 3.0, 14.0}) {
+    const at::Tensor emb = guidance_scale_embedding(at::full({2}, w, at::kDouble), 8).to(at::kFloat);
+    EXPECT_TRUE(at::allclose(n.target->forward(x, t, c, emb), teacher, 1e-5, 1e-6)) << w;
+    EXPECT_FALSE(at::allclose(n.student->forward(x, t, c, emb), teacher, 1e-3, 1e-4)) << w;
+  }
+  EXPECT_EQ(n.student->config().time_cond_proj_dim, 8);
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(0);
+  EXPECT_TRUE(testing::throws_error_containing([&] { make_lcm_student(*n.student, 8, true, g); }, "already has time_cond_proj_dim"));
+}
+
+TEST(LcdConfig, RejectsBadKeys) {
+  auto read = [](const Json& j) {
+    ConfigReader r(j, "lcd.json");
+    read_lcd_config(r);
+  };
+  EXPECT_TRUE(testing::throws_error_containing([&] { read({{"w_min", 5.0}, {"w_max", 2.0}}); }, "w_min 5 > w_max 2"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { read({{"time_cond_proj_dim", 255}}); }, "must be even"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { read({{"eval_steps", Json::array()}}); }, "eval_steps must list 1 to 8"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { read({{"skip", 0}}); }, "skip"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { read({{"w_max", NAN}}); }, "w_max"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { read({{"loss", "l1"}}); }, "loss"));
+}
+
+class LcdWorld : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    testing::write_tiny_world(dir_->path(), true);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static LcdConfig config() {
+    LcdConfig c;
+    c.batch_size = 4;
+    c.trainer.max_steps = 4;
+    c.trainer.checkpoint_every = 2;
+    c.trainer.eval_every = 0;
+    c.time_cond_proj_dim = 8;
+    c.eval_limit = 6;
+    c.eval_steps = {1, 2};
+    c.sample_steps = 2;
+    return c;
+  }
+  std::ostringstream quiet_;
+  Logger log_{LogLevel::warn, quiet_};
+  static TempDir* dir_;
+};
+TempDir* LcdWorld::dir_ = nullptr;
+
+TEST_F(LcdWorld, ResumedRunEqualsTheUninterruptedOne) {
+  TempDir runs;
+  const LcdConfig c = config();
+  auto train = [&](const std::string& root, bool resume, int64_t stop_at) {
+    const RunDir run = RunDir::create(root, resume);
+    if (!resume) run.write_config(lcd_config_json(c));
+    LcdTask task(c, dir_->path(), log_);
+    Trainer(c.trainer, run, log_).run(task, resume, stop_at);
+    TensorMap state;
+    task.save_state(state);
+    return state;
+  };
+  const TensorMap straight = train(runs.file("straight"), false, 0);
+  train(runs.file("split"), false, 2);
+  const TensorMap resumed = train(runs.file("split"), true, 0);
+  ASSERT_EQ(straight.size(), resumed.size());
+  for (const auto& [name, t] : straight) EXPECT_TRUE(at::equal(t, resumed.at(name))) << name;
+  // The target moved away from the student's start (the EMA was applied) and both are finite.
+  EXPECT_TRUE(at::isfinite(straight.at("lcd/target/conv_in.weight")).all().item<bool>());
+  EXPECT_FALSE(at::equal(straight.at("lcd/target/time_embedding.cond_proj.weight"), at::zeros_like(straight.at("lcd/target/time_embedding.cond_proj.weight"))));
+}
+
+// The job exports an LCM whose recipe samples with no flags: lcm, the configured steps and guidance,
+// the distillation grid as original_inference_steps; the periodic evaluation logs every step count.
+TEST_F(LcdWorld, TrainJobExportsAnLcmThatSamplesWithItsRecipe) {
+  TempDir runs;
+  const std::string config_file = runs.file("lcd.json");
+  save_json_file(config_file, {{"batch_size", 2}, {"time_cond_proj_dim", 8}, {"eval_limit", 6}, {"eval_steps", {1, 2}},
+                               {"sample_steps", 2}, {"timestep_rule", "rlcm"},
+                               {"trainer", {{"max_steps", 2}, {"eval_every", 2}}}});
+  TrainJobOptions o;
+  o.method = "lcd";
+  o.config_file = config_file;
+  o.model_dir = dir_->path();
+  o.out = runs.file("run");
+  o.eval_limit = 6;
+  const TrainJobResult r = run_train_job(o, log_);
+  const Pipeline p = load_pipeline(r.generator_dir, {}, log_);
+  EXPECT_EQ(p.unet->config().time_cond_proj_dim, 8);
+  EXPECT_EQ(p.scheduler.recipe.sampler, "lcm");
+  EXPECT_EQ(p.scheduler.recipe.steps, 2);
+  EXPECT_EQ(p.scheduler.recipe.timestep_spacing, "rlcm");
+  EXPECT_EQ(p.scheduler.original_inference_steps, 50);
+  EXPECT_EQ(r.eval.at("sampler").at("name"), "lcm");
+  std::ifstream in(r.run_dir + "/metrics.jsonl");
+  const std::string metrics((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(metrics.find("\"steps1/accuracy/overall\""), std::string::npos);
+  EXPECT_NE(metrics.find("\"accuracy/overall\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rewardgen
