@@ -2,17 +2,33 @@
 # The main job on the embedded default: install what is missing, build, then post-train the shipped
 # world teacher into a 4-step generator with R0 (default 10 minutes of training on 2 cores), evaluate
 # it and the teacher on the 504 held-out prompts, and print the table before -> after.
-# Usage: scripts/run.sh [--minutes M] [--out DIR]      (re-running resumes: finished parts are kept)
+# --methods trains others too, each for --minutes, in the order given: r0, refl, ddpo, lcd, rlcm
+# (rlcm starts from the LCM that lcd trained earlier in the same job, else from models/world/lcm).
+# Usage: scripts/run.sh [--minutes M] [--out DIR] [--methods r0,ddpo,...]   (re-running resumes: finished parts are kept)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=10
 out=runs/main
+methods=r0
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    *) echo "run.sh: unknown argument '$1' (allowed: --minutes M, --out DIR)" >&2; exit 2 ;;
+    --methods) methods="$2"; shift 2 ;;
+    *) echo "run.sh: unknown argument '$1' (allowed: --minutes M, --out DIR, --methods LIST)" >&2; exit 2 ;;
   esac
+done
+IFS=',' read -ra method_list <<< "$methods"
+[ ${#method_list[@]} -gt 0 ] || { echo "run.sh: --methods names no method" >&2; exit 2; }
+declare -A label=([r0]="R0, 4 steps, no CFG" [refl]="ReFL, 4 steps" [ddpo]="DDPO, 20 DDIM steps, CFG 3"
+                  [lcd]="LCM (LCD), 4 steps" [rlcm]="RLCM, 4 LCM steps")
+lcd_seen=false
+for m in "${method_list[@]}"; do
+  [ -n "${label[$m]:-}" ] || { echo "run.sh: unknown method '$m' in --methods (allowed: r0, refl, ddpo, lcd, rlcm)" >&2; exit 2; }
+  [ "$m" = lcd ] && lcd_seen=true
+  if [ "$m" = rlcm ] && [ "$lcd_seen" = false ] && [ ! -f models/world/lcm/model_index.json ]; then
+    echo "run.sh: rlcm starts from an LCM: put lcd before rlcm in --methods (models/world/lcm is not shipped here)" >&2; exit 2
+  fi
 done
 scripts/setup.sh
 scripts/build.sh
@@ -20,11 +36,14 @@ bin=build/rewardgen
 $bin --version
 mkdir -p "$out"
 
-# 1. R0 from the shipped teacher (resumes an interrupted or finished run; the budget counts over resumes).
-resume=()
-[ -f "$out/r0/config.json" ] && resume=(--resume)
-$bin --threads 2 train --method r0 --out "$out/r0" --minutes "$minutes" "${resume[@]}" > "$out/r0.log"
-echo "R0 trained: $out/r0 (log: $out/r0.log)"
+# 1. Each method from the shipped models (resumes an interrupted or finished run; the budget counts over resumes).
+for m in "${method_list[@]}"; do
+  resume=(); model=()
+  [ -f "$out/$m/config.json" ] && resume=(--resume)
+  [ "$m" = rlcm ] && [ -f "$out/lcd/generator/model_index.json" ] && model=(--model "$out/lcd/generator")
+  $bin --threads 2 train --method "$m" "${model[@]}" --out "$out/$m" --minutes "$minutes" "${resume[@]}" > "$out/$m.log"
+  echo "$m trained: $out/$m (log: $out/$m.log)"
+done
 
 # 2. The teacher, evaluated once: R0's 4-step recipe (999, 749, 499, 249; x̂₀ out) untrained, and its 50-NFE reference
 #    (fp32, as the training job evaluates R0, so that the table compares like with like).
@@ -38,8 +57,10 @@ fi
 
 # 3. Before -> after.
 echo
-$bin compare "$out/teacher_4step" "$out/teacher_ddim25_cfg3" "$out/r0/eval" \
-  --name "teacher, DDIM 4, no CFG" --name "teacher, DDIM 25, CFG 3" --name "R0, 4 steps, no CFG"
+rows=("$out/teacher_4step" "$out/teacher_ddim25_cfg3"); names=(--name "teacher, DDIM 4, no CFG" --name "teacher, DDIM 25, CFG 3")
+for m in "${method_list[@]}"; do rows+=("$out/$m/eval"); names+=(--name "${label[$m]}"); done
+$bin compare "${rows[@]}" "${names[@]}"
 echo
-echo "outputs: $out/r0/generator (sample it: $bin sample --model $out/r0/generator --prompt \"a red circle\")"
-echo "         $out/r0/eval/grid.png, $out/*/eval.json, $out/r0/metrics.jsonl"
+first=${method_list[0]}
+echo "outputs: $out/$first/generator (sample it: $bin sample --model $out/$first/generator --prompt \"a red circle\")"
+echo "         $out/*/eval/grid.png, $out/*/eval.json, $out/*/metrics.jsonl"

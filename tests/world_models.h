@@ -2,12 +2,18 @@
 // A tiny random pipeline in the embedded world's shapes (64×64 images, f = 4 VAE, 16×16 latents,
 // the world tokenizer, an image encoder), for evaluation and pretraining tests that must run in
 // seconds.
+#include <gtest/gtest.h>
+
+#include <sstream>
 #include <string>
+
+#include "core/log.h"
 
 #include "models/diffusers_io.h"
 #include "sampling/pipeline.h"
 #include "text/bpe_trainer.h"
 #include "text/clip_tokenizer.h"
+#include "test_util.h"
 #include "tiny_models.h"
 #include "world/prompts.h"
 
@@ -65,5 +71,22 @@ inline void write_tiny_world(const std::string& dir, bool with_unet) {
     save_clip_text(dir + "/text_encoder", *p.text_encoder);
   }
 }
+
+// A test suite over one tiny world pipeline folder (write_tiny_world with a UNet), written once per
+// suite into dir_, and a quiet logger.
+class TinyWorldTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    write_tiny_world(dir_->path(), true);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  std::ostringstream quiet_;
+  Logger log_{LogLevel::warn, quiet_};
+  static inline TempDir* dir_ = nullptr;
+};
 
 }  // namespace rewardgen::testing

@@ -52,6 +52,7 @@ int run(int argc, char** argv) {
   cli::add_train_command(app, context, commands);
   cli::add_compare_command(app, context, commands);
   cli::add_plot_command(app, context, commands);
+  cli::add_reach_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

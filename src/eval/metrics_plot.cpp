@@ -82,6 +82,27 @@ std::vector<double> moving_average(const std::vector<double>& values, int window
   return out;
 }
 
+std::optional<double> first_reach(const PlotSeries& s, double target, int window) {
+  if (window < 1) throw Error(str("first_reach: the window must be >= 1, got ", window));
+  const size_t n = s.y.size(), w = std::min(n, static_cast<size_t>(window));
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sum += s.y[i];
+    if (i >= w) sum -= s.y[i - w];
+    if (i + 1 >= w && sum / static_cast<double>(w) >= target) return s.x[i];
+  }
+  return std::nullopt;
+}
+
+double final_value(const PlotSeries& s, int window) {
+  if (s.y.empty()) throw Error(str("final_value: the series '", s.label, "' is empty"));
+  if (window < 1) throw Error(str("final_value: the window must be >= 1, got ", window));
+  const size_t w = std::min(s.y.size(), static_cast<size_t>(window));
+  double sum = 0;
+  for (size_t i = s.y.size() - w; i < s.y.size(); ++i) sum += s.y[i];
+  return sum / static_cast<double>(w);
+}
+
 std::vector<double> nice_ticks(double low, double high, int count) {
   if (!(high > low)) high = low + 1;  // one value: a unit span around it
   const double raw = (high - low) / std::max(count, 1);

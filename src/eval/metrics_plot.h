@@ -1,6 +1,7 @@
 #pragma once
 // Training curves a person can look at: metric series read from runs' metrics.jsonl, drawn as one
 // SVG line plot (text, so it diffs, renders on any browser and on GitHub, and needs no font code).
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,13 @@ struct PlotOptions {
 // An SVG document: axes with rounded ticks spanning every series, one coloured polyline per series,
 // a legend. Error on no series or an empty or non-finite one.
 std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptions& options);
+
+// How fast a run reaches a value (RLCM's claim against DDPO): the first x at which the mean of the
+// last `window` y values is >= target (only once `window` points exist; all of them when the series
+// is shorter); nullopt when it never does.
+std::optional<double> first_reach(const PlotSeries& series, double target, int window);
+// A run's final value: the mean of its last `window` y values (all of them when fewer). Error on an empty series.
+double final_value(const PlotSeries& series, int window);
 
 // "Nice" tick positions covering [low, high]: steps of 1, 2 or 5 × 10^k, about `count` of them.
 std::vector<double> nice_ticks(double low, double high, int count);

@@ -14,6 +14,11 @@ namespace rewardgen {
 
 void read_generator_config(ConfigReader& r, GeneratorConfig& c) {
   r.optional("timesteps", c.timesteps)
+      .optional_choice("sampler", c.sampler, {"ddim", "lcm"})
+      .optional("guidance", c.guidance, Range{0, 100})
+      .optional("eta", c.eta, Range{0, 10})
+      .optional_choice("last_step", c.last_step, {"end", "zero", "stay"})
+      .optional_choice("output", c.output, {"x0", "sample"})
       .optional("lora", c.lora)
       .optional("lora_rank", c.lora_config.rank, Range{1, 1024})
       .optional("lora_alpha", c.lora_config.alpha, Range{0, 1e4, true, false})
@@ -27,6 +32,11 @@ void read_generator_config(ConfigReader& r, GeneratorConfig& c) {
     if (i > 0 && c.timesteps[i] >= c.timesteps[i - 1])
       throw Error(str(r.file(), ": timesteps must be strictly descending, got ", c.timesteps[i - 1], " then ", c.timesteps[i]));
   }
+  if (c.last_step == "stay" && c.sampler != "lcm")
+    throw Error(str(r.file(), ": last_step 'stay' re-noises an LCM's last step (sampler lcm); a ", c.sampler,
+                    " step from t to t is the identity"));
+  if (c.last_step == "zero" && c.sampler == "lcm")
+    throw Error(str(r.file(), ": last_step 'zero' is DDPO's DDIM convention; an LCM ends with 'end' or 'stay'"));
   // An EMA of LoRA adapters is not implemented: a LoRA run drops the method's default EMA, and an
   // explicit ema_decay with lora is an error.
   if (c.lora && c.ema_decay > 0) {
@@ -36,7 +46,8 @@ void read_generator_config(ConfigReader& r, GeneratorConfig& c) {
 }
 
 Json generator_config_json(const GeneratorConfig& c) {
-  return {{"timesteps", c.timesteps}, {"lora", c.lora},        {"lora_rank", c.lora_config.rank},
+  return {{"timesteps", c.timesteps}, {"sampler", c.sampler}, {"guidance", c.guidance}, {"eta", c.eta},
+          {"last_step", c.last_step}, {"output", c.output}, {"lora", c.lora}, {"lora_rank", c.lora_config.rank},
           {"lora_alpha", c.lora_config.alpha}, {"ema_decay", c.ema_decay}, {"recompute", c.recompute}};
 }
 
@@ -50,6 +61,9 @@ FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::str
   schedule_ = make_noise_schedule(base_.scheduler);
   for (const int64_t t : config_.timesteps)
     if (t >= schedule_.num_timesteps()) throw Error(str("generator timestep ", t, " is outside the model's schedule"));
+  if (config_.sampler == "lcm" && base_.unet->config().time_cond_proj_dim <= 0)
+    throw Error(str("the lcm sampler needs a latent consistency model; the UNet of '", model_dir,
+                    "' has no guidance embedding (time_cond_proj_dim): distil one with `rewardgen distill`"));
   teacher_ = base_.unet;  // frozen: the CFG implicit reward's network and θ₀
   freeze_base(*teacher_);
   if (config_.lora) {
@@ -91,8 +105,10 @@ at::Tensor FewStepGenerator::distance_to_initial() const {
   return total;
 }
 
+bool FewStepGenerator::needs_uncond() const { return config_.sampler == "ddim" && config_.guidance != 1.0; }
+
 Conditioning FewStepGenerator::conditioning(const std::vector<std::string>& prompts, bool with_uncond) const {
-  return prompt_states_->conditioning(prompts, with_uncond);
+  return prompt_states_->conditioning(prompts, with_uncond || needs_uncond());
 }
 
 at::Tensor FewStepGenerator::initial_noise(int64_t batch, at::Generator& generator) const {
@@ -100,18 +116,36 @@ at::Tensor FewStepGenerator::initial_noise(int64_t batch, at::Generator& generat
   return at::randn({batch, u.in_channels, u.sample_size, u.sample_size}, generator, at::kFloat);
 }
 
-Rollout FewStepGenerator::rollout(const Conditioning& c, const at::Tensor& x_T, const at::Tensor& eta, GradientMode gradient,
-                                  int64_t gradient_k, int64_t stop_after, at::Generator& generator) const {
+RolloutOptions FewStepGenerator::policy_options() const {
   RolloutOptions o;
-  o.sampler = "ddim";
+  o.sampler = config_.sampler;
   o.timesteps = config_.timesteps;
+  // t_prev: the next timestep, and after the last one the config's convention.
+  for (size_t i = 0; i < o.timesteps.size(); ++i) {
+    const bool last = i + 1 == o.timesteps.size();
+    o.prev_timesteps.push_back(!last                           ? o.timesteps[i + 1]
+                               : config_.last_step == "zero" ? 0
+                               : config_.last_step == "stay" ? o.timesteps[i]
+                                                             : -1);
+  }
+  if (config_.guidance != 1.0) o.guidance = at::scalar_tensor(config_.guidance, at::kDouble);
+  o.recompute = config_.recompute;
+  return o;
+}
+
+Rollout FewStepGenerator::rollout(const Conditioning& c, const at::Tensor& x_T, const at::Tensor& eta, GradientMode gradient,
+                                  int64_t gradient_k, int64_t stop_after, at::Generator& generator, bool keep_states) const {
+  RolloutOptions o = policy_options();
   o.eta = eta;
   o.gradient = gradient;
   o.gradient_k = gradient_k;
   o.stop_after = stop_after;
-  o.recompute = config_.recompute;
-  o.keep_states = false;
+  o.keep_states = keep_states;
   return rewardgen::rollout(*unet_, schedule_, c, x_T, o, generator);
+}
+
+const at::Tensor& FewStepGenerator::output_latents(const Rollout& r) const {
+  return config_.output == "x0" || config_.sampler == "lcm" ? r.x0 : r.sample;
 }
 
 at::Tensor FewStepGenerator::decode(const at::Tensor& latents) const { return decode_latents(*base_.vae, latents); }
@@ -152,7 +186,12 @@ Pipeline FewStepGenerator::sampling_pipeline() const {
 }
 
 SamplerOptions FewStepGenerator::sampler_options() const {
-  return rewardgen::sampler_options(SamplerRecipe{"ddim", steps(), config_.timesteps, "trailing", 0.0, 1.0, "x0"});
+  // The recipe's explicit timesteps step to the next one and end at ᾱ_final ("end"). DDPO's "zero"
+  // samples the same there when set_alpha_to_one is false (ᾱ_final = ᾱ_0, the world's and SD's
+  // schedulers); RLCM's "stay" only re-noises f after the image is made.
+  const std::string output = config_.sampler == "lcm" ? "sample" : config_.output;  // an LCM's last sample is f
+  return rewardgen::sampler_options(SamplerRecipe{config_.sampler, steps(), config_.timesteps, "trailing", config_.eta,
+                                                  config_.guidance, output});
 }
 
 void FewStepGenerator::export_pipeline(const std::string& dir) const {

@@ -1,9 +1,9 @@
 #pragma once
-// The few-step generator that the reward-backprop methods (R0, ReFL, DRaFT) train: a copy of the
-// teacher's UNet — all of its weights, or LoRA adapters on its attention projections — run as a
-// K-step DDIM sampler from pure noise, beside the frozen VAE, text encoder and teacher. It keeps
-// θ₀ (the teacher's weights) for R0's weight regulariser and exports a pipeline folder whose
-// scheduler config carries its sampling recipe.
+// The few-step generator that every post-training method trains: a copy of the starting model's
+// UNet — all of its weights, or LoRA adapters on its attention projections — run as a K-step
+// sampler from pure noise (DDIM for R0, ReFL, DRaFT and DDPO; LCM multistep for RLCM), beside the
+// frozen VAE, text encoder and teacher. It keeps θ₀ (the starting weights) for R0's weight
+// regulariser and exports a pipeline folder whose scheduler config carries its sampling recipe.
 // Letters: B batch, C latent channels, h×w latent, H×W pixels, K steps.
 #include <map>
 #include <memory>
@@ -25,6 +25,17 @@ class Logger;
 
 struct GeneratorConfig {
   std::vector<int64_t> timesteps{999, 749, 499, 249};  // descending; K = their number
+  std::string sampler = "ddim";  // ddim | lcm (the UNet must then have a guidance embedding)
+  // ddim: classifier-free guidance scale (≠ 1: two UNet calls per step); lcm: the scale whose
+  // w = scale − 1 goes through the guidance embedding (one call).
+  double guidance = 1.0;
+  double eta = 0.0;  // ddim: η of every step (R0 draws its own per step and sample in training)
+  // Where the last transition goes: "end" (ᾱ_final, as `sample` does), "zero" (t = 0, DDPO: σ > 0
+  // on every step), "stay" (its own timestep, RLCM: the last action re-noised to τ_K, lcm only).
+  std::string last_step = "end";
+  // What the generator outputs: "x0" (the last step's x̂₀: R0's generators) or "sample" (the last
+  // step's x_prev: DDPO). An LCM always outputs the last step's consistency output f.
+  std::string output = "x0";
   bool lora = false;                                   // false: full fine-tune
   LoraConfig lora_config{8, 8};                        // rank, alpha, targets (attention projections)
   double ema_decay = 0.0;                              // EMA of the trained weights (0: none; export the weights); full fine-tune only
@@ -64,9 +75,16 @@ class FewStepGenerator {
 
   Conditioning conditioning(const std::vector<std::string>& prompts, bool with_uncond) const;  // cached
   at::Tensor initial_noise(int64_t batch, at::Generator& generator) const;                     // x_T [B, C, h, w]
-  // The K-step rollout of the trained UNet (no guidance), with η [K, B] and the gradient mode given.
-  Rollout rollout(const Conditioning& conditioning, const at::Tensor& x_T, const at::Tensor& eta,
-                  GradientMode gradient, int64_t gradient_k, int64_t stop_after, at::Generator& generator) const;
+  bool needs_uncond() const;  // the rollout runs classifier-free guidance (ddim with guidance ≠ 1)
+  // The K-step rollout of the trained UNet with the config's sampler, guidance and last step, η
+  // [K, B] and the gradient mode given; `keep_states` records x_t, x_prev, x̂₀ of every step.
+  Rollout rollout(const Conditioning& conditioning, const at::Tensor& x_T, const at::Tensor& eta, GradientMode gradient,
+                  int64_t gradient_k, int64_t stop_after, at::Generator& generator, bool keep_states = false) const;
+  // The rollout options of the training policy (sampler, timesteps with their t_prev, guidance).
+  RolloutOptions policy_options() const;
+  // The latents the generator outputs from a rollout (the config's output; f for an LCM).
+  const at::Tensor& output_latents(const Rollout& rollout) const;
+  const UNet2DConditionModel& unet() const { return *unet_; }
   at::Tensor decode(const at::Tensor& latents) const;  // unclamped, differentiable: [B, 3, H, W]
 
   TeacherHandle teacher() const;

@@ -23,6 +23,7 @@ class MethodTask : public TrainTask {
 struct MethodEntry {
   std::string name;  // "r0", "refl"
   std::string help;  // one line
+  std::string default_model;  // the shipped folder it starts from, under models/world ("": the teacher itself)
   // The method's resolved config from a JSON object (unknown keys are errors), as JSON again.
   std::function<Json(ConfigReader& reader)> resolve;
   // The trainer settings inside a resolved config.

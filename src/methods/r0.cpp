@@ -62,7 +62,11 @@ Json r0_config_json(const R0Config& c) {
 }
 
 R0Task::R0Task(const R0Config& config, const std::string& model_dir, const Logger& log)
-    : RewardBackpropTask(config, model_dir, log), config_(config) {}
+    : RewardBackpropTask(config, model_dir, log), config_(config) {
+  if (config_.cfg_reward > 0 && generator_.unet().config().time_cond_proj_dim > 0)
+    throw Error("R0's CFG implicit reward needs a teacher with classifier-free guidance; this UNet has a guidance "
+                "embedding (an LCM): set cfg_reward to 0");
+}
 
 MetricsWriter::Values R0Task::train_step(StepContext& context) {
   at::Generator& rng = context.generator();

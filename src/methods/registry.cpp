@@ -1,20 +1,24 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "methods/ddpo.h"
 #include "methods/lcd.h"
 #include "methods/method.h"
 #include "methods/r0.h"
 #include "methods/refl.h"
+#include "methods/rlcm.h"
 
 namespace rewardgen {
 
 namespace {
 
 template <class Config, class Task>
-MethodEntry entry(std::string name, std::string help, Config (*read)(ConfigReader&), Json (*to_json)(const Config&)) {
+MethodEntry entry(std::string name, std::string help, Config (*read)(ConfigReader&), Json (*to_json)(const Config&),
+                  std::string default_model = "") {
   MethodEntry e;
   e.name = std::move(name);
   e.help = std::move(help);
+  e.default_model = std::move(default_model);
   e.resolve = [read, to_json](ConfigReader& reader) { return to_json(read(reader)); };
   e.trainer = [read](const Json& resolved) {
     ConfigReader reader(resolved, "config.json");
@@ -35,6 +39,10 @@ std::vector<MethodEntry> method_registry() {
                               read_r0_config, r0_config_json),
       entry<LcdConfig, LcdTask>("lcd", "LCD: latent consistency distillation of the teacher into an LCM with a guidance embedding",
                                 read_lcd_config, lcd_config_json),
+      entry<DdpoConfig, DdpoTask>("ddpo", "DDPO: PPO on the teacher's DDIM sampler with CFG (the policy-gradient baseline)",
+                                  read_ddpo_config, ddpo_config_json),
+      entry<RlcmConfig, RlcmTask>("rlcm", "RLCM: PPO on a latent consistency model's multistep sampler (starts from models/world/lcm)",
+                                  read_rlcm_config, rlcm_config_json, "lcm"),
       entry<ReflConfig, ReflTask>("refl", "direct reward backprop baselines: ReFL (variant refl) and DRaFT-K (variant draft)",
                                   read_refl_config, refl_config_json),
   };

@@ -32,9 +32,14 @@ ResolvedJob resolve(const TrainJobOptions& o) {
     throw Error(str("--minutes must be a finite number in [0, 1e6], got ", o.minutes));
   if (o.eval_limit < 0) throw Error(str("--eval-limit must be >= 0, got ", o.eval_limit));
   if (o.out.empty()) throw Error("the training job needs an output folder (--out)");
-  ResolvedJob job{find_method(o.method), Json::object(), o.model_dir.empty() ? world_model_dir() : o.model_dir};
+  const MethodEntry method = find_method(o.method);
+  const std::string shipped = world_model_dir() + (method.default_model.empty() ? "" : "/" + method.default_model);
+  ResolvedJob job{method, Json::object(), o.model_dir.empty() ? shipped : o.model_dir};
   if (!fs::exists(job.model_dir + "/model_index.json"))
-    throw Error(str("'", job.model_dir, "' is not a pipeline folder (no model_index.json)"));
+    throw Error(str("'", job.model_dir, "' is not a pipeline folder (no model_index.json)",
+                    o.model_dir.empty() && !method.default_model.empty()
+                        ? str("; ", method.name, " starts from it by default: pass --model DIR (e.g. the generator/ of a `rewardgen distill` run)")
+                        : std::string()));
   const Json file = o.config_file.empty() ? Json::object() : load_json_file(o.config_file);
   if (!file.is_object()) throw Error(str(o.config_file, ": a method config must be a JSON object"));
   ConfigReader reader(file, o.config_file.empty() ? "(defaults)" : o.config_file);

@@ -1,4 +1,5 @@
 // The rewards of this room, by the names configs and the CLI use.
+#include "rewards/brightness.h"
 #include "rewards/clip_rewards.h"
 #include "rewards/image_reward.h"
 #include "rewards/jpeg.h"
@@ -10,6 +11,8 @@ void register_builtin_rewards(RewardRegistry& r) {
          [](const std::string&, const RewardContext& c) { return std::make_unique<JpegReward>(true, c); }});
   r.add({"jpeg_incompressibility", "", "+(JPEG size in kB) at quality 95 (DDPO); not differentiable",
          [](const std::string&, const RewardContext& c) { return std::make_unique<JpegReward>(false, c); }});
+  r.add({"brightness", "", "mean pixel value in [-1, 1]: a sanity-check reward for method tests; differentiable",
+         [](const std::string&, const RewardContext&) { return std::make_unique<BrightnessReward>(); }});
   r.add({"aesthetic", "DIR", "LAION aesthetic predictor: CLIP folder (CLIPModel or CLIPVisionModelWithProjection) + aesthetic head",
          make_aesthetic_reward});
   r.add({"clip", "DIR", "CLIP score 100·cos(image, prompt), HF CLIPModel folder", make_clip_score_reward});

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/json_config.h"
 
 namespace rewardgen {
 
@@ -31,6 +32,25 @@ void load_module_state(const TensorMap& in, const std::string& prefix, torch::nn
   };
   for (auto& item : module.named_parameters(true)) restore(item.key(), item.value());
   for (auto& item : module.named_buffers(true)) restore(item.key(), item.value());
+}
+
+at::Tensor string_list_tensor(const std::vector<std::string>& strings) {
+  const std::string text = Json(strings).dump();
+  return at::tensor(std::vector<uint8_t>(text.begin(), text.end()), at::kByte);
+}
+
+std::vector<std::string> string_list_from_tensor(const at::Tensor& bytes, const std::string& what) {
+  const at::Tensor b = bytes.to(at::kByte).contiguous();
+  const std::string text(reinterpret_cast<const char*>(b.data_ptr<uint8_t>()), static_cast<size_t>(b.numel()));
+  const Json list = Json::parse(text, nullptr, false);
+  std::vector<std::string> out;
+  if (list.is_array())
+    for (const Json& item : list) {
+      if (!item.is_string()) break;
+      out.push_back(item.get<std::string>());
+    }
+  if (!list.is_array() || out.size() != list.size()) throw Error(str("checkpoint: ", what, " is not a JSON list of strings"));
+  return out;
 }
 
 CheckpointManager::CheckpointManager(std::string dir, int keep_last) : dir_(std::move(dir)), keep_last_(keep_last) {

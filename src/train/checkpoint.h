@@ -34,6 +34,11 @@ void add_module_state(TensorMap& out, const std::string& prefix, const torch::nn
 // Copies them back in place; every parameter and buffer must be present with its shape (strict).
 void load_module_state(const TensorMap& in, const std::string& prefix, torch::nn::Module& module);
 
+// A list of strings (prompts) as a checkpoint tensor: the UTF-8 bytes of a JSON list, uint8 [N]
+// (checkpoints hold tensors only); and back, Error naming `what` when the bytes are no such list.
+at::Tensor string_list_tensor(const std::vector<std::string>& strings);
+std::vector<std::string> string_list_from_tensor(const at::Tensor& bytes, const std::string& what);
+
 class CheckpointManager {
  public:
   CheckpointManager(std::string dir, int keep_last);

@@ -66,5 +66,19 @@ TEST(MetricsPlot, SvgHoldsOnePolylinePerSeriesAndTheLabels) {
   EXPECT_TRUE(throws_error_containing([&] { line_plot_svg({{"bad", {0, 1}, {0, NAN}}}, options); }, "non-finite"));
 }
 
+// first_reach waits for a full window: 1, 5 (mean 3), 2 (3.5), 6 (4): target 3.5 is reached at x = 30,
+// not at the single point 5; final_value is the mean of the last window.
+TEST(MetricsPlot, FirstReachAndFinalValueUseTheWindowMean) {
+  PlotSeries s{"run", {10, 20, 30, 40}, {1, 5, 2, 6}};
+  EXPECT_EQ(first_reach(s, 3.5, 2), 30.0);
+  EXPECT_EQ(first_reach(s, 5.0, 1), 20.0);
+  EXPECT_FALSE(first_reach(s, 4.5, 2).has_value());
+  EXPECT_EQ(first_reach(s, 3.5, 100), 40.0);  // shorter than the window: the mean of all of it, 3.5
+  EXPECT_DOUBLE_EQ(final_value(s, 2), 4.0);
+  EXPECT_DOUBLE_EQ(final_value(s, 10), 3.5);
+  EXPECT_TRUE(throws_error_containing([&] { final_value(PlotSeries{"empty", {}, {}}, 2); }, "'empty' is empty"));
+  EXPECT_TRUE(throws_error_containing([&] { first_reach(s, 1, 0); }, "window must be >= 1"));
+}
+
 }  // namespace
 }  // namespace rewardgen

@@ -154,16 +154,8 @@ TEST(LcdConfig, RejectsBadKeys) {
   EXPECT_TRUE(testing::throws_error_containing([&] { read({{"loss", "l1"}}); }, "loss"));
 }
 
-class LcdWorld : public ::testing::Test {
+class LcdWorld : public testing::TinyWorldTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    testing::write_tiny_world(dir_->path(), true);
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
   static LcdConfig config() {
     LcdConfig c;
     c.batch_size = 4;
@@ -176,11 +168,7 @@ class LcdWorld : public ::testing::Test {
     c.sample_steps = 2;
     return c;
   }
-  std::ostringstream quiet_;
-  Logger log_{LogLevel::warn, quiet_};
-  static TempDir* dir_;
 };
-TempDir* LcdWorld::dir_ = nullptr;
 
 TEST_F(LcdWorld, ResumedRunEqualsTheUninterruptedOne) {
   TempDir runs;

@@ -74,16 +74,8 @@ TEST(RewardGradients, BatchNormalisationGivesUnitMeanNormAndKeepsTheRatios) {
   EXPECT_TRUE(at::allclose(d.direction, 1.5 * normalize_per_batch(g, 0), 1e-5, 1e-7));
 }
 
-class R0World : public ::testing::Test {
+class R0World : public testing::TinyWorldTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    testing::write_tiny_world(dir_->path(), true);
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
   static R0Config config() {
     R0Config c;
     c.batch_size = 4;
@@ -94,11 +86,7 @@ class R0World : public ::testing::Test {
     c.eval_limit = 6;
     return c;
   }
-  std::ostringstream quiet_;
-  Logger log_{LogLevel::warn, quiet_};
-  static TempDir* dir_;
 };
-TempDir* R0World::dir_ = nullptr;
 
 TEST_F(R0World, WeightRegularizerGradientIsTwoLambdaTimesTheDistance) {
   GeneratorConfig g;
@@ -256,7 +244,7 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   TrainJobOptions o;
   o.out = tmp.file("never");
   o.method = "nope";
-  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "unknown method 'nope' (known: lcd, r0, refl)"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "unknown method 'nope' (known: ddpo, lcd, r0, refl, rlcm)"));
   o.method = "r0";
   save_json_file(tmp.file("bad.json"), {{"weight_lambdaa", 1.0}});
   o.config_file = tmp.file("bad.json");

@@ -90,10 +90,21 @@ TEST(RewardRegistry, AnotherRoomAddsRewardsUnderItsPrefix) {
 TEST(RewardRegistry, BuiltinNames) {
   std::vector<std::string> names;
   for (const RewardEntry& e : builtin_reward_registry().entries()) names.push_back(e.name + (e.argument.empty() ? "" : ":" + e.argument));
-  EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "clip:DIR", "hpsv2:FILE", "imagereward:DIR", "jpeg_compressibility",
+  EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "brightness", "clip:DIR", "hpsv2:FILE", "imagereward:DIR", "jpeg_compressibility",
                                              "jpeg_incompressibility", "pickscore:DIR", "world.clip:[DIR]", "world.clip_contrast:[DIR]",
                                              "world.compositional:[log,no_shape_gradient|shape_gradient=S,presence_gradient=S]", "world.jpeg"}));
   const RewardRegistry& registry = builtin_reward_registry();
+  // brightness: the mean pixel, 0.5 for a flat 0.5 image, 0 for one half −1 half +1; ∂/∂pixel = 1/(3·H·W).
+  const auto brightness = registry.make("brightness", {});
+  at::Tensor images = at::full({2, 3, 2, 2}, 0.5);
+  images[1].fill_(-1);
+  images[1].narrow(2, 0, 1).fill_(1);
+  images.requires_grad_();
+  const at::Tensor b = brightness->score(images, {"a", "b"});
+  EXPECT_NEAR(b[0].item<double>(), 0.5, 1e-7);
+  EXPECT_NEAR(b[1].item<double>(), 0.0, 1e-7);
+  b.sum().backward();
+  EXPECT_TRUE(at::allclose(images.grad(), at::full({2, 3, 2, 2}, 1.0 / 12)));
   EXPECT_EQ(registry.make("world.compositional:no_shape_gradient", {})->name(), "world.compositional:no_shape_gradient");
   EXPECT_TRUE(throws_error_containing([&] { registry.make("world.compositional:shapes", {}); }, "unknown argument 'shapes'"));
   EXPECT_EQ(registry.make("world.compositional:shape_gradient=0.25", {})->name(), "world.compositional:shape_gradient=0.25");

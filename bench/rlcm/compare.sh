@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# RLCM against DDPO (issue 15, docs/rlcm.md): for each reward, DDPO on the world teacher and RLCM on
+# its LCM, each for the same wall-clock, then the 504-prompt evaluation of both, the wall-clock each
+# needs to reach DDPO's final reward (`rewardgen reach`), one table and a reward-vs-wall-clock plot
+# per reward. A benchmark, not a test: 2 runs x --minutes per reward on 2 cores, nothing else on
+# them. Re-running resumes and skips finished runs.
+# Usage: bench/rlcm/compare.sh --lcm DIR [--minutes M] [--out DIR] [--rewards world.jpeg,jpeg_incompressibility,world.compositional]
+# REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+minutes=8
+out=runs/rlcm_vs_ddpo
+lcm=models/world/lcm
+rewards=world.jpeg,jpeg_incompressibility,world.compositional
+precision=bf16
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) minutes="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --lcm) lcm="$2"; shift 2 ;;
+    --rewards) rewards="$2"; shift 2 ;;
+    --precision) precision="$2"; shift 2 ;;
+    *) echo "compare.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+bin=${REWARDGEN_BIN:-build/rewardgen}
+[ -f "$lcm/model_index.json" ] || { echo "compare.sh: '$lcm' is not an LCM pipeline folder (--lcm)" >&2; exit 2; }
+mkdir -p "$out/configs"
+
+train() {  # method reward model
+  local method=$1 reward=$2 model=$3 name="$1_$2"
+  echo "{\"rewards\": {\"$reward\": 1.0}, \"precision\": \"$precision\"}" > "$out/configs/$name.json"
+  if [ -f "$out/$name/eval/eval.json" ]; then echo "$name: done"; return; fi
+  local resume=()
+  [ -f "$out/$name/config.json" ] && resume=(--resume)
+  echo "$name: training for $minutes min"
+  $bin --threads 2 train --method "$method" --model "$model" --config "$out/configs/$name.json" --out "$out/$name" \
+    --minutes "$minutes" "${resume[@]}" > "$out/$name.log" 2>&1
+}
+
+IFS=',' read -ra reward_list <<< "$rewards"
+for reward in "${reward_list[@]}"; do
+  train ddpo "$reward" models/world
+  train rlcm "$reward" "$lcm"
+done
+: > "$out/table.md"
+for reward in "${reward_list[@]}"; do
+  {
+    echo "## $reward"
+    echo
+    $bin reach "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward"
+    echo
+    $bin compare "$out/ddpo_$reward/eval" "$out/rlcm_$reward/eval" --name "DDPO ($reward)" --name "RLCM ($reward)"
+    echo
+  } | tee -a "$out/table.md"
+  $bin plot "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward" --smooth 10 \
+    --title "$reward: DDPO (teacher, 20 DDIM steps + CFG) vs RLCM (LCM, 4 steps)" --out "$out/reward_$reward.svg"
+done
