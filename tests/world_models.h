@@ -4,15 +4,20 @@
 // seconds.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "core/log.h"
+#include "io/run_dir.h"
 
 #include "models/diffusers_io.h"
 #include "sampling/pipeline.h"
 #include "text/bpe_trainer.h"
 #include "text/clip_tokenizer.h"
+#include "train/trainer.h"
 #include "test_util.h"
 #include "tiny_models.h"
 #include "world/prompts.h"
@@ -84,6 +89,26 @@ class TinyWorldTest : public ::testing::Test {
     delete dir_;
     dir_ = nullptr;
   }
+  // The resume tests: a run of trainer.max_steps straight (in <runs>_straight), and one stopped after
+  // `stop_at` steps and resumed in a fresh task (<runs>_split); the final states of both tasks
+  // (TrainTask::save_state), straight first.
+  std::pair<TensorMap, TensorMap> straight_and_resumed(const std::function<std::unique_ptr<TrainTask>()>& make_task,
+                                                       const TrainerConfig& trainer, const nlohmann::json& config,
+                                                       const std::string& runs, int64_t stop_at) {
+    auto train = [&](const std::string& root, bool resume, int64_t stop) {
+      const RunDir run = RunDir::create(root, resume);
+      if (!resume) run.write_config(config);
+      const std::unique_ptr<TrainTask> task = make_task();
+      Trainer(trainer, run, log_).run(*task, resume, stop);
+      TensorMap state;
+      task->save_state(state);
+      return state;
+    };
+    TensorMap straight = train(runs + "_straight", false, 0);
+    train(runs + "_split", false, stop_at);
+    return {std::move(straight), train(runs + "_split", true, 0)};
+  }
+
   std::ostringstream quiet_;
   Logger log_{LogLevel::warn, quiet_};
   static inline TempDir* dir_ = nullptr;

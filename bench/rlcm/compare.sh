@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # RLCM against DDPO (issue 15, docs/rlcm.md): for each reward, DDPO on the world teacher and RLCM on
 # its LCM, each for the same wall-clock, then the 504-prompt evaluation of both, the wall-clock each
-# needs to reach DDPO's final reward (`rewardgen reach`), one table and a reward-vs-wall-clock plot
+# needs to reach DDPO's final reward, and DDPO's gain from its own start (`rewardgen reach`; the two
+# start from different models), one table and a reward-vs-wall-clock plot
 # per reward. A benchmark, not a test: 2 runs x --minutes per reward on 2 cores, nothing else on
 # them. Re-running resumes and skips finished runs.
 # Usage: bench/rlcm/compare.sh --lcm DIR [--minutes M] [--out DIR] [--rewards world.jpeg,jpeg_incompressibility,world.compositional]
@@ -48,7 +49,9 @@ for reward in "${reward_list[@]}"; do
   {
     echo "## $reward"
     echo
-    $bin reach "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward"
+    $bin reach "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward" --window 5
+    echo
+    $bin reach "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward" --window 5 --gain
     echo
     $bin compare "$out/ddpo_$reward/eval" "$out/rlcm_$reward/eval" --name "DDPO ($reward)" --name "RLCM ($reward)"
     echo

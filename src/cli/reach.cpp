@@ -23,6 +23,7 @@ void add_reach_command(CLI::App& app, Context& context, Commands& commands) {
     std::vector<std::string> runs, names;
     std::string y = "reward";
     int window = 10;
+    bool gain = false;
   };
   auto a = std::make_shared<Args>();
   auto* sub = app.add_subcommand(
@@ -35,6 +36,8 @@ void add_reach_command(CLI::App& app, Context& context, Commands& commands) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   sub->add_option("--name", a->names, "a label per run, in order (default: the run folder's name)");
+  sub->add_flag("--gain", a->gain, "each run's target is its own initial value (mean of its first N points) plus the baseline's "
+                                   "gain, instead of the baseline's final value (for runs that start from different models)");
   commands.push_back({sub, [a] {
                         if (a->runs.size() < 2) throw Error("reach: give a baseline run and at least one other");
                         if (!a->names.empty() && a->names.size() != a->runs.size())
@@ -49,16 +52,21 @@ void add_reach_command(CLI::App& app, Context& context, Commands& commands) {
                           series.push_back(read_metric_series(folder ? (run / "metrics.jsonl").string() : run.string(), "wall_time",
                                                               a->y, label));
                         }
-                        const double target = final_value(series.front(), a->window);
-                        const std::optional<double> baseline = first_reach(series.front(), target, a->window);
-                        std::cout << "Target: " << series.front().label << "'s final " << a->y << " = " << target << " (mean of its last "
-                                  << a->window << " points)\n\n| run | final " << a->y << " | wall-clock to the target | speed-up |\n"
-                                  << "|---|---|---|---|\n";
+                        const PlotSeries& base = series.front();
+                        const double gain = final_value(base, a->window) - initial_value(base, a->window);
+                        auto target = [&](const PlotSeries& s) {
+                          return a->gain ? initial_value(s, a->window) + gain : final_value(base, a->window);
+                        };
+                        const std::optional<double> baseline = first_reach(base, target(base), a->window);
+                        std::cout << (a->gain ? str("Target: each run's initial ", a->y, " + ", base.label, "'s gain ", gain)
+                                              : str("Target: ", base.label, "'s final ", a->y, " = ", target(base)))
+                                  << " (means of " << a->window << " points)\n\n| run | initial | final | target | wall-clock to the target | speed-up |\n"
+                                  << "|---|---|---|---|---|---|\n";
                         for (const PlotSeries& s : series) {
-                          const std::optional<double> reach = first_reach(s, target, a->window);
+                          const std::optional<double> reach = first_reach(s, target(s), a->window);
                           const std::string speedup = reach && baseline && *reach > 0 ? str(std::round(*baseline / *reach * 10) / 10, "x") : "-";
-                          std::cout << "| " << s.label << " | " << final_value(s, a->window) << " | " << minutes(reach) << " | " << speedup
-                                    << " |\n";
+                          std::cout << "| " << s.label << " | " << initial_value(s, a->window) << " | " << final_value(s, a->window) << " | "
+                                    << target(s) << " | " << minutes(reach) << " | " << speedup << " |\n";
                         }
                       }});
 }

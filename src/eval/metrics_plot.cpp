@@ -103,6 +103,15 @@ double final_value(const PlotSeries& s, int window) {
   return sum / static_cast<double>(w);
 }
 
+double initial_value(const PlotSeries& s, int window) {
+  if (s.y.empty()) throw Error(str("initial_value: the series '", s.label, "' is empty"));
+  if (window < 1) throw Error(str("initial_value: the window must be >= 1, got ", window));
+  const size_t w = std::min(s.y.size(), static_cast<size_t>(window));
+  double sum = 0;
+  for (size_t i = 0; i < w; ++i) sum += s.y[i];
+  return sum / static_cast<double>(w);
+}
+
 std::vector<double> nice_ticks(double low, double high, int count) {
   if (!(high > low)) high = low + 1;  // one value: a unit span around it
   const double raw = (high - low) / std::max(count, 1);

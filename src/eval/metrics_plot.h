@@ -36,8 +36,10 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
 // last `window` y values is >= target (only once `window` points exist; all of them when the series
 // is shorter); nullopt when it never does.
 std::optional<double> first_reach(const PlotSeries& series, double target, int window);
-// A run's final value: the mean of its last `window` y values (all of them when fewer). Error on an empty series.
+// A run's final value: the mean of its last `window` y values (all of them when fewer); its initial
+// value, of its first `window`. Error on an empty series.
 double final_value(const PlotSeries& series, int window);
+double initial_value(const PlotSeries& series, int window);
 
 // "Nice" tick positions covering [low, high]: steps of 1, 2 or 5 × 10^k, about `count` of them.
 std::vector<double> nice_ticks(double low, double high, int count);

@@ -76,6 +76,8 @@ TEST(MetricsPlot, FirstReachAndFinalValueUseTheWindowMean) {
   EXPECT_EQ(first_reach(s, 3.5, 100), 40.0);  // shorter than the window: the mean of all of it, 3.5
   EXPECT_DOUBLE_EQ(final_value(s, 2), 4.0);
   EXPECT_DOUBLE_EQ(final_value(s, 10), 3.5);
+  EXPECT_DOUBLE_EQ(initial_value(s, 2), 3.0);
+  EXPECT_DOUBLE_EQ(initial_value(s, 10), 3.5);
   EXPECT_TRUE(throws_error_containing([&] { final_value(PlotSeries{"empty", {}, {}}, 2); }, "'empty' is empty"));
   EXPECT_TRUE(throws_error_containing([&] { first_reach(s, 1, 0); }, "window must be >= 1"));
 }

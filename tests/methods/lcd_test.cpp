@@ -173,18 +173,8 @@ class LcdWorld : public testing::TinyWorldTest {
 TEST_F(LcdWorld, ResumedRunEqualsTheUninterruptedOne) {
   TempDir runs;
   const LcdConfig c = config();
-  auto train = [&](const std::string& root, bool resume, int64_t stop_at) {
-    const RunDir run = RunDir::create(root, resume);
-    if (!resume) run.write_config(lcd_config_json(c));
-    LcdTask task(c, dir_->path(), log_);
-    Trainer(c.trainer, run, log_).run(task, resume, stop_at);
-    TensorMap state;
-    task.save_state(state);
-    return state;
-  };
-  const TensorMap straight = train(runs.file("straight"), false, 0);
-  train(runs.file("split"), false, 2);
-  const TensorMap resumed = train(runs.file("split"), true, 0);
+  const auto [straight, resumed] =
+      straight_and_resumed([&] { return std::make_unique<LcdTask>(c, dir_->path(), log_); }, c.trainer, lcd_config_json(c), runs.file("run"), 2);
   ASSERT_EQ(straight.size(), resumed.size());
   for (const auto& [name, t] : straight) EXPECT_TRUE(at::equal(t, resumed.at(name))) << name;
   // The target moved away from the student's start (the EMA was applied) and both are finite.

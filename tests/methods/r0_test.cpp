@@ -173,19 +173,9 @@ TEST_F(R0World, ResumedRunEqualsTheUninterruptedOne) {
   for (bool plus : {false, true}) {
     R0Config c = config();
     c.intermediate_supervision = plus;  // R0+ draws k* from the run's generator: restored too
-    auto train = [&](const std::string& root, bool resume, int64_t stop_at) {
-      const RunDir run = RunDir::create(root, resume);
-      if (!resume) run.write_config(r0_config_json(c));
-      R0Task task(c, dir_->path(), log_);
-      Trainer(c.trainer, run, log_).run(task, resume, stop_at);
-      TensorMap state;
-      task.save_state(state);
-      return state;
-    };
     const std::string tag = plus ? "plus" : "plain";
-    const TensorMap straight = train(runs.file(tag + "_straight"), false, 0);
-    train(runs.file(tag + "_split"), false, 2);
-    const TensorMap resumed = train(runs.file(tag + "_split"), true, 0);
+    const auto [straight, resumed] = straight_and_resumed([&] { return std::make_unique<R0Task>(c, dir_->path(), log_); }, c.trainer,
+                                                          r0_config_json(c), runs.file(tag), 2);
     ASSERT_EQ(straight.size(), resumed.size());
     // Bit-exact for R0+ too: its last-bit drift came from the CLIP text cache, whose embeddings
     // depended on which texts were encoded together (now one text per call).

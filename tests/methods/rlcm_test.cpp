@@ -2,6 +2,7 @@
 // closed form, and re-scored equal to the stored ones), PPO's training task (resume mid-round,
 // ρ = 1 on a round's first update), RLCM raising a toy reward, and their config errors.
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,6 +25,18 @@ using testing::TempDir;
 at::Tensor mean_gaussian_log_prob(const at::Tensor& x, const at::Tensor& mu, double sigma) {
   return (-(x - mu).pow(2) / (2 * sigma * sigma) - std::log(sigma) - 0.5 * std::log(2 * M_PI)).flatten(1).mean(1);
 }
+
+// One intra-op thread while it lives. The PPO tests run many tiny GEMMs; under `ctest -j2` two
+// 2-thread test processes on 2 cores leave OpenBLAS's OpenMP threads spinning in sched_yield for
+// their descheduled partners (9 s alone became over 10 minutes), which one thread avoids.
+class OneThread {
+ public:
+  OneThread() : before_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~OneThread() { at::set_num_threads(before_); }
+
+ private:
+  int before_;
+};
 
 // The tiny world teacher, and beside it (lcm/) an LCM made from it with a random guidance projection.
 class PpoWorld : public testing::TinyWorldTest {
@@ -131,20 +144,11 @@ TEST_F(PpoWorld, RlcmTransitionsHaveTheClosedFormLogProb) {
 // states, log π_old, advantages and shuffles in the checkpoint) and ends equal to the straight run.
 // The first update of each round has ρ = 1 exactly: nothing clipped, approx KL 0.
 TEST_F(PpoWorld, ResumedMidRoundEqualsTheUninterruptedRun) {
+  const OneThread one_thread;
   TempDir runs;
   const DdpoConfig c = ddpo();
-  auto train = [&](const std::string& root, bool resume, int64_t stop_at) {
-    const RunDir run = RunDir::create(root, resume);
-    if (!resume) run.write_config(ddpo_config_json(c));
-    DdpoTask task(c, dir_->path(), log_);
-    Trainer(c.trainer, run, log_).run(task, resume, stop_at);
-    TensorMap state;
-    task.save_state(state);
-    return state;
-  };
-  const TensorMap straight = train(runs.file("straight"), false, 0);
-  train(runs.file("split"), false, 1);
-  const TensorMap resumed = train(runs.file("split"), true, 0);
+  const auto [straight, resumed] =
+      straight_and_resumed([&] { return std::make_unique<DdpoTask>(c, dir_->path(), log_); }, c.trainer, ddpo_config_json(c), runs.file("run"), 1);
   ASSERT_EQ(straight.size(), resumed.size());
   for (const auto& [name, t] : straight) EXPECT_TRUE(at::equal(t, resumed.at(name))) << name;
   EXPECT_EQ(straight.at("ppo/round/updates_done").item<int64_t>(), 2);
@@ -155,7 +159,7 @@ TEST_F(PpoWorld, ResumedMidRoundEqualsTheUninterruptedRun) {
     if (name.find("lora_B") != std::string::npos) moved = moved || t.abs().sum().item<double>() > 0;
   EXPECT_TRUE(moved);
 
-  const std::vector<Json> rows = read_metrics(runs.file("straight") + "/metrics.jsonl");
+  const std::vector<Json> rows = read_metrics(runs.file("run_straight") + "/metrics.jsonl");
   ASSERT_EQ(rows.size(), 4u);
   for (size_t i = 0; i < rows.size(); ++i) {
     EXPECT_EQ(rows[i].at("new_round").get<double>(), i % 2 == 0 ? 1.0 : 0.0) << i;
@@ -172,6 +176,7 @@ TEST_F(PpoWorld, ResumedMidRoundEqualsTheUninterruptedRun) {
 // samples (the tiny random decoder's images sit near 0: here from 0.009 to 0.022); the job
 // exports an LCM whose recipe samples as trained (lcm, its timesteps, guidance 3).
 TEST_F(PpoWorld, RlcmRaisesMeanBrightness) {
+  const OneThread one_thread;
   TempDir runs;
   RlcmConfig c = rlcm();
   c.generator.lora = false;
