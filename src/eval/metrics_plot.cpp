@@ -94,23 +94,23 @@ std::optional<double> first_reach(const PlotSeries& s, double target, int window
   return std::nullopt;
 }
 
-double final_value(const PlotSeries& s, int window) {
-  if (s.y.empty()) throw Error(str("final_value: the series '", s.label, "' is empty"));
-  if (window < 1) throw Error(str("final_value: the window must be >= 1, got ", window));
-  const size_t w = std::min(s.y.size(), static_cast<size_t>(window));
+namespace {
+
+// The mean of `window` y values (all of them when fewer) at the end of the series or at its start.
+double window_mean(const PlotSeries& s, int window, bool at_end, const char* what) {
+  if (s.y.empty()) throw Error(str(what, ": the series '", s.label, "' is empty"));
+  if (window < 1) throw Error(str(what, ": the window must be >= 1, got ", window));
+  const size_t w = std::min(s.y.size(), static_cast<size_t>(window)), first = at_end ? s.y.size() - w : 0;
   double sum = 0;
-  for (size_t i = s.y.size() - w; i < s.y.size(); ++i) sum += s.y[i];
+  for (size_t i = first; i < first + w; ++i) sum += s.y[i];
   return sum / static_cast<double>(w);
 }
 
-double initial_value(const PlotSeries& s, int window) {
-  if (s.y.empty()) throw Error(str("initial_value: the series '", s.label, "' is empty"));
-  if (window < 1) throw Error(str("initial_value: the window must be >= 1, got ", window));
-  const size_t w = std::min(s.y.size(), static_cast<size_t>(window));
-  double sum = 0;
-  for (size_t i = 0; i < w; ++i) sum += s.y[i];
-  return sum / static_cast<double>(w);
-}
+}  // namespace
+
+double final_value(const PlotSeries& s, int window) { return window_mean(s, window, true, "final_value"); }
+
+double initial_value(const PlotSeries& s, int window) { return window_mean(s, window, false, "initial_value"); }
 
 std::vector<double> nice_ticks(double low, double high, int count) {
   if (!(high > low)) high = low + 1;  // one value: a unit span around it

@@ -96,7 +96,6 @@ PpoLoss ppo_clipped_loss(const at::Tensor& log_prob, const at::Tensor& old_log_p
   return out;
 }
 
-
 void read_ppo_config(ConfigReader& r, PpoConfig& c) {
   read_reward_backprop_config(r, c);
   r.optional("updates_per_round", c.updates_per_round, Range{1, 4096})
