@@ -19,13 +19,15 @@ struct UnetBenchOptions {
   bool forward_only = false;           // skip the training step (SD-sized models at 64×64 need ~20 GB for it)
   Precision precision = Precision::fp32;  // bf16: forward with bf16 weights, training step under autocast
   bool profile = false;                // afterwards, one more forward (and training step) under an OpProfile
+  c10::Device device = at::kCPU;       // on CUDA each timed pass ends by waiting for the device
+  int64_t lora_rank = 0;               // > 0: the training step trains LoRA adapters (α = rank) on a frozen base
 };
 
 struct UnetBenchResult {
   double forward_gflop = 0, forward_s = 0, train_step_s = 0;
   double forward_gflops_per_s() const { return forward_gflop / forward_s; }
   double train_gflops_per_s() const { return 3 * forward_gflop / train_step_s; }
-  int64_t parameters = 0;
+  int64_t parameters = 0, lora_parameters = 0;  // lora_parameters: the trained adapters' (lora_rank > 0)
   // With options.profile: per-operator self times of one forward and of one training step
   // (forward + backward), measured after the timed repetitions so that profiling costs them nothing.
   std::vector<OpTime> forward_ops, forward_categories, train_ops, train_categories;

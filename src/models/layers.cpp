@@ -1,12 +1,11 @@
 #include "models/layers.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <cmath>
 
 #include "core/error.h"
 #include "models/flops.h"
 #include "models/lora.h"
+#include "models/precision.h"
 
 namespace rewardgen {
 namespace {
@@ -23,7 +22,7 @@ void init_uniform_fan_in(at::Tensor& weight, at::Tensor* bias, int64_t fan_in) {
 // The input in the weights' dtype, so that a bf16 model takes fp32 activations (and the fp32
 // outputs of the normalisations, below). Under autocast ATen casts both itself.
 at::Tensor in_weight_dtype(const at::Tensor& x, const at::Tensor& weight) {
-  if (x.scalar_type() == weight.scalar_type() || at::autocast::is_cpu_enabled() || at::autocast::is_enabled()) return x;
+  if (x.scalar_type() == weight.scalar_type() || autocast_on()) return x;
   return x.to(weight.scalar_type());
 }
 

@@ -27,6 +27,8 @@ void set_autocast_dtype(bool cuda, at::ScalarType t) {
 
 }  // namespace
 
+bool autocast_on() { return autocast_enabled(false) || autocast_enabled(true); }
+
 bool has_fast_bf16(const CpuFeatures& f) { return f.amx_bf16 || f.avx512_bf16; }
 
 Precision parse_precision(const std::string& name, const c10::Device& device, const CpuFeatures& features) {

@@ -24,6 +24,7 @@ Precision parse_precision(const std::string& name, const c10::Device& device, co
 Precision parse_precision(const std::string& name, const c10::Device& device);  // this CPU's features
 std::string to_string(Precision precision);
 at::ScalarType dtype_of(Precision precision);  // kFloat or kBFloat16
+bool autocast_on();  // ATen's autocast is enabled on the CPU or on CUDA (either LibTorch API)
 
 // While alive, and when `precision` is bf16: ATen's autocast to bf16 on `device`'s type. Casts of
 // the fp32 weights are cached until the outermost scope closes, so one scope around a whole
