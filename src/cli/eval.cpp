@@ -33,7 +33,6 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a, const Context& context) {
-  validate(a.flags.values);
   const std::vector<world::EvalPrompt> all =
       a.prompts_file.empty() ? world::read_prompts_file(shipped_file("world/eval_prompts.jsonl")) : world::read_prompts_file(a.prompts_file);
   const std::vector<world::EvalPrompt> lines = world::balanced_subset(all, a.limit);

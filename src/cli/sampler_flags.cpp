@@ -32,7 +32,12 @@ void add_precision_flag(CLI::App& command, std::string& precision) {
 }
 
 SamplerOptions resolve_sampler(const SamplerFlags& f, const SamplerRecipe& recipe, const std::string& model, const Logger& log) {
-  if (recipe.sampler.empty()) return f.values;
+  // Validated once resolved: a flag alone can be valid only with the recipe under it (e.g.
+  // `--spacing rlcm` over an LCM's recipe, where the flags' own default sampler is DDIM).
+  if (recipe.sampler.empty()) {
+    validate(f.values);
+    return f.values;
+  }
   SamplerOptions o = sampler_options(recipe);
   o.height = f.values.height;
   o.width = f.values.width;
@@ -54,6 +59,7 @@ SamplerOptions resolve_sampler(const SamplerFlags& f, const SamplerRecipe& recip
   const size_t given = f.sampler->count() + f.steps->count() + f.cfg->count() + f.eta->count() + f.spacing->count() + f.output->count();
   log.info(str("sampling as ", model, "'s recipe", given > 0 ? " with the given flags over it" : "",
                ": ", o.sampler, ", ", o.steps, " steps, guidance ", o.guidance_scale, ", eta ", o.eta, ", output ", o.output));
+  validate(o);
   return o;
 }
 
