@@ -1,5 +1,7 @@
 #include "eval/unet_bench.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <chrono>
 #include <functional>
 
@@ -87,7 +89,7 @@ UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchO
       // Adapters on the attention projections of a frozen base (the default targets); added after
       // the forward timing, which stands for sampling with merged adapters. Kept to the end.
       freeze_base(*model);
-      at::Generator generator = at::detail::createCPUGenerator(0);
+      at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(0);
       LoraConfig lora;
       lora.rank = o.lora_rank;
       lora.alpha = static_cast<double>(o.lora_rank);

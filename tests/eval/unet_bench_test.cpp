@@ -20,7 +20,7 @@ UnetBenchOptions tiny_options() {
   return o;
 }
 
-TEST(UnetBench, LoraStepTrainsTheAttentionAdaptersOnly) {
+TEST(UnetBench, LoraStepCountsTheAttentionAdapters) {
   UnetBenchOptions o = tiny_options();
   o.lora_rank = 2;
   const UnetBenchResult r = bench_unet(testing::tiny_unet_config(), o);
