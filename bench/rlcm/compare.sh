@@ -5,11 +5,16 @@
 # start from different models), one table and a reward-vs-wall-clock plot
 # per reward. A benchmark, not a test: 2 runs x --minutes per reward on 2 cores, nothing else on
 # them. Re-running resumes and skips finished runs.
-# Usage: bench/rlcm/compare.sh --lcm DIR [--minutes M] [--out DIR] [--rewards world.jpeg,jpeg_incompressibility,world.compositional]
+# Usage: bench/rlcm/compare.sh --lcm DIR [--minutes M] [--rlcm-minutes M] [--out DIR]
+#          [--rewards world.jpeg,jpeg_incompressibility,world.compositional]
+# --rlcm-minutes (default: --minutes) shortens RLCM's budget: the issue runs RLCM until it passes
+# DDPO's final reward or DDPO's budget ends; `rewardgen reach` says whether it passed, and a run
+# that did not can be resumed longer with a larger --rlcm-minutes after deleting its eval/ folder.
 # REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 minutes=8
+rlcm_minutes=
 out=runs/rlcm_vs_ddpo
 lcm=models/world/lcm
 rewards=world.jpeg,jpeg_incompressibility,world.compositional
@@ -17,6 +22,7 @@ precision=bf16
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="$2"; shift 2 ;;
+    --rlcm-minutes) rlcm_minutes="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --lcm) lcm="$2"; shift 2 ;;
     --rewards) rewards="$2"; shift 2 ;;
@@ -25,24 +31,25 @@ while [ $# -gt 0 ]; do
   esac
 done
 bin=${REWARDGEN_BIN:-build/rewardgen}
+rlcm_minutes=${rlcm_minutes:-$minutes}
 [ -f "$lcm/model_index.json" ] || { echo "compare.sh: '$lcm' is not an LCM pipeline folder (--lcm)" >&2; exit 2; }
 mkdir -p "$out/configs"
 
-train() {  # method reward model
-  local method=$1 reward=$2 model=$3 name="$1_$2"
+train() {  # method reward model minutes
+  local method=$1 reward=$2 model=$3 budget=$4 name="$1_$2"
   echo "{\"rewards\": {\"$reward\": 1.0}, \"precision\": \"$precision\"}" > "$out/configs/$name.json"
   if [ -f "$out/$name/eval/eval.json" ]; then echo "$name: done"; return; fi
   local resume=()
   [ -f "$out/$name/config.json" ] && resume=(--resume)
-  echo "$name: training for $minutes min"
+  echo "$name: training for $budget min"
   $bin --threads 2 train --method "$method" --model "$model" --config "$out/configs/$name.json" --out "$out/$name" \
-    --minutes "$minutes" "${resume[@]}" > "$out/$name.log" 2>&1
+    --minutes "$budget" "${resume[@]}" > "$out/$name.log" 2>&1
 }
 
 IFS=',' read -ra reward_list <<< "$rewards"
 for reward in "${reward_list[@]}"; do
-  train ddpo "$reward" models/world
-  train rlcm "$reward" "$lcm"
+  train ddpo "$reward" models/world "$minutes"
+  train rlcm "$reward" "$lcm" "$rlcm_minutes"
 done
 : > "$out/table.md"
 for reward in "${reward_list[@]}"; do

@@ -27,7 +27,7 @@ void add_job_command(CLI::App& app, Context& context, Commands& commands, const 
   sub->add_option("--method", o->method, listed + " (default " + default_method + "); their config keys are listed below")
       ->capture_default_str();
   sub->add_option("--config", o->config_file, "JSON object with the method's keys (default: the defaults below)");
-  sub->add_option("--model", o->model_dir, "pipeline folder to start from (default: the shipped world teacher, models/world; rlcm: its LCM, models/world/lcm)");
+  sub->add_option("--model", o->model_dir, "pipeline folder to start from (default: the shipped world teacher, models/world; rlcm, distar, distar-kl: its LCM, models/world/lcm)");
   sub->add_option("--out", o->out, "run folder: config.json, metrics.jsonl, checkpoints/, generator/, eval/")->required();
   sub->add_option("--minutes", o->minutes, "wall-clock budget of the training, over all resumes (0: the config's max_steps)")
       ->check(CLI::Range(0.0, 1e6))

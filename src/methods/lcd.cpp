@@ -5,7 +5,7 @@
 //   3. x̂_{t_n} = one DDIM step of the frozen teacher from t_{n+k} with the guided x̂₀, ε̂
 //      (x̂₀ = x̂₀_c + w (x̂₀_c − x̂₀_u): CFG of scale w + 1)                        (Eq. (8))
 //   4. L = d(f_θ(x_{t_{n+k}}, w, c, t_{n+k}), f_θ⁻(x̂_{t_n}, w, c, t_n)), θ⁻ under no-grad  (Eq. (10))
-//   5. an AdamW step on θ; θ⁻ ← EMA of θ (the trainer's EmaPair)
+//   5. an AdamW step on θ; θ⁻ ← EMA of θ (the trainer's EmaPair); optionally a slower EMA of θ to export
 #include "methods/lcd.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -49,6 +49,7 @@ LcdConfig read_lcd_config(ConfigReader& r) {
       .optional_choice("loss", c.loss, {"l2", "huber"})
       .optional("huber_c", c.huber_c, Range{0, 10, true, false})
       .optional("ema_decay", c.ema_decay, Range{0, 1, false, true})
+      .optional("export_ema_decay", c.export_ema_decay, Range{0, 1, false, true})
       .optional("time_cond_proj_dim", c.time_cond_proj_dim, Range{2, 4096})
       .optional_choice("cond_proj_init", c.cond_proj_init, {"zero", "random"})
       .optional("sample_steps", c.sample_steps, Range{1, 500})
@@ -76,6 +77,7 @@ Json lcd_config_json(const LcdConfig& c) {
           {"loss", c.loss},
           {"huber_c", c.huber_c},
           {"ema_decay", c.ema_decay},
+          {"export_ema_decay", c.export_ema_decay},
           {"time_cond_proj_dim", c.time_cond_proj_dim},
           {"cond_proj_init", c.cond_proj_init},
           {"sample_steps", c.sample_steps},
@@ -160,10 +162,16 @@ LcdTask::LcdTask(const LcdConfig& config, const std::string& model_dir, const Lo
   target_ = make_lcm_student(*base_.unet, config_.time_cond_proj_dim, true, init);
   freeze_base(*target_);
   ema_copy(*target_, *student_);
+  if (config_.export_ema_decay > 0) {
+    export_ema_ = make_lcm_student(*base_.unet, config_.time_cond_proj_dim, true, init);
+    freeze_base(*export_ema_);
+    ema_copy(*export_ema_, *student_);
+  }
   prompt_states_ = std::make_unique<PromptStates>(base_.text_encoder, ClipTokenizer::from_directory(base_.tokenizer_dir));
   image_encoder_ = load_eval_image_encoder(model_dir, {}, log);
   log.info(str("LCD: student = the teacher + a ", config_.time_cond_proj_dim, "-d guidance embedding (", config_.cond_proj_init,
-               " init), w ~ U[", config_.w_min, ", ", config_.w_max, "], k = ", config_.skip, ", ", config_.loss, " loss"));
+               " init), w ~ U[", config_.w_min, ", ", config_.w_max, "], k = ", config_.skip, ", ", config_.loss, " loss; exports ",
+               export_ema_ ? str("an EMA of the student (decay ", config_.export_ema_decay, ")") : std::string("the target")));
 }
 
 NamedTensors LcdTask::trainable_parameters() {
@@ -172,7 +180,11 @@ NamedTensors LcdTask::trainable_parameters() {
   return out;
 }
 
-std::vector<EmaPair> LcdTask::ema_pairs() { return {{target_.get(), student_.get(), config_.ema_decay}}; }
+std::vector<EmaPair> LcdTask::ema_pairs() {
+  std::vector<EmaPair> pairs{{target_.get(), student_.get(), config_.ema_decay}};
+  if (export_ema_) pairs.push_back({export_ema_.get(), student_.get(), config_.export_ema_decay});
+  return pairs;
+}
 
 MetricsWriter::Values LcdTask::train_step(StepContext& context) {
   at::Generator& rng = context.generator();
@@ -212,7 +224,15 @@ Pipeline LcdTask::with_unet(std::shared_ptr<UNet2DConditionModel> unet) const {
 }
 
 MetricsWriter::Values LcdTask::evaluate(int64_t steps_done, const std::string& samples_dir) {
-  const Pipeline pipeline = with_unet(target_);
+  MetricsWriter::Values values = evaluate_unet(exported(), "", steps_done, samples_dir);
+  if (export_ema_)
+    for (auto& value : evaluate_unet(target_, "target/", steps_done, samples_dir)) values.push_back(std::move(value));
+  return values;
+}
+
+MetricsWriter::Values LcdTask::evaluate_unet(std::shared_ptr<UNet2DConditionModel> unet, const std::string& prefix,
+                                             int64_t steps_done, const std::string& samples_dir) const {
+  const Pipeline pipeline = with_unet(std::move(unet));
   const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
   MetricsWriter::Values values;
   for (const int64_t steps : config_.eval_steps) {
@@ -222,8 +242,8 @@ MetricsWriter::Values LcdTask::evaluate(int64_t steps_done, const std::string& s
     options.prompts = config_.eval_limit;
     options.encoder = image_encoder_.get();
     const bool recipe = steps == config_.sample_steps;
-    options.prefix = recipe ? "" : str("steps", steps, "/");
-    options.grid_path = eval_grid_path(samples_dir, steps_done, str("_", steps, "step"));
+    options.prefix = prefix + (recipe ? "" : str("steps", steps, "/"));
+    if (prefix.empty()) options.grid_path = eval_grid_path(samples_dir, steps_done, str("_", steps, "step"));
     for (auto& value : periodic_world_eval(model, options)) values.push_back(std::move(value));
   }
   return values;
@@ -232,15 +252,17 @@ MetricsWriter::Values LcdTask::evaluate(int64_t steps_done, const std::string& s
 void LcdTask::save_state(TensorMap& out) const {
   add_module_state(out, "lcd/student/", *student_);
   add_module_state(out, "lcd/target/", *target_);
+  if (export_ema_) add_module_state(out, "lcd/export_ema/", *export_ema_);
 }
 
 void LcdTask::load_state(const TensorMap& in) {
   load_module_state(in, "lcd/student/", *student_);
   load_module_state(in, "lcd/target/", *target_);
+  if (export_ema_) load_module_state(in, "lcd/export_ema/", *export_ema_);
 }
 
 void LcdTask::export_generator(const std::string& dir) const {
-  save_pipeline(dir, with_unet(target_), at::kHalf);
+  save_pipeline(dir, with_unet(exported()), at::kHalf);
   if (std::filesystem::exists(model_dir_ + "/image_encoder")) copy_folder_files(model_dir_ + "/image_encoder", dir + "/image_encoder");
 }
 

@@ -28,7 +28,11 @@ struct LcdConfig {
   int64_t skip = 20;  // k: the teacher's step from t_{n+k} to t_n; the grid is k−1, 2k−1, …, T−1
   std::string loss = "l2";  // l2 | huber (elementwise √(d² + c²) − c)
   double huber_c = 0.001;
-  double ema_decay = 0.95;  // the target network θ⁻ (exported)
+  double ema_decay = 0.95;  // the target network θ⁻ (exported unless export_ema_decay > 0)
+  // 0: export and evaluate θ⁻, as diffusers' script does. In (0, 1): a second, slower EMA of the
+  // student θ (consistency models evaluate such an average, arXiv 2303.01469 §6) is exported and
+  // evaluated, and the periodic evaluation also scores θ⁻ under "target/" so one run compares both.
+  double export_ema_decay = 0.0;
   int64_t time_cond_proj_dim = 256;
   std::string cond_proj_init = "zero";  // zero: the student starts as the teacher exactly | random
   // The exported recipe (and the periodic evaluation's): LCM multistep sampling.
@@ -74,18 +78,21 @@ class LcdTask : public MethodTask {
   // The target LCM's checker accuracy (and FD) at each of eval_steps; the recipe's step count
   // unprefixed, the others as "steps<N>/accuracy/…".
   MetricsWriter::Values evaluate(int64_t steps_done, const std::string& samples_dir) override;
-  void save_state(TensorMap& out) const override;  // "lcd/student/...", "lcd/target/..."
+  void save_state(TensorMap& out) const override;  // "lcd/student/...", "lcd/target/...", "lcd/export_ema/..."
   void load_state(const TensorMap& in) override;
-  void export_generator(const std::string& dir) const override;  // the target LCM
+  void export_generator(const std::string& dir) const override;  // the target LCM, or the slow EMA
 
  private:
   Pipeline with_unet(std::shared_ptr<UNet2DConditionModel> unet) const;  // the base pipeline, the LCM recipe
+  const std::shared_ptr<UNet2DConditionModel>& exported() const { return export_ema_ ? export_ema_ : target_; }
+  MetricsWriter::Values evaluate_unet(std::shared_ptr<UNet2DConditionModel> unet, const std::string& prefix, int64_t steps_done,
+                                      const std::string& samples_dir) const;
 
   LcdConfig config_;
   std::string model_dir_;
   Precision precision_;
   Pipeline base_;  // frozen teacher, VAE, text encoder
-  std::shared_ptr<UNet2DConditionModel> student_, target_;
+  std::shared_ptr<UNet2DConditionModel> student_, target_, export_ema_;  // export_ema_ only when export_ema_decay > 0
   NoiseSchedule schedule_;
   std::unique_ptr<PromptStates> prompt_states_;
   world::TrainingPrompts prompts_;

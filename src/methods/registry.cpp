@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "methods/ddpo.h"
+#include "methods/distar.h"
 #include "methods/lcd.h"
 #include "methods/method.h"
 #include "methods/r0.h"
@@ -31,6 +32,10 @@ MethodEntry entry(std::string name, std::string help, Config (*read)(ConfigReade
   return e;
 }
 
+// DI* and its KL ablation share one config reader; the method name picks the regulariser.
+DistarConfig read_distar(ConfigReader& reader) { return read_distar_config(reader, "score"); }
+DistarConfig read_distar_kl(ConfigReader& reader) { return read_distar_config(reader, "kl"); }
+
 }  // namespace
 
 std::vector<MethodEntry> method_registry() {
@@ -43,6 +48,12 @@ std::vector<MethodEntry> method_registry() {
                                   read_ddpo_config, ddpo_config_json),
       entry<RlcmConfig, RlcmTask>("rlcm", "RLCM: PPO on a latent consistency model's multistep sampler (starts from models/world/lcm)",
                                   read_rlcm_config, rlcm_config_json, "lcm"),
+      entry<DistarConfig, DistarTask>("distar",
+                                      "DI*: a one-step generator by reward with a score divergence (SIM) to the teacher (starts "
+                                      "from models/world/lcm)",
+                                      read_distar, distar_config_json, "lcm"),
+      entry<DistarConfig, DistarTask>("distar-kl", "DI*-KL: DI* with Diff-Instruct's integral-KL regulariser (the ablation)",
+                                      read_distar_kl, distar_config_json, "lcm"),
       entry<ReflConfig, ReflTask>("refl", "direct reward backprop baselines: ReFL (variant refl) and DRaFT-K (variant draft)",
                                   read_refl_config, refl_config_json),
   };

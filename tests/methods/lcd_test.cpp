@@ -13,6 +13,7 @@
 #include "methods/train_job.h"
 #include "schedulers/timesteps.h"
 #include "test_util.h"
+#include "train/checkpoint.h"
 #include "tiny_models.h"
 #include "world_models.h"
 
@@ -152,6 +153,8 @@ TEST(LcdConfig, RejectsBadKeys) {
   EXPECT_TRUE(testing::throws_error_containing([&] { read({{"skip", 0}}); }, "skip"));
   EXPECT_TRUE(testing::throws_error_containing([&] { read({{"w_max", NAN}}); }, "w_max"));
   EXPECT_TRUE(testing::throws_error_containing([&] { read({{"loss", "l1"}}); }, "loss"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { read({{"export_ema_decay", 1.0}}); }, "export_ema_decay"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { read({{"export_ema_decay", -0.1}}); }, "export_ema_decay"));
 }
 
 class LcdWorld : public testing::TinyWorldTest {
@@ -182,6 +185,23 @@ TEST_F(LcdWorld, ResumedRunEqualsTheUninterruptedOne) {
   EXPECT_FALSE(at::equal(straight.at("lcd/target/time_embedding.cond_proj.weight"), at::zeros_like(straight.at("lcd/target/time_embedding.cond_proj.weight"))));
 }
 
+// With export_ema_decay the run keeps a second EMA of the student, resumes it exactly, and it is
+// neither the target nor the student (0.2 against 0.95: the trainer's warm-up min(d, (1+s)/(10+s))
+// gives both 0.1 and 0.18 on the first two steps, then 0.2 against 0.25 and 0.31).
+TEST_F(LcdWorld, SlowExportEmaResumesExactlyAndIsItsOwnAverage) {
+  TempDir runs;
+  LcdConfig c = config();
+  c.export_ema_decay = 0.2;
+  const auto [straight, resumed] =
+      straight_and_resumed([&] { return std::make_unique<LcdTask>(c, dir_->path(), log_); }, c.trainer, lcd_config_json(c), runs.file("run"), 2);
+  ASSERT_EQ(straight.size(), resumed.size());
+  for (const auto& [name, t] : straight) EXPECT_TRUE(at::equal(t, resumed.at(name))) << name;
+  const std::string weight = "conv_in.weight";
+  const at::Tensor ema = straight.at("lcd/export_ema/" + weight);
+  EXPECT_FALSE(at::allclose(ema, straight.at("lcd/target/" + weight)));
+  EXPECT_FALSE(at::allclose(ema, straight.at("lcd/student/" + weight)));
+}
+
 // The job exports an LCM whose recipe samples with no flags: lcm, the configured steps and guidance,
 // the distillation grid as original_inference_steps; the periodic evaluation logs every step count.
 TEST_F(LcdWorld, TrainJobExportsAnLcmThatSamplesWithItsRecipe) {
@@ -208,6 +228,34 @@ TEST_F(LcdWorld, TrainJobExportsAnLcmThatSamplesWithItsRecipe) {
   const std::string metrics((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(metrics.find("\"steps1/accuracy/overall\""), std::string::npos);
   EXPECT_NE(metrics.find("\"accuracy/overall\""), std::string::npos);
+  EXPECT_EQ(metrics.find("\"target/accuracy/overall\""), std::string::npos);  // only with export_ema_decay
+}
+
+// With export_ema_decay the job exports the slow EMA (in fp16), not the target, and the periodic
+// evaluation scores the target beside it.
+TEST_F(LcdWorld, TrainJobExportsTheSlowEmaAndEvaluatesTheTargetBeside) {
+  TempDir runs;
+  const std::string config_file = runs.file("lcd.json");
+  save_json_file(config_file, {{"batch_size", 2}, {"time_cond_proj_dim", 8}, {"eval_limit", 6}, {"eval_steps", {2}},
+                               {"sample_steps", 2}, {"export_ema_decay", 0.2},
+                               {"trainer", {{"max_steps", 4}, {"eval_every", 4}, {"checkpoint_every", 4}}}});
+  TrainJobOptions o;
+  o.method = "lcd";
+  o.config_file = config_file;
+  o.model_dir = dir_->path();
+  o.out = runs.file("run");
+  o.eval_limit = 6;
+  const TrainJobResult r = run_train_job(o, log_);
+  const Pipeline p = load_pipeline(r.generator_dir, {}, log_);
+  const Checkpoint last = CheckpointManager(r.run_dir + "/checkpoints", 1).load_latest(log_).value();
+  const std::string weight = "conv_in.weight";
+  const at::Tensor exported = p.unet->conv_in->weight.to(at::kFloat);
+  EXPECT_TRUE(at::equal(exported, last.tensors.at("lcd/export_ema/" + weight).to(at::kHalf).to(at::kFloat)));
+  EXPECT_FALSE(at::equal(exported, last.tensors.at("lcd/target/" + weight).to(at::kHalf).to(at::kFloat)));
+  std::ifstream in(r.run_dir + "/metrics.jsonl");
+  const std::string metrics((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(metrics.find("\"accuracy/overall\""), std::string::npos);
+  EXPECT_NE(metrics.find("\"target/accuracy/overall\""), std::string::npos);
 }
 
 }  // namespace

@@ -234,7 +234,7 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   TrainJobOptions o;
   o.out = tmp.file("never");
   o.method = "nope";
-  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "unknown method 'nope' (known: ddpo, lcd, r0, refl, rlcm)"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "unknown method 'nope' (known: ddpo, distar, distar-kl, lcd, r0, refl, rlcm)"));
   o.method = "r0";
   save_json_file(tmp.file("bad.json"), {{"weight_lambdaa", 1.0}});
   o.config_file = tmp.file("bad.json");

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# DI* against DI*-KL (issue 16, docs/distar.md): the paper's ablation on the world. Every variant
+# trains a one-step generator from the shipped LCM for the same wall-clock, then the training job
+# evaluates it on the 504 held-out prompts; one table, and per variant its reward and periodic
+# accuracy against wall-clock. A benchmark, not a test: one run of --minutes per variant on 2 cores,
+# nothing else on them. Re-running resumes and skips finished runs.
+#   score_a<α>, kl_a<α>   the score divergence (DI*) and the integral KL (DI*-KL) at reward scale α
+#   score_a<α>_c<c>       the pseudo-Huber c sweep at one α
+# Usage: bench/distar/sweep.sh [--minutes M] [--out DIR] [--alphas 0,1,10,100] [--cs 0.1,1,10]
+#          [--c-alpha A] [--only NAME[,NAME...]]
+# REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+minutes=20
+out=runs/distar_sweep
+alphas=0,1,10,100
+cs=0.1,1,10
+c_alpha=10
+only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) minutes="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --alphas) alphas="$2"; shift 2 ;;
+    --cs) cs="$2"; shift 2 ;;
+    --c-alpha) c_alpha="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    *) echo "sweep.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+bin=${REWARDGEN_BIN:-build/rewardgen}
+mkdir -p "$out/configs"
+
+# name | method | config (JSON object over the method's defaults)
+variants=()
+IFS=',' read -ra alpha_list <<< "$alphas"
+for a in "${alpha_list[@]}"; do
+  variants+=("score_a$a|distar|{\"alpha\": $a}" "kl_a$a|distar-kl|{\"alpha\": $a}")
+done
+IFS=',' read -ra c_list <<< "$cs"
+for c in "${c_list[@]}"; do variants+=("score_a${c_alpha}_c$c|distar|{\"alpha\": $c_alpha, \"huber_c\": $c}"); done
+
+names=()
+for v in "${variants[@]}"; do
+  IFS='|' read -r name method config <<< "$v"
+  if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]]; then continue; fi
+  names+=("$name")
+  echo "$config" > "$out/configs/$name.json"
+  if [ -f "$out/$name/eval/eval.json" ]; then echo "$name: done"; continue; fi
+  resume=()
+  [ -f "$out/$name/config.json" ] && resume=(--resume)
+  echo "$name: training $method for $minutes min"
+  $bin --threads 2 train --method "$method" --config "$out/configs/$name.json" --out "$out/$name" \
+    --minutes "$minutes" "${resume[@]}" > "$out/$name.log" 2>&1
+done
+[ ${#names[@]} -gt 0 ] || { echo "sweep.sh: --only names no variant" >&2; exit 2; }
+args=(); labels=()
+for name in "${names[@]}"; do args+=("$out/$name/eval"); labels+=(--name "$name"); done
+$bin compare "${args[@]}" "${labels[@]}" | tee "$out/table.md"
+runs=(); run_labels=()
+for name in "${names[@]}"; do runs+=("$out/$name"); run_labels+=(--name "$name"); done
+$bin plot "${runs[@]}" "${run_labels[@]}" --y reward --smooth 20 --title "DI* / DI*-KL: reward (one step)" --out "$out/reward.svg"
+$bin plot "${runs[@]}" "${run_labels[@]}" --y accuracy/overall --title "DI* / DI*-KL: accuracy on 60 prompts (one step)" \
+  --out "$out/accuracy.svg"
+echo "wrote $out/table.md, $out/reward.svg, $out/accuracy.svg"
