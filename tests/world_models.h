@@ -2,6 +2,7 @@
 // A tiny random pipeline in the embedded world's shapes (64×64 images, f = 4 VAE, 16×16 latents,
 // the world tokenizer, an image encoder), for evaluation and pretraining tests that must run in
 // seconds.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -12,6 +13,7 @@
 
 #include "core/log.h"
 #include "io/run_dir.h"
+#include "methods/lcd.h"
 
 #include "models/diffusers_io.h"
 #include "sampling/pipeline.h"
@@ -112,6 +114,21 @@ class TinyWorldTest : public ::testing::Test {
   std::ostringstream quiet_;
   Logger log_{LogLevel::warn, quiet_};
   static inline TempDir* dir_ = nullptr;
+};
+
+// The tiny world teacher, and beside it (lcm/) an LCM made from it with a random guidance
+// projection (8-d): what RLCM and DI* start from.
+class TinyWorldWithLcmTest : public TinyWorldTest {
+ protected:
+  static void SetUpTestSuite() {
+    TinyWorldTest::SetUpTestSuite();
+    Logger quiet(LogLevel::error);
+    Pipeline p = load_pipeline(dir_->path(), {}, quiet);
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(1);
+    p.unet = make_lcm_student(*p.unet, 8, /*zero_init=*/false, g);
+    save_pipeline(lcm_dir(), p);
+  }
+  static std::string lcm_dir() { return dir_->file("lcm"); }
 };
 
 }  // namespace rewardgen::testing

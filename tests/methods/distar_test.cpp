@@ -114,18 +114,9 @@ TEST(DistarDivergence, GradientVanishesWhenTheFakeScoreIsTheReference) {
   EXPECT_LT(identical, 1e-5 * perturbed) << "identical " << identical << ", perturbed " << perturbed;
 }
 
-// The tiny world teacher (the reference) and beside it an LCM made from it (the generator's start).
-class DistarWorld : public testing::TinyWorldTest {
+// The tiny world teacher (the reference) and its LCM (lcm_dir(), the generator's start).
+class DistarWorld : public testing::TinyWorldWithLcmTest {
  protected:
-  static void SetUpTestSuite() {
-    TinyWorldTest::SetUpTestSuite();
-    Logger quiet(LogLevel::error);
-    Pipeline p = load_pipeline(dir_->path(), {}, quiet);
-    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(1);
-    p.unet = make_lcm_student(*p.unet, 8, /*zero_init=*/false, g);
-    save_pipeline(lcm_dir(), p);
-  }
-  static std::string lcm_dir() { return dir_->file("lcm"); }
   static DistarConfig config() {
     DistarConfig c;
     c.reference_model = dir_->path();

@@ -38,18 +38,9 @@ class OneThread {
   int before_;
 };
 
-// The tiny world teacher, and beside it (lcm/) an LCM made from it with a random guidance projection.
-class PpoWorld : public testing::TinyWorldTest {
+// The tiny world teacher and its LCM (lcm_dir()).
+class PpoWorld : public testing::TinyWorldWithLcmTest {
  protected:
-  static void SetUpTestSuite() {
-    TinyWorldTest::SetUpTestSuite();
-    Logger quiet(LogLevel::error);
-    Pipeline p = load_pipeline(dir_->path(), {}, quiet);
-    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(1);
-    p.unet = make_lcm_student(*p.unet, 8, /*zero_init=*/false, g);
-    save_pipeline(lcm_dir(), p);
-  }
-  static std::string lcm_dir() { return dir_->file("lcm"); }
   static DdpoConfig ddpo() {
     DdpoConfig c;
     c.generator.timesteps = {951, 501, 1};
