@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/log.h"
 #include "io/run_dir.h"
@@ -115,6 +116,17 @@ class TinyWorldTest : public ::testing::Test {
   Logger log_{LogLevel::warn, quiet_};
   static inline TempDir* dir_ = nullptr;
 };
+
+// The mean of metric `key` over the first `n` and over the last `n` rows of a run's metrics: a
+// short run's start and end, for tests that a reward went up.
+inline std::pair<double, double> first_and_last_means(const std::vector<nlohmann::json>& rows, const std::string& key, size_t n) {
+  double first = 0, last = 0;
+  for (size_t i = 0; i < n; ++i) {
+    first += rows.at(i).at(key).get<double>() / static_cast<double>(n);
+    last += rows.at(rows.size() - 1 - i).at(key).get<double>() / static_cast<double>(n);
+  }
+  return {first, last};
+}
 
 // The tiny world teacher, and beside it (lcm/) an LCM made from it with a random guidance
 // projection (8-d): what RLCM and DI* start from.

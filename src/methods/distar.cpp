@@ -9,6 +9,7 @@
 //      the trainer's EMA of θ is what evaluation and export use.
 #include "methods/distar.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -96,7 +97,10 @@ DistarConfig read_distar_config(ConfigReader& r, const std::string& regularizer)
   if (r.has("generator") && r.object().at("generator").contains("timesteps"))
     throw Error(str(r.file(), ": DI* trains a one-step generator; set its input timestep with t_star, not generator.timesteps"));
   c.generator.timesteps = {c.t_star};
-  if (c.rewards.empty() && c.alpha > 0) throw Error(str(r.file(), ": alpha ", c.alpha, " > 0 needs at least one reward"));
+  // A reward of weight 0 is dropped (RewardBackpropTask), so α > 0 needs one of positive weight.
+  const bool weighted = std::any_of(c.rewards.begin(), c.rewards.end(), [](const auto& reward) { return reward.second > 0; });
+  if (c.alpha > 0 && !weighted)
+    throw Error(str(r.file(), ": alpha ", c.alpha, " > 0 needs a reward of positive weight (rewards)"));
   return c;
 }
 

@@ -238,11 +238,7 @@ TEST_F(DistarWorld, AShortRunRaisesTheRewardAndExportsAOneStepRecipe) {
   const TrainJobResult r = run_train_job(o, log_);
   const std::vector<Json> rows = read_metrics(r.run_dir + "/metrics.jsonl");
   ASSERT_EQ(rows.size(), 16u);
-  double first = 0, last = 0;
-  for (size_t i = 0; i < 4; ++i) {
-    first += rows[i].at("reward/brightness").get<double>() / 4;
-    last += rows[rows.size() - 1 - i].at("reward/brightness").get<double>() / 4;
-  }
+  const auto [first, last] = testing::first_and_last_means(rows, "reward/brightness", 4);
   EXPECT_GT(last, first + 0.01) << "first steps " << first << ", last steps " << last;
   for (const char* key : {"divergence_loss", "score_distance", "fake_score_loss", "grad_norm/generator", "grad_norm/fake_score"})
     EXPECT_TRUE(rows.back().contains(key)) << key;
@@ -268,6 +264,7 @@ TEST_F(DistarWorld, ConfigAndModelErrorsNameTheProblem) {
   EXPECT_TRUE(error({{"t_star", 0}}, "t_star"));
   EXPECT_TRUE(error({{"fake_steps", 0}}, "fake_steps"));
   EXPECT_TRUE(error({{"distance", "l1"}}, "distance"));
+  EXPECT_TRUE(error({{"rewards", {{"brightness", 0.0}}}}, "needs a reward of positive weight"));
   DistarConfig c = config();
   c.reference_model = lcm_dir();  // an LCM has no score to match
   EXPECT_TRUE(testing::throws_error_containing([&] { DistarTask(c, lcm_dir(), log_); }, "must be a diffusion model"));

@@ -187,11 +187,7 @@ TEST_F(PpoWorld, RlcmRaisesMeanBrightness) {
   const TrainJobResult result = run_train_job(o, log_);
   const std::vector<Json> rows = read_metrics(result.run_dir + "/metrics.jsonl");
   ASSERT_EQ(rows.size(), 16u);
-  double first = 0, last = 0;
-  for (size_t i = 0; i < 4; ++i) {
-    first += rows[i].at("reward").get<double>() / 4;
-    last += rows[rows.size() - 1 - i].at("reward").get<double>() / 4;
-  }
+  const auto [first, last] = testing::first_and_last_means(rows, "reward", 4);
   EXPECT_GT(last, 1.5 * first + 0.002) << "first rounds " << first << ", last rounds " << last;
   const Pipeline p = load_pipeline(result.generator_dir, {}, log_);
   EXPECT_EQ(p.scheduler.recipe.sampler, "lcm");
