@@ -37,6 +37,10 @@ void add_job_command(CLI::App& app, Context& context, Commands& commands, const 
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_flag("--no-eval", *no_eval, "export the generator without evaluating it");
+  sub->add_option("--device", o->device,
+                  "cpu | cuda | cuda:N: where the models train (fp32 master weights; the config's precision bf16 "
+                  "runs the forward passes under autocast) and the final evaluation samples; a run may resume on another device")
+      ->capture_default_str();
   sub->footer("Methods:\n" + describe_methods(methods));
   commands.push_back({sub, [o, no_eval, &context, name, methods, listed] {
                         if (!methods.empty() && std::find(methods.begin(), methods.end(), o->method) == methods.end())

@@ -19,4 +19,8 @@ c10::Device parse_device(const std::string& name) {
   return device;
 }
 
+at::Tensor randn_from(at::Generator& generator, at::IntArrayRef sizes, const at::TensorOptions& options) {
+  return at::randn(sizes, generator, options.device(generator.device())).to(options.device());
+}
+
 }  // namespace rewardgen

@@ -15,7 +15,8 @@ Json ddpo_config_json(const DdpoConfig& config);
 
 class DdpoTask : public PpoTask {
  public:
-  DdpoTask(const DdpoConfig& config, const std::string& model_dir, const Logger& log) : PpoTask(config, model_dir, log, "ddpo") {}
+  DdpoTask(const DdpoConfig& config, const std::string& model_dir, const Logger& log, const at::Device& device = at::kCPU)
+      : PpoTask(config, model_dir, log, "ddpo", device) {}
 };
 
 }  // namespace rewardgen

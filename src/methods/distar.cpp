@@ -13,6 +13,7 @@
 #include <cmath>
 #include <optional>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "models/diffusers_io.h"
@@ -158,10 +159,12 @@ at::Tensor divergence_loss(const DivergenceInputs& in, const std::string& regula
   return per_sample.mean();
 }
 
-DistarTask::DistarTask(const DistarConfig& config, const std::string& model_dir, const Logger& log)
-    : RewardBackpropTask(config, model_dir, log), config_(config) {
+DistarTask::DistarTask(const DistarConfig& config, const std::string& model_dir, const Logger& log,
+                       const at::Device& device)
+    : RewardBackpropTask(config, model_dir, log, device), config_(config) {
   const std::string reference_dir = config_.reference_model.empty() ? world_model_dir() : config_.reference_model;
-  reference_ = load_unet(reference_dir + "/unet", {}, log);
+  const LoadOptions on_device{at::kFloat, device};
+  reference_ = load_unet(reference_dir + "/unet", on_device, log);
   const UNet2DConditionConfig& ref = reference_->config();
   const UNet2DConditionConfig& gen = generator_.unet().config();
   if (ref.time_cond_proj_dim > 0)
@@ -173,7 +176,7 @@ DistarTask::DistarTask(const DistarConfig& config, const std::string& model_dir,
                     gen.sample_size, ", ", gen.cross_attention_dim.front(), ")"));
   reference_->eval();
   freeze_base(*reference_);
-  fake_score_ = load_unet(reference_dir + "/unet", {}, log);  // ψ starts as the reference
+  fake_score_ = load_unet(reference_dir + "/unet", on_device, log);  // ψ starts as the reference
   reference_schedule_ = make_noise_schedule(load_scheduler_config(reference_dir + "/scheduler", log));
   if (config_.t_max >= reference_schedule_.num_timesteps())
     throw Error(str("t_max ", config_.t_max, " is outside the reference's ", reference_schedule_.num_timesteps(), " timesteps"));
@@ -196,7 +199,7 @@ DistarTask::Generated DistarTask::generate(at::Generator& rng, bool with_grad) c
   g.prompts = sample_prompts(config_.batch_size, rng);
   g.conditioning = generator_.conditioning(g.prompts, config_.reference_guidance != 1.0);
   const at::Tensor z = generator_.initial_noise(config_.batch_size, rng);
-  const AutocastScope autocast(precision_, at::kCPU);  // forward passes in bf16 when the config asks
+  const AutocastScope autocast(precision_, generator_.device());  // forward passes in bf16 when the config asks
   const Rollout r = generator_.rollout(g.conditioning, z, at::zeros({1, config_.batch_size}, at::kDouble),
                                        with_grad ? GradientMode::all : GradientMode::none, 0, 0, rng);
   g.x0 = generator_.output_latents(r);
@@ -205,8 +208,8 @@ DistarTask::Generated DistarTask::generate(at::Generator& rng, bool with_grad) c
 
 at::Tensor DistarTask::fake_score_loss(const Generated& batch, at::Generator& rng) const {
   const at::Tensor sample = batch.x0.detach();
-  const at::Tensor t = at::randint(config_.t_min, config_.t_max + 1, {sample.size(0)}, rng);
-  const at::Tensor noise = at::randn(sample.sizes(), rng).to(sample.dtype());
+  const at::Tensor t = at::randint(config_.t_min, config_.t_max + 1, {sample.size(0)}, rng).to(sample.device());
+  const at::Tensor noise = randn_from(rng, sample.sizes(), sample.options().dtype(at::kFloat)).to(sample.dtype());
   const at::Tensor x_t = add_noise(reference_schedule_, sample, noise, t);
   const at::Tensor out = fake_score_->forward(x_t, t, batch.conditioning.cond);
   return denoising_loss(reference_schedule_.config.prediction_type, out, sample, noise,
@@ -215,7 +218,7 @@ at::Tensor DistarTask::fake_score_loss(const Generated& batch, at::Generator& rn
 }
 
 double DistarTask::fake_score_step(StepContext& context, const Generated& batch) {
-  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
+  std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
   const at::Tensor loss = fake_score_loss(batch, context.generator());
   autocast.reset();
   context.zero_grad();
@@ -230,9 +233,9 @@ MetricsWriter::Values DistarTask::generator_step(StepContext& context, const Gen
   MetricsWriter::Values values;
   // 3. The divergence at x_t ~ q_t(x_t | x̂₀), ψ frozen: its gradient reaches θ through x̂₀ and x_t.
   const FrozenParameters frozen(*fake_score_);
-  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
-  const at::Tensor t = at::randint(config_.t_min, config_.t_max + 1, {x0.size(0)}, rng);
-  const at::Tensor noise = at::randn(x0.sizes(), rng).to(x0.dtype());
+  std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
+  const at::Tensor t = at::randint(config_.t_min, config_.t_max + 1, {x0.size(0)}, rng).to(x0.device());
+  const at::Tensor noise = randn_from(rng, x0.sizes(), x0.options().dtype(at::kFloat)).to(x0.dtype());
   const at::Tensor x_t = add_noise(reference_schedule_, x0, noise, t);
   const at::Tensor alpha_bar = reference_schedule_.alpha_bar(t, x_t);
   const PredictionType type = reference_schedule_.config.prediction_type;

@@ -61,7 +61,8 @@ at::Tensor distance_value(const at::Tensor& y, const std::string& distance, doub
 
 class DistarTask : public RewardBackpropTask {
  public:
-  DistarTask(const DistarConfig& config, const std::string& model_dir, const Logger& log);
+  DistarTask(const DistarConfig& config, const std::string& model_dir, const Logger& log,
+             const at::Device& device = at::kCPU);
 
   // Two networks, two Adams: "generator" (θ) and "fake_score" (ψ, lr × fake_lr_scale).
   std::vector<ParamGroup> parameter_groups() override;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/atomic_file.h"
@@ -51,9 +52,11 @@ Json generator_config_json(const GeneratorConfig& c) {
           {"lora_alpha", c.lora_config.alpha}, {"ema_decay", c.ema_decay}, {"recompute", c.recompute}};
 }
 
-FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::string& model_dir, const Logger& log)
-    : config_(config), model_dir_(model_dir) {
-  base_ = load_pipeline(model_dir, {}, log);
+FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::string& model_dir, const Logger& log,
+                                   const at::Device& device)
+    : config_(config), model_dir_(model_dir), device_(device) {
+  const LoadOptions on_device{at::kFloat, device};
+  base_ = load_pipeline(model_dir, on_device, log);
   base_.vae->eval();
   base_.text_encoder->eval();
   freeze_base(*base_.vae);
@@ -71,11 +74,11 @@ FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::str
     lora_generator_ = std::make_unique<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(0));
     adapters_ = add_lora(*unet_, config_.lora_config, *lora_generator_);
   } else {
-    unet_ = load_unet(model_dir + "/unet", {}, log);
+    unet_ = load_unet(model_dir + "/unet", on_device, log);
     for (const auto& p : unet_->named_parameters()) initial_[p.key()] = p.value().detach().clone();
   }
   if (config_.ema_decay > 0) {
-    ema_unet_ = load_unet(model_dir + "/unet", {}, log);
+    ema_unet_ = load_unet(model_dir + "/unet", on_device, log);
     freeze_base(*ema_unet_);
     ema_copy(*ema_unet_, *unet_);
   }
@@ -94,7 +97,7 @@ NamedTensors FewStepGenerator::trainable_parameters() const {
 }
 
 at::Tensor FewStepGenerator::distance_to_initial() const {
-  at::Tensor total = at::zeros({});
+  at::Tensor total = at::zeros({}, at::TensorOptions().device(device_));
   if (config_.lora) {
     // ‖ΔW‖² with ΔW = (α/r) B A: the adapters' distance from the teacher's weights.
     for (const LoraModule& m : adapters_.modules)
@@ -113,7 +116,7 @@ Conditioning FewStepGenerator::conditioning(const std::vector<std::string>& prom
 
 at::Tensor FewStepGenerator::initial_noise(int64_t batch, at::Generator& generator) const {
   const UNet2DConditionConfig& u = unet_->config();
-  return at::randn({batch, u.in_channels, u.sample_size, u.sample_size}, generator, at::kFloat);
+  return randn_from(generator, {batch, u.in_channels, u.sample_size, u.sample_size}, at::TensorOptions().device(device_));
 }
 
 RolloutOptions FewStepGenerator::policy_options() const {

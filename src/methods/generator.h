@@ -62,10 +62,13 @@ class TeacherHandle {
 class FewStepGenerator {
  public:
   // Loads the pipeline folder `model_dir` (diffusers layout): the UNet to train, its frozen copy
-  // (teacher and θ₀; with LoRA the same UNet, its adapters bypassed), VAE and text encoder.
-  FewStepGenerator(const GeneratorConfig& config, const std::string& model_dir, const Logger& log);
+  // (teacher and θ₀; with LoRA the same UNet, its adapters bypassed), VAE and text encoder, all on
+  // `device` in fp32 (the master weights; bf16 comes from autocast).
+  FewStepGenerator(const GeneratorConfig& config, const std::string& model_dir, const Logger& log,
+                   const at::Device& device = at::kCPU);
 
   int64_t steps() const { return static_cast<int64_t>(config_.timesteps.size()); }
+  const at::Device& device() const { return device_; }
   const GeneratorConfig& config() const { return config_; }
 
   NamedTensors trainable_parameters() const;
@@ -74,7 +77,7 @@ class FewStepGenerator {
   at::Tensor distance_to_initial() const;
 
   Conditioning conditioning(const std::vector<std::string>& prompts, bool with_uncond) const;  // cached
-  at::Tensor initial_noise(int64_t batch, at::Generator& generator) const;                     // x_T [B, C, h, w]
+  at::Tensor initial_noise(int64_t batch, at::Generator& generator) const;                     // x_T [B, C, h, w] on device()
   bool needs_uncond() const;  // the rollout runs classifier-free guidance (ddim with guidance ≠ 1)
   // The K-step rollout of the trained UNet with the config's sampler, guidance and last step, η
   // [K, B] and the gradient mode given; `keep_states` records x_t, x_prev, x̂₀ of every step.
@@ -105,6 +108,7 @@ class FewStepGenerator {
  private:
   GeneratorConfig config_;
   std::string model_dir_;
+  at::Device device_;
   Pipeline base_;  // frozen vae, text encoder, tokenizer, scheduler
   std::shared_ptr<UNet2DConditionModel> unet_, teacher_, ema_unet_;
   LoraAdapters adapters_;

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/eval_report.h"
@@ -142,9 +143,11 @@ LcdLoss lcd_loss(const UNet2DConditionModel& student, const UNet2DConditionModel
   return out;
 }
 
-LcdTask::LcdTask(const LcdConfig& config, const std::string& model_dir, const Logger& log)
-    : config_(config), model_dir_(model_dir), precision_(parse_precision(config.precision, at::kCPU)) {
-  base_ = load_pipeline(model_dir, {}, log);
+LcdTask::LcdTask(const LcdConfig& config, const std::string& model_dir, const Logger& log,
+                 const at::Device& device)
+    : config_(config), model_dir_(model_dir), device_(device), precision_(parse_precision(config.precision, device)) {
+  const LoadOptions on_device{at::kFloat, device};
+  base_ = load_pipeline(model_dir, on_device, log);
   for (auto* m : std::initializer_list<torch::nn::Module*>{base_.unet.get(), base_.vae.get(), base_.text_encoder.get()}) {
     m->eval();
     freeze_base(*m);
@@ -168,7 +171,7 @@ LcdTask::LcdTask(const LcdConfig& config, const std::string& model_dir, const Lo
     ema_copy(*export_ema_, *student_);
   }
   prompt_states_ = std::make_unique<PromptStates>(base_.text_encoder, ClipTokenizer::from_directory(base_.tokenizer_dir));
-  image_encoder_ = load_eval_image_encoder(model_dir, {}, log);
+  image_encoder_ = load_eval_image_encoder(model_dir, on_device, log);
   log.info(str("LCD: student = the teacher + a ", config_.time_cond_proj_dim, "-d guidance embedding (", config_.cond_proj_init,
                " init), w ~ U[", config_.w_min, ", ", config_.w_max, "], k = ", config_.skip, ", ", config_.loss, " loss; exports ",
                export_ema_ ? str("an EMA of the student (decay ", config_.export_ema_decay, ")") : std::string("the target")));
@@ -194,15 +197,16 @@ MetricsWriter::Values LcdTask::train_step(StepContext& context) {
   LcdBatch batch;
   {
     at::NoGradGuard no_grad;
-    batch.latents = base_.vae->encode(world.images).sample(rng) * base_.vae->config().scaling_factor;
+    batch.latents = base_.vae->encode(world.images.to(device_)).sample(rng) * base_.vae->config().scaling_factor;
   }
-  batch.t_start = at::randint(1, grid + 1, {B}, rng) * k - 1;  // t_{n+k} ∈ {k−1, 2k−1, …, T−1}
-  batch.t_end = (batch.t_start - k).clamp_min(0);               // t_n
-  batch.w = at::rand({B}, rng, at::kDouble) * (config_.w_max - config_.w_min) + config_.w_min;
-  batch.noise = at::randn(batch.latents.sizes(), rng);
+  // Drawn on the CPU (the run's generator), then moved: a seed trains the same on every device.
+  batch.t_start = (at::randint(1, grid + 1, {B}, rng) * k - 1).to(device_);  // t_{n+k} ∈ {k−1, 2k−1, …, T−1}
+  batch.t_end = (batch.t_start - k).clamp_min(0);                              // t_n
+  batch.w = (at::rand({B}, rng, at::kDouble) * (config_.w_max - config_.w_min) + config_.w_min).to(device_);
+  batch.noise = randn_from(rng, batch.latents.sizes(), batch.latents.options().dtype(at::kFloat));
   batch.conditioning = prompt_states_->conditioning(world.prompts, true);
   // 2-4 under bf16 autocast when the config asks; the loss and the update in fp32.
-  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
+  std::optional<AutocastScope> autocast(std::in_place, precision_, device_);
   const LcdLoss l = lcd_loss(*student_, *target_, *base_.unet, schedule_, batch, config_.loss, config_.huber_c);
   autocast.reset();
   context.optimize(l.loss);

@@ -70,7 +70,8 @@ LcdLoss lcd_loss(const UNet2DConditionModel& student, const UNet2DConditionModel
 
 class LcdTask : public MethodTask {
  public:
-  LcdTask(const LcdConfig& config, const std::string& model_dir, const Logger& log);
+  LcdTask(const LcdConfig& config, const std::string& model_dir, const Logger& log,
+          const at::Device& device = at::kCPU);
 
   NamedTensors trainable_parameters() override;
   std::vector<EmaPair> ema_pairs() override;
@@ -90,6 +91,7 @@ class LcdTask : public MethodTask {
 
   LcdConfig config_;
   std::string model_dir_;
+  at::Device device_;
   Precision precision_;
   Pipeline base_;  // frozen teacher, VAE, text encoder
   std::shared_ptr<UNet2DConditionModel> student_, target_, export_ema_;  // export_ema_ only when export_ema_decay > 0

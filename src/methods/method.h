@@ -28,8 +28,10 @@ struct MethodEntry {
   std::function<Json(ConfigReader& reader)> resolve;
   // The trainer settings inside a resolved config.
   std::function<TrainerConfig(const Json& resolved)> trainer;
-  // Builds the task from a resolved config and the pipeline folder it starts from.
-  std::function<std::unique_ptr<MethodTask>(const Json& resolved, const std::string& model_dir, const Logger& log)> make;
+  // Builds the task from a resolved config and the pipeline folder it starts from, its models on `device`.
+  std::function<std::unique_ptr<MethodTask>(const Json& resolved, const std::string& model_dir, const Logger& log,
+                                            const at::Device& device)>
+      make;
 };
 
 std::vector<MethodEntry> method_registry();  // sorted by name

@@ -128,8 +128,9 @@ Json ppo_config_json(const PpoConfig& c) {
   return j;
 }
 
-PpoTask::PpoTask(const PpoConfig& config, const std::string& model_dir, const Logger& log, const std::string& method)
-    : RewardBackpropTask(config, model_dir, log),
+PpoTask::PpoTask(const PpoConfig& config, const std::string& model_dir, const Logger& log, const std::string& method,
+                 const at::Device& device)
+    : RewardBackpropTask(config, model_dir, log, device),
       config_(config),
       method_(method),
       tracker_(config.stat_buffer, config.stat_min_count) {
@@ -147,7 +148,7 @@ PpoRound PpoTask::sample_round(at::Generator& rng) {
   round.prompts = sample_prompts(N, rng);
   const Conditioning c = generator_.conditioning(round.prompts, false);
   const at::Tensor x_T = generator_.initial_noise(N, rng);
-  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
+  std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
   const at::Tensor eta = at::scalar_tensor(config_.generator.eta, at::kDouble);
   const Rollout r = generator_.rollout(c, x_T, eta, GradientMode::none, 0, 0, rng, /*keep_states=*/true);
   const at::Tensor images = generator_.decode(generator_.output_latents(r)).to(at::kFloat).clamp(-1, 1);  // [N, 3, H, W]
@@ -193,6 +194,8 @@ PpoLoss PpoTask::update(const at::Tensor& samples, StepContext& context) {
   const RolloutOptions policy = generator_.policy_options();
   const at::Tensor timesteps = at::tensor(policy.timesteps, at::kLong), prev_timesteps = at::tensor(policy.prev_timesteps, at::kLong);
   const at::Tensor eta = at::scalar_tensor(config_.generator.eta, at::kDouble);
+  // The orders and advantages live on the CPU, the trajectories on the generator's device.
+  const at::Device device = generator_.device();
   PpoLoss total;
   total.loss = at::zeros({}, at::kDouble);
   for (int64_t start = 0; start < M; start += config_.micro_batch) {
@@ -201,19 +204,19 @@ PpoLoss PpoTask::update(const at::Tensor& samples, StepContext& context) {
     std::vector<std::string> prompts;
     for (int64_t i = 0; i < m; ++i) prompts.push_back(round.prompts[static_cast<size_t>(index[i].item<int64_t>())]);
     const Conditioning c = generator_.conditioning(prompts, false);
-    const at::Tensor states = round.states.index_select(0, index).flatten(0, 1);  // [m (K + 1), C, h, w]
-    const at::Tensor order = round.step_order.index_select(0, index), old = round.log_probs.index_select(0, index);  // [m, K]
-    const at::Tensor advantages = round.advantages.index_select(0, index);
+    const at::Tensor states = round.states.index_select(0, index.to(device)).flatten(0, 1);  // [m (K + 1), C, h, w]
+    const at::Tensor order = round.step_order.index_select(0, index), old = round.log_probs.index_select(0, index.to(device));  // [m, K]
+    const at::Tensor advantages = round.advantages.index_select(0, index).to(device);
     for (int64_t j = 0; j < K; ++j) {
-      const at::Tensor step = order.select(1, j);                       // each trajectory's j-th timestep index [m]
-      const at::Tensor row = at::arange(m, at::kLong) * (K + 1) + step;  // its x_t in `states`
+      const at::Tensor step = order.select(1, j);                                    // each trajectory's j-th timestep index [m]
+      const at::Tensor row = (at::arange(m, at::kLong) * (K + 1) + step).to(device);  // its x_t in `states`
       const at::Tensor x_t = states.index_select(0, row), x_prev = states.index_select(0, row + 1);  // [m, C, h, w]
-      std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
+      std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
       const at::Tensor log_prob = transition_log_prob(generator_.unet(), generator_.schedule(), policy.sampler, c, policy.guidance,
                                                       timesteps.index_select(0, step), prev_timesteps.index_select(0, step),
                                                       x_t, x_prev, eta);
       autocast.reset();
-      const PpoLoss l = ppo_clipped_loss(log_prob.to(at::kFloat), old.gather(1, step.unsqueeze(1)).squeeze(1), advantages,
+      const PpoLoss l = ppo_clipped_loss(log_prob.to(at::kFloat), old.gather(1, step.unsqueeze(1).to(device)).squeeze(1), advantages,
                                          config_.clip_range, config_.advantage_clip);
       // The update's loss is the mean over its M trajectories and K timesteps (DDPO's accumulation).
       const double share = static_cast<double>(m) / static_cast<double>(M * K);
@@ -286,8 +289,8 @@ void PpoTask::load_state(const TensorMap& in) {
   };
   PpoRound r;
   r.prompts = string_list_from_tensor(get("prompts"), "the PPO round's prompts");
-  r.states = get("states");
-  r.log_probs = get("log_probs");
+  r.states = get("states").to(generator_.device());
+  r.log_probs = get("log_probs").to(generator_.device());
   r.advantages = get("advantages");
   r.sample_order = get("sample_order");
   r.step_order = get("step_order");

@@ -90,7 +90,8 @@ struct PpoRound {
 //      accumulated over the timesteps, one optimizer step (the trainer clips the norm)
 class PpoTask : public RewardBackpropTask {
  public:
-  PpoTask(const PpoConfig& config, const std::string& model_dir, const Logger& log, const std::string& method);
+  PpoTask(const PpoConfig& config, const std::string& model_dir, const Logger& log, const std::string& method,
+          const at::Device& device = at::kCPU);
   MetricsWriter::Values train_step(StepContext& context) override;
   void save_state(TensorMap& out) const override;  // the generator, "ppo/tracker/...", "ppo/round/..."
   void load_state(const TensorMap& in) override;

@@ -61,8 +61,9 @@ Json r0_config_json(const R0Config& c) {
   return j;
 }
 
-R0Task::R0Task(const R0Config& config, const std::string& model_dir, const Logger& log)
-    : RewardBackpropTask(config, model_dir, log), config_(config) {
+R0Task::R0Task(const R0Config& config, const std::string& model_dir, const Logger& log,
+               const at::Device& device)
+    : RewardBackpropTask(config, model_dir, log, device), config_(config) {
   if (config_.cfg_reward > 0 && generator_.unet().config().time_cond_proj_dim > 0)
     throw Error("R0's CFG implicit reward needs a teacher with classifier-free guidance; this UNet has a guidance "
                 "embedding (an LCM): set cfg_reward to 0");
@@ -85,7 +86,7 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
     from = stop_after - 1;
   }
   // Steps 2-5 are forward passes: under bf16 autocast when the config asks (precision).
-  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
+  std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
   const Rollout r = generator_.rollout(c, x_T, eta, mode, from, stop_after, rng);
   // 3. Decode x̂₀ (no clamp on the gradient path).
   const at::Tensor images = generator_.decode(r.x0);  // [B, 3, H, W]

@@ -33,7 +33,8 @@ Json r0_config_json(const R0Config& config);
 
 class R0Task : public RewardBackpropTask {
  public:
-  R0Task(const R0Config& config, const std::string& model_dir, const Logger& log);
+  R0Task(const R0Config& config, const std::string& model_dir, const Logger& log,
+         const at::Device& device = at::kCPU);
   MetricsWriter::Values train_step(StepContext& context) override;
 
  private:

@@ -37,8 +37,9 @@ Json refl_config_json(const ReflConfig& c) {
   return j;
 }
 
-ReflTask::ReflTask(const ReflConfig& config, const std::string& model_dir, const Logger& log)
-    : RewardBackpropTask(config, model_dir, log), config_(config) {}
+ReflTask::ReflTask(const ReflConfig& config, const std::string& model_dir, const Logger& log,
+                   const at::Device& device)
+    : RewardBackpropTask(config, model_dir, log, device), config_(config) {}
 
 MetricsWriter::Values ReflTask::train_step(StepContext& context) {
   at::Generator& rng = context.generator();
@@ -50,7 +51,7 @@ MetricsWriter::Values ReflTask::train_step(StepContext& context) {
   const bool refl = config_.variant == "refl";
   int64_t step = K - 1;
   // Steps 1-3 are forward passes: under bf16 autocast when the config asks (precision).
-  std::optional<AutocastScope> autocast(std::in_place, precision_, at::kCPU);
+  std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
   Rollout r;
   if (refl) {
     // 1. A random late step; no gradient before it, one UNet call with gradient at it.
@@ -63,10 +64,11 @@ MetricsWriter::Values ReflTask::train_step(StepContext& context) {
   // 2. The reward on the decoded x̂₀, its raw gradient.
   const at::Tensor images = generator_.decode(r.x0);
   RewardDirection d = reward_direction(rewards_, images, prompts, GradientNormalization::none, 0.0);
-  at::Tensor total = at::zeros({B});
+  const at::TensorOptions on_device = at::TensorOptions().device(generator_.device());
+  at::Tensor total = at::zeros({B}, on_device);
   for (const WeightedReward& wr : rewards_) total = total + wr.weight * d.scores.at(wr.reward->name());
   // 3. ReFL: ∂/∂x ReLU(λ − r)·s = −s·1[r < λ]·∂r/∂x; DRaFT: −∂r/∂x. Both through −⟨sg(g), x⟩.
-  at::Tensor per_sample = at::ones({B});
+  at::Tensor per_sample = at::ones({B}, on_device);
   if (refl) per_sample = total.lt(config_.refl_lambda).to(at::kFloat) * config_.refl_scale;
   const at::Tensor loss = surrogate_loss(d.direction * per_sample.view({B, 1, 1, 1}), images);
   autocast.reset();

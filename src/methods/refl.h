@@ -24,7 +24,8 @@ Json refl_config_json(const ReflConfig& config);
 
 class ReflTask : public RewardBackpropTask {
  public:
-  ReflTask(const ReflConfig& config, const std::string& model_dir, const Logger& log);
+  ReflTask(const ReflConfig& config, const std::string& model_dir, const Logger& log,
+           const at::Device& device = at::kCPU);
   MetricsWriter::Values train_step(StepContext& context) override;
 
  private:

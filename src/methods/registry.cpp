@@ -25,9 +25,10 @@ MethodEntry entry(std::string name, std::string help, Config (*read)(ConfigReade
     ConfigReader reader(resolved, "config.json");
     return read(reader).trainer;
   };
-  e.make = [read](const Json& resolved, const std::string& model_dir, const Logger& log) -> std::unique_ptr<MethodTask> {
+  e.make = [read](const Json& resolved, const std::string& model_dir, const Logger& log,
+                  const at::Device& device) -> std::unique_ptr<MethodTask> {
     ConfigReader reader(resolved, "config.json");
-    return std::make_unique<Task>(read(reader), model_dir, log);
+    return std::make_unique<Task>(read(reader), model_dir, log, device);
   };
   return e;
 }

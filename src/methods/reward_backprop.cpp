@@ -40,10 +40,12 @@ Json reward_backprop_config_json(const RewardBackpropConfig& c) {
           {"prompts_file", c.prompts_file}, {"precision", c.precision}};
 }
 
-RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const std::string& model_dir, const Logger& log)
-    : base_config_(config), precision_(parse_precision(config.precision, at::kCPU)), generator_(config.generator, model_dir, log) {
+RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const std::string& model_dir, const Logger& log,
+                                       const at::Device& device)
+    : base_config_(config), precision_(parse_precision(config.precision, device)), generator_(config.generator, model_dir, log, device) {
   const RewardRegistry registry = builtin_reward_registry();
   RewardContext context;
+  context.device = device;
   context.log = log;
   for (const auto& [spec, weight] : config.rewards) {
     // The world CLIP rewards judge with the CLIP of the model folder trained from, unless the spec names one.
@@ -58,7 +60,7 @@ RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const
       if (!line.empty()) file_prompts_.push_back(line);
     if (file_prompts_.empty()) throw Error(str("prompts_file '", config.prompts_file, "' holds no prompt"));
   }
-  image_encoder_ = load_eval_image_encoder(model_dir, {}, log);
+  image_encoder_ = load_eval_image_encoder(model_dir, LoadOptions{at::kFloat, device}, log);
 }
 
 std::vector<std::string> RewardBackpropTask::sample_prompts(int64_t count, at::Generator& generator) const {

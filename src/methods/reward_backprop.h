@@ -33,7 +33,9 @@ Json reward_backprop_config_json(const RewardBackpropConfig& config);
 
 class RewardBackpropTask : public MethodTask {
  public:
-  RewardBackpropTask(const RewardBackpropConfig& config, const std::string& model_dir, const Logger& log);
+  // Generator, rewards and the evaluation's image encoder live on `device` (fp32 master weights).
+  RewardBackpropTask(const RewardBackpropConfig& config, const std::string& model_dir, const Logger& log,
+                     const at::Device& device = at::kCPU);
 
   NamedTensors trainable_parameters() override { return generator_.trainable_parameters(); }
   std::vector<EmaPair> ema_pairs() override { return generator_.ema_pairs(); }
@@ -51,7 +53,7 @@ class RewardBackpropTask : public MethodTask {
   static void add_reward_means(const RewardDirection& d, MetricsWriter::Values& values);
 
   RewardBackpropConfig base_config_;
-  Precision precision_ = Precision::fp32;  // base_config_.precision resolved for this machine
+  Precision precision_ = Precision::fp32;  // base_config_.precision resolved for this machine and device
   FewStepGenerator generator_;
   std::vector<WeightedReward> rewards_;
   world::TrainingPrompts prompts_;

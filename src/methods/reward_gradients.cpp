@@ -2,6 +2,7 @@
 
 #include <torch/autograd.h>
 
+#include "core/device.h"
 #include "core/error.h"
 
 namespace rewardgen {
@@ -53,8 +54,8 @@ at::Tensor cfg_direction(const UNet2DConditionModel& teacher, const NoiseSchedul
   if (!c.uncond.defined()) throw Error("the CFG implicit reward needs the empty prompt's conditioning");
   at::NoGradGuard no_grad;
   const int64_t B = x0.size(0);
-  const at::Tensor t = at::randint(t_min, t_max + 1, {B}, generator);
-  const at::Tensor noise = at::randn(x0.sizes(), generator);
+  const at::Tensor t = at::randint(t_min, t_max + 1, {B}, generator).to(x0.device());
+  const at::Tensor noise = randn_from(generator, x0.sizes(), x0.options().dtype(at::kFloat));
   const at::Tensor x_t = add_noise(s, x0.detach(), noise, t);
   // One batched call for [unconditional; conditional] (ε-prediction assumed by the formula).
   if (s.config.prediction_type != PredictionType::epsilon)

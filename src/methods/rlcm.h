@@ -17,7 +17,8 @@ Json rlcm_config_json(const RlcmConfig& config);
 
 class RlcmTask : public PpoTask {
  public:
-  RlcmTask(const RlcmConfig& config, const std::string& model_dir, const Logger& log) : PpoTask(config, model_dir, log, "rlcm") {}
+  RlcmTask(const RlcmConfig& config, const std::string& model_dir, const Logger& log, const at::Device& device = at::kCPU)
+      : PpoTask(config, model_dir, log, "rlcm", device) {}
 };
 
 }  // namespace rewardgen

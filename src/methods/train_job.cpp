@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/paths.h"
@@ -25,6 +26,7 @@ struct ResolvedJob {
   MethodEntry method;
   Json config;  // the method's resolved config
   std::string model_dir;
+  at::Device device = at::kCPU;
 };
 
 ResolvedJob resolve(const TrainJobOptions& o) {
@@ -32,9 +34,10 @@ ResolvedJob resolve(const TrainJobOptions& o) {
     throw Error(str("--minutes must be a finite number in [0, 1e6], got ", o.minutes));
   if (o.eval_limit < 0) throw Error(str("--eval-limit must be >= 0, got ", o.eval_limit));
   if (o.out.empty()) throw Error("the training job needs an output folder (--out)");
+  const at::Device device = parse_device(o.device);
   const MethodEntry method = find_method(o.method);
   const std::string shipped = world_model_dir() + (method.default_model.empty() ? "" : "/" + method.default_model);
-  ResolvedJob job{method, Json::object(), o.model_dir.empty() ? shipped : o.model_dir};
+  ResolvedJob job{method, Json::object(), o.model_dir.empty() ? shipped : o.model_dir, device};
   if (!fs::exists(job.model_dir + "/model_index.json"))
     throw Error(str("'", job.model_dir, "' is not a pipeline folder (no model_index.json)",
                     o.model_dir.empty() && !method.default_model.empty()
@@ -79,9 +82,9 @@ TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
 
   TrainJobResult result;
   result.run_dir = run.root();
-  log.info(str("training ", job.method.name, " from ", job.model_dir, " into ", run.root(),
+  log.info(str("training ", job.method.name, " from ", job.model_dir, " into ", run.root(), " on ", job.device.str(),
                trainer.max_minutes > 0 ? str(" for ", trainer.max_minutes, " min of wall-clock") : std::string()));
-  std::unique_ptr<MethodTask> task = job.method.make(job.config, job.model_dir, log);
+  std::unique_ptr<MethodTask> task = job.method.make(job.config, job.model_dir, log, job.device);
   result.summary = Trainer(trainer, run, log).run(*task, resume);
 
   result.generator_dir = run.file("generator");
@@ -92,13 +95,14 @@ TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
   // Judge the exported files, as `rewardgen eval --model <run>/generator` would.
   result.eval_dir = run.file("eval");
   fs::create_directories(result.eval_dir);
-  const Pipeline pipeline = load_pipeline(result.generator_dir, {}, log);
+  const LoadOptions on_device{at::kFloat, job.device};
+  const Pipeline pipeline = load_pipeline(result.generator_dir, on_device, log);
   const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
   const std::vector<world::EvalPrompt> lines =
       world::balanced_subset(world::read_prompts_file(shipped_file("world/eval_prompts.jsonl")), o.eval_limit);
   WorldEvalOptions options;
   options.sampler = sampler_options(pipeline.scheduler.recipe);
-  const std::shared_ptr<ClipVisionModel> encoder = load_eval_image_encoder(result.generator_dir, {}, log);
+  const std::shared_ptr<ClipVisionModel> encoder = load_eval_image_encoder(result.generator_dir, on_device, log);
   ProgressBar bar("eval", static_cast<int64_t>(lines.size()));
   const WorldEvalResult evaluation = evaluate_world(model, lines, options, encoder.get(), &bar);
   bar.finish();

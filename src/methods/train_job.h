@@ -22,6 +22,9 @@ struct TrainJobOptions {
   bool resume = false;      // continue the run in `out` from its newest checkpoint
   int64_t eval_limit = 0;   // task-balanced evaluation prompts after training (0: all 504)
   bool evaluate = true;
+  // cpu | cuda | cuda:N: where the models train and the final evaluation samples. A run may resume
+  // on another device: checkpoints hold CPU tensors, and the run's randomness is drawn on the CPU.
+  std::string device = "cpu";
 };
 
 struct TrainJobResult {

@@ -1,5 +1,6 @@
 #include "models/autoencoder_kl.h"
 
+#include "core/device.h"
 #include "core/error.h"
 
 namespace rewardgen {
@@ -142,7 +143,7 @@ at::Tensor VaeDecoder::forward(const at::Tensor& latents) const {
 }
 
 at::Tensor DiagonalGaussian::sample(at::Generator& generator) const {
-  return mean + std() * at::randn(mean.sizes(), generator, mean.options());
+  return mean + std() * randn_from(generator, mean.sizes(), mean.options());  // drawn on the CPU
 }
 
 at::Tensor DiagonalGaussian::kl() const {

@@ -185,10 +185,13 @@ TEST_F(R0World, ResumedRunEqualsTheUninterruptedOne) {
 }
 
 // precision bf16: the same step under autocast (fp32 master weights) gives a finite loss close to
-// the fp32 step's on the same prompts and noise, and the weights stay fp32.
+// the fp32 step's on the same prompts and noise, and the weights stay fp32. The first step's reward
+// (the images before any update) agrees within 5 %; the loss, R0's surrogate −⟨sg(g), x⟩ (a sum
+// over pixels of both signs, so bf16's rounding weighs more), within 15 % (9 % seen on LibTorch
+// 2.11, whose CPU autocast runs more of the decoder in bf16; under 5 % on Debian's 1.13).
 TEST_F(R0World, Bf16AutocastStepIsFiniteAndCloseToFp32) {
   TempDir runs;
-  std::vector<double> first_loss;
+  std::vector<double> first_loss, first_reward;
   for (const std::string precision : {"fp32", "bf16"}) {
     R0Config c = config();
     c.trainer.max_steps = 2;
@@ -201,9 +204,11 @@ TEST_F(R0World, Bf16AutocastStepIsFiniteAndCloseToFp32) {
     ASSERT_EQ(rows.size(), 2u);
     for (const auto& row : rows) ASSERT_TRUE(std::isfinite(row["loss"].get<double>())) << precision;
     first_loss.push_back(rows[0]["loss"].get<double>());
+    first_reward.push_back(rows[0]["reward"].get<double>());
   }
   EXPECT_NE(first_loss[0], first_loss[1]) << "bf16 must really have run in bf16";
-  EXPECT_NEAR(first_loss[1], first_loss[0], 0.05 * std::abs(first_loss[0]) + 0.05);
+  EXPECT_NEAR(first_reward[1], first_reward[0], 0.05 * std::abs(first_reward[0]) + 0.01);
+  EXPECT_NEAR(first_loss[1], first_loss[0], 0.15 * std::abs(first_loss[0]) + 0.05);
 }
 
 TEST_F(R0World, ReflAndDraftTrainAndStayFinite) {
@@ -250,6 +255,13 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   o.config_file.clear();
   o.minutes = std::nan("");
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "--minutes"));
+  o.minutes = 0;
+  o.device = "tpu";
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "unknown device 'tpu'"));
+  if (!at::hasCUDA()) {
+    o.device = "cuda";
+    EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "has no CUDA"));
+  }
   EXPECT_FALSE(std::filesystem::exists(tmp.file("never")));
 }
 
