@@ -10,6 +10,7 @@
 
 #include "core/allocator.h"
 #include "core/blas.h"
+#include "core/libstdcxx.h"
 #include "core/log.h"
 #include "core/threads.h"
 #include "io/safetensors.h"
@@ -48,9 +49,11 @@ void safetensors_round_trip(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rewardgen::preload_libstdcxx_if_shadowed(argv);  // PyTorch's LibTorch shadows std::filesystem (core/libstdcxx.h)
   rewardgen::choose_blas_core(argv);  // a faster OpenBLAS kernel where Debian's picks a generic one
   rewardgen::tune_allocator();  // large temporaries from the heap, not mmap (core/allocator.h)
   rewardgen::report_blas_core_choice(rewardgen::Logger());
+  rewardgen::report_libstdcxx_preload(rewardgen::Logger());
   std::fprintf(stderr, "BLAS: %s\n", rewardgen::to_string(rewardgen::blas_info()).c_str());
   const int cores = rewardgen::hardware_cores();
   for (int threads : {1, cores}) {

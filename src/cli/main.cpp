@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/allocator.h"
 #include "core/blas.h"
+#include "core/libstdcxx.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "core/version.h"
@@ -61,6 +62,7 @@ int run(int argc, char** argv) {
   }
   context.log.set_level(parse_log_level(log_level));
   report_blas_core_choice(context.log);
+  report_libstdcxx_preload(context.log);
   context.threads = set_threads(context.threads);
   for (const cli::Command& command : commands)
     if (command.app->parsed()) {
@@ -74,6 +76,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rewardgen::preload_libstdcxx_if_shadowed(argv);  // may re-execute with libstdc++ preloaded (core/libstdcxx.h)
   rewardgen::choose_blas_core(argv);  // may re-execute with a faster OpenBLAS kernel (core/blas.h)
   rewardgen::tune_allocator();  // large temporaries from the heap, not mmap (core/allocator.h)
   try {

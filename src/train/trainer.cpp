@@ -138,6 +138,12 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   TrainSummary summary;
   double wall_before = 0.0;
 
+  // A run interrupted before its first checkpoint starts over; one whose checkpoints are all
+  // unreadable is an error (starting over would silently throw its training away).
+  if (resume && checkpoints.list().empty()) {
+    log_.warn(str("no checkpoint in '", checkpoints.dir(), "' yet (the run stopped before its first): starting it over from step 0"));
+    resume = false;
+  }
   if (resume) {
     const auto checkpoint = checkpoints.load_latest(log_);
     if (!checkpoint) throw Error(str("cannot resume: no valid checkpoint in '", checkpoints.dir(), "'"));

@@ -137,9 +137,18 @@ TEST(Trainer, StopsOnANonFiniteLossAndKeepsTheLastGoodCheckpoint) {
   expect_identical(six, train(tmp.file("nan"), true, 6));
 }
 
-TEST(Trainer, ResumingWithoutACheckpointIsAnError) {
+// A run stopped before its first checkpoint starts over on --resume (its metrics rows dropped) and
+// ends as an uninterrupted run; one whose checkpoints are all unreadable is an error.
+TEST(Trainer, ResumingWithoutACheckpointStartsOverAndUnreadableOnesAreAnError) {
   TempDir tmp;
   RunDir::create(tmp.file("r"), false).write_config({});
+  MetricsWriter(RunDir::create(tmp.file("r"), true).metrics_path(), false, 0).write(1, 0.5, {{"loss", 1.0}});  // a dead run's row
+  const TensorMap straight = train(tmp.file("straight"), false, 6);
+  expect_identical(straight, train(tmp.file("r"), true, 6));
+  EXPECT_EQ(read_metrics(tmp.file("r/metrics.jsonl")).size(), 6u);
+
+  CheckpointManager checkpoints(tmp.file("r/checkpoints"), 3);
+  for (const auto& [step, path] : checkpoints.list()) std::filesystem::resize_file(path, 10);  // every one torn
   std::ostringstream quiet;
   Logger log(LogLevel::warn, quiet);
   Trainer trainer(small_config(4), RunDir::create(tmp.file("r"), true), log);
