@@ -10,6 +10,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev    # config files, command line
   libturbojpeg0-dev libpng-dev       # JPEG reward, PNG images
   libicu-dev zlib1g-dev              # tokenizer: Unicode classes and NFC; gzipped BPE merges
+  libgloo-dev                        # torch's c10d Gloo process group: data-parallel training
   libgtest-dev libbenchmark-dev      # tests, benchmarks
 )
 

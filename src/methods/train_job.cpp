@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/device.h"
+#include "dist/launch_env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/paths.h"
@@ -35,6 +36,12 @@ ResolvedJob resolve(const TrainJobOptions& o) {
   if (o.eval_limit < 0) throw Error(str("--eval-limit must be >= 0, got ", o.eval_limit));
   if (o.out.empty()) throw Error("the training job needs an output folder (--out)");
   const at::Device device = parse_device(o.device);
+  // Under a torchrun-style launch every process would train the same run into the same folder:
+  // refused until the methods shard their batches (dist/ has the process group, docs/distributed.md).
+  const LaunchEnv launch = read_launch_env();
+  if (launch.distributed())
+    throw Error(str("this is rank ", launch.rank, " of a ", launch.world_size, "-process launch (WORLD_SIZE), but data-parallel training "
+                    "is not built yet: run one process (docs/distributed.md)"));
   const MethodEntry method = find_method(o.method);
   const std::string shipped = world_model_dir() + (method.default_model.empty() ? "" : "/" + method.default_model);
   ResolvedJob job{method, Json::object(), o.model_dir.empty() ? shipped : o.model_dir, device};

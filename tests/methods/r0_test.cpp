@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 #include "core/log.h"
@@ -256,6 +257,13 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   o.minutes = std::nan("");
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "--minutes"));
   o.minutes = 0;
+  setenv("RANK", "0", 1);  // a partial launch environment
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "WORLD_SIZE, MASTER_ADDR, MASTER_PORT are not set"));
+  setenv("WORLD_SIZE", "2", 1);
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv("MASTER_PORT", "29500", 1);
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "rank 0 of a 2-process launch"));
+  for (const char* name : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) unsetenv(name);
   o.device = "tpu";
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "unknown device 'tpu'"));
   if (!at::hasCUDA()) {
