@@ -11,6 +11,7 @@ PACKAGES=(
   libturbojpeg0-dev libpng-dev       # JPEG reward, PNG images
   libicu-dev zlib1g-dev              # tokenizer: Unicode classes and NFC; gzipped BPE merges
   libgloo-dev                        # torch's c10d Gloo process group: data-parallel training
+  libcairo2-dev fonts-dejavu-core    # the report's plots as PNG (lines and text)
   libgtest-dev libbenchmark-dev      # tests, benchmarks
 )
 

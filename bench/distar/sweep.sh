@@ -7,7 +7,7 @@
 #   score_a<α>, kl_a<α>   the score divergence (DI*) and the integral KL (DI*-KL) at reward scale α
 #   score_a<α>_c<c>       the pseudo-Huber c sweep at one α
 # Usage: bench/distar/sweep.sh [--minutes M] [--out DIR] [--alphas 0,1,10,100] [--cs 0.1,1,10]
-#          [--c-alpha A] [--only NAME[,NAME...]]
+#          [--c-alpha A] [--precision bf16|fp32|auto] [--only NAME[,NAME...]]
 # REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,6 +16,7 @@ out=runs/distar_sweep
 alphas=0,1,10,100
 cs=0.1,1,10
 c_alpha=10
+precision=bf16
 only=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +25,7 @@ while [ $# -gt 0 ]; do
     --alphas) alphas="$2"; shift 2 ;;
     --cs) cs="$2"; shift 2 ;;
     --c-alpha) c_alpha="$2"; shift 2 ;;
+    --precision) precision="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     *) echo "sweep.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -35,10 +37,13 @@ mkdir -p "$out/configs"
 variants=()
 IFS=',' read -ra alpha_list <<< "$alphas"
 for a in "${alpha_list[@]}"; do
-  variants+=("score_a$a|distar|{\"alpha\": $a}" "kl_a$a|distar-kl|{\"alpha\": $a}")
+  variants+=("score_a$a|distar|{\"alpha\": $a, \"precision\": \"$precision\"}"
+             "kl_a$a|distar-kl|{\"alpha\": $a, \"precision\": \"$precision\"}")
 done
 IFS=',' read -ra c_list <<< "$cs"
-for c in "${c_list[@]}"; do variants+=("score_a${c_alpha}_c$c|distar|{\"alpha\": $c_alpha, \"huber_c\": $c}"); done
+for c in "${c_list[@]}"; do
+  variants+=("score_a${c_alpha}_c$c|distar|{\"alpha\": $c_alpha, \"huber_c\": $c, \"precision\": \"$precision\"}")
+done
 
 names=()
 for v in "${variants[@]}"; do

@@ -1,14 +1,20 @@
-// rewardgen bench gemm: the machine's fp32 GEMM GFLOP/s on 1 and N threads, the peak that MFU
-// figures of later benchmarks are divided by.
+// rewardgen bench: with no sub-command every figure in one run (eval/bench_suite.h: bench.json and
+// bench.md in --out); bench gemm: the machine's fp32 GEMM GFLOP/s on 1 and N threads, the peak that
+// MFU figures of later benchmarks are divided by.
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/blas.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "eval/bench_suite.h"
 #include "eval/gemm_peak.h"
+#include "io/atomic_file.h"
+#include "io/json_config.h"
 #include "eval/unet_bench.h"
+#include "methods/method.h"
 
 namespace rewardgen::cli {
 
@@ -18,8 +24,27 @@ void add_sample_bench_command(CLI::App& bench, Context& context, Commands& comma
 void add_speed_bench_command(CLI::App& bench, Context& context, Commands& commands);
 
 void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
-  auto* bench = app.add_subcommand("bench", "Speed figures, measured as ratios in one run");
-  bench->require_subcommand(1);
+  auto* bench = app.add_subcommand("bench", "Speed figures, measured as ratios in one run (no sub-command: all of them, into --out)");
+  bench->require_subcommand(0, 1);
+  struct SuiteArgs {
+    BenchSuiteOptions suite;
+    std::string out, configs = "bench/configs";
+    std::vector<std::string> extra_generators;
+    bool no_methods = false;
+  };
+  auto suite = std::make_shared<SuiteArgs>();
+  bench->add_option("--out", suite->out, "(all) the folder for bench.json and bench.md");
+  bench->add_option("--configs", suite->configs, "(all) folder of the UNet configs")->capture_default_str();
+  bench->add_option("--generator", suite->extra_generators,
+                    "(all) also time this generator folder (repeatable; the shipped ones under models/world are always timed)");
+  bench->add_option("--methods", suite->suite.methods, "(all) methods to time one training step of (default: every method)");
+  bench->add_flag("--no-methods", suite->no_methods, "(all) skip the method steps");
+  bench->add_option("--method-steps", suite->suite.method_steps, "(all) training steps per method (the first is a warm-up)")
+      ->capture_default_str()->check(CLI::Range(int64_t{2}, int64_t{1000}));
+  bench->add_option("--images", suite->suite.sample_images, "(all) images per sampling repetition")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  bench->add_option("--repeats", suite->suite.repeats, "(all) timed repetitions per UNet / sampling figure")
+      ->capture_default_str()->check(CLI::Range(1, 100));
 
   struct GemmArgs {
     int64_t n = 1024;
@@ -55,6 +80,24 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
                         if (results.size() == 2)
                           std::printf("  scaling %d threads / 1 thread: %.2fx\n", results[1].threads,
                                       results[1].best_gflops / results[0].best_gflops);
+                      }});
+  // Last, so that a parsed sub-command (which leaves `bench` parsed too) is found first.
+  commands.push_back({bench, [suite, &context] {
+                        SuiteArgs& a = *suite;
+                        if (a.out.empty()) throw Error("bench: with no sub-command every benchmark runs; name its output folder with --out");
+                        a.suite.unets = bench_suite_unet_rows(a.configs);
+                        a.suite.generators = shipped_generators();
+                        for (const std::string& g : a.extra_generators) a.suite.generators.push_back(g);
+                        if (a.no_methods) a.suite.methods.clear();
+                        else if (a.suite.methods.empty())
+                          for (const MethodEntry& m : method_registry()) a.suite.methods.push_back(m.name);
+                        a.suite.work_dir = a.out + "/method_runs";
+                        const Json result = run_bench_suite(a.suite, context.threads, context.log);
+                        const std::string markdown = bench_suite_markdown(result);
+                        std::filesystem::create_directories(a.out);
+                        save_json_file(a.out + "/bench.json", result);
+                        write_file_atomic(a.out + "/bench.md", markdown);
+                        std::printf("%s\nwrote %s/bench.json and %s/bench.md\n", markdown.c_str(), a.out.c_str(), a.out.c_str());
                       }});
 }
 

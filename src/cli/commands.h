@@ -35,5 +35,6 @@ void add_train_command(CLI::App& app, Context& context, Commands& commands);
 void add_compare_command(CLI::App& app, Context& context, Commands& commands);
 void add_plot_command(CLI::App& app, Context& context, Commands& commands);
 void add_reach_command(CLI::App& app, Context& context, Commands& commands);
+void add_report_command(CLI::App& app, Context& context, Commands& commands);
 
 }  // namespace rewardgen::cli

@@ -54,6 +54,7 @@ int run(int argc, char** argv) {
   cli::add_compare_command(app, context, commands);
   cli::add_plot_command(app, context, commands);
   cli::add_reach_command(app, context, commands);
+  cli::add_report_command(app, context, commands);
 
   try {
     app.parse(argc, argv);

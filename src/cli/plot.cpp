@@ -1,4 +1,4 @@
-// rewardgen plot: one metric of several training runs against wall-clock (or step), as an SVG.
+// rewardgen plot: one metric of several training runs against wall-clock (or step), as an SVG or a PNG.
 #include <filesystem>
 #include <iostream>
 
@@ -16,7 +16,7 @@ void add_plot_command(CLI::App& app, Context& context, Commands& commands) {
     int smooth = 25;
   };
   auto a = std::make_shared<Args>();
-  auto* sub = app.add_subcommand("plot", "Draw one metric of training runs (their metrics.jsonl) as an SVG line plot");
+  auto* sub = app.add_subcommand("plot", "Draw one metric of training runs (their metrics.jsonl) as a line plot (SVG, or PNG for a .png --out)");
   sub->add_option("runs", a->runs, "run folders (or metrics.jsonl files)")->required();
   sub->add_option("--y", a->y, "the metric to draw, e.g. reward/world.compositional or accuracy/overall; a prefix"
                                " before ':' is enough when it names one metric")->capture_default_str();
@@ -25,7 +25,7 @@ void add_plot_command(CLI::App& app, Context& context, Commands& commands) {
       ->capture_default_str()->check(CLI::Range(1, 100000));
   sub->add_option("--name", a->names, "a legend label per run, in order (default: the run folder's name)");
   sub->add_option("--title", a->title, "the plot's title (default: the metric)");
-  sub->add_option("--out", a->out, "the SVG file to write")->required();
+  sub->add_option("--out", a->out, "the file to write: PNG when it ends in .png, else SVG")->required();
   commands.push_back({sub, [a, &context] {
                         if (!a->names.empty() && a->names.size() != a->runs.size())
                           throw Error(str("plot: ", a->names.size(), " --name for ", a->runs.size(), " runs"));
@@ -45,7 +45,8 @@ void add_plot_command(CLI::App& app, Context& context, Commands& commands) {
                         options.title = a->title.empty() ? a->y : a->title;
                         options.x_label = a->x == "wall_time" ? "training wall-clock (min)" : "step";
                         options.y_label = a->y + (a->smooth > 1 ? str(" (mean of ", a->smooth, ")") : "");
-                        write_file_atomic(a->out, line_plot_svg(series, options));
+                        const bool png = std::filesystem::path(a->out).extension() == ".png";
+                        write_file_atomic(a->out, png ? line_plot_png(series, options) : line_plot_svg(series, options));
                         context.log.info(str("wrote ", a->out));
                       }});
 }

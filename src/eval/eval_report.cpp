@@ -56,6 +56,28 @@ Json write_eval_report(const std::string& dir, const WorldEvalResult& result, co
   return report;
 }
 
+SamplerOptions sampler_from_eval_json(const Json& sampler, const std::string& file) {
+  if (!sampler.is_object()) throw Error(str(file, ": 'sampler' is not an object"));
+  SamplerOptions o;
+  try {
+    o.sampler = sampler.at("name").get<std::string>();
+    o.steps = sampler.at("steps").get<int64_t>();
+    o.guidance_scale = sampler.at("guidance_scale").get<double>();
+    o.eta = sampler.value("eta", 0.0);
+    o.timestep_spacing = sampler.value("timestep_spacing", o.timestep_spacing);
+    o.timesteps = sampler.value("timesteps", std::vector<int64_t>{});
+    o.output = sampler.value("output", o.output);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str(file, ": sampler: ", e.what()));
+  }
+  try {
+    validate(o);
+  } catch (const Error& e) {
+    throw Error(str(file, ": sampler: ", e.what()));
+  }
+  return o;
+}
+
 std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& model, const LoadOptions& load, const Logger& log) {
   if (std::filesystem::exists(model + "/image_encoder/config.json")) return load_clip_vision(model + "/image_encoder", load, log);
   log.warn(str("no image_encoder/ in '", model, "': Fréchet distance and diversity are not measured"));

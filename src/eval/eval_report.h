@@ -18,6 +18,10 @@ struct EvalReportInfo {
   Json extra = Json::object();  // more keys for eval.json (the training job: its steps and wall-clock)
 };
 
+// The sampler eval.json records ("sampler": name, steps, guidance_scale, ...), validated; Error
+// naming `file` and the key when one is missing or malformed.
+SamplerOptions sampler_from_eval_json(const Json& sampler, const std::string& file);
+
 // Writes the files into `dir` (which must exist); returns eval.json's content.
 Json write_eval_report(const std::string& dir, const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines,
                        const EvalReportInfo& info);

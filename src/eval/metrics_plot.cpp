@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "eval/canvas.h"
 #include "io/json_config.h"
 #include "io/run_dir.h"
 
@@ -30,18 +31,6 @@ std::string number(double v) {
   std::ostringstream out;
   out << std::setprecision(6) << v;
   return out.str();
-}
-
-std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
-  }
-  return out;
 }
 
 // Colours that stay apart for the colour-blind (Okabe–Ito), then repeated.
@@ -131,7 +120,7 @@ std::vector<double> nice_ticks(double low, double high, int count) {
   return ticks;
 }
 
-std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptions& options) {
+void draw_line_plot(Canvas& canvas, const std::vector<PlotSeries>& series, const PlotOptions& options) {
   if (series.empty()) throw Error("plot: no series to draw");
   double x_low = INFINITY, x_high = -INFINITY, y_low = INFINITY, y_high = -INFINITY;
   for (const PlotSeries& s : series) {
@@ -147,38 +136,38 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
   const double x0 = x_ticks.front(), x1 = x_ticks.back(), y0 = y_ticks.front(), y1 = y_ticks.back();
   auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (right - left); };
   auto py = [&](double y) { return bottom - (y - y0) / (y1 - y0) * (bottom - top); };
+  using Anchor = Canvas::Anchor;
 
-  std::ostringstream svg;
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << options.width << "\" height=\"" << options.height
-      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"" << (left + right) / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << escape(options.title)
-      << "</text>\n";
-  for (double t : x_ticks)
-    svg << "<line x1=\"" << number(px(t)) << "\" y1=\"" << top << "\" x2=\"" << number(px(t)) << "\" y2=\"" << bottom
-        << "\" stroke=\"#e4e4e4\"/><text x=\"" << number(px(t)) << "\" y=\"" << bottom + 16
-        << "\" text-anchor=\"middle\">" << number(t) << "</text>\n";
-  for (double t : y_ticks)
-    svg << "<line x1=\"" << left << "\" y1=\"" << number(py(t)) << "\" x2=\"" << right << "\" y2=\"" << number(py(t))
-        << "\" stroke=\"#e4e4e4\"/><text x=\"" << left - 6 << "\" y=\"" << number(py(t) + 4) << "\" text-anchor=\"end\">"
-        << number(t) << "</text>\n";
-  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left << "\" height=\"" << bottom - top
-      << "\" fill=\"none\" stroke=\"#444\"/>\n"
-      << "<text x=\"" << (left + right) / 2 << "\" y=\"" << options.height - 14 << "\" text-anchor=\"middle\">"
-      << escape(options.x_label) << "</text>\n"
-      << "<text transform=\"translate(18," << (top + bottom) / 2 << ") rotate(-90)\" text-anchor=\"middle\">"
-      << escape(options.y_label) << "</text>\n";
+  canvas.rect(0, 0, options.width, options.height, "#ffffff", "");
+  canvas.text((left + right) / 2, 22, options.title, Anchor::middle, 14);
+  for (double t : x_ticks) {
+    canvas.line(px(t), top, px(t), bottom, "#e4e4e4", 1);
+    canvas.text(px(t), bottom + 16, number(t), Anchor::middle, 12);
+  }
+  for (double t : y_ticks) {
+    canvas.line(left, py(t), right, py(t), "#e4e4e4", 1);
+    canvas.text(left - 6, py(t) + 4, number(t), Anchor::end, 12);
+  }
+  canvas.rect(left, top, right - left, bottom - top, "", "#444444");
+  canvas.text((left + right) / 2, options.height - 14, options.x_label, Anchor::middle, 12);
+  canvas.text(18, (top + bottom) / 2, options.y_label, Anchor::middle, 12, /*vertical=*/true);
   for (size_t k = 0; k < series.size(); ++k) {
     const std::string& colour = kLineColours[k % kLineColours.size()];
-    svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"1.6\" points=\"";
-    for (size_t i = 0; i < series[k].x.size(); ++i) svg << (i ? " " : "") << number(px(series[k].x[i])) << "," << number(py(series[k].y[i]));
+    std::vector<std::pair<double, double>> points;
+    for (size_t i = 0; i < series[k].x.size(); ++i) points.emplace_back(px(series[k].x[i]), py(series[k].y[i]));
+    canvas.polyline(points, colour, 1.6);
     const double ly = top + 10 + 18.0 * static_cast<double>(k);
-    svg << "\"/>\n<line x1=\"" << right + 12 << "\" y1=\"" << ly << "\" x2=\"" << right + 32 << "\" y2=\"" << ly << "\" stroke=\""
-        << colour << "\" stroke-width=\"3\"/><text x=\"" << right + 38 << "\" y=\"" << ly + 4 << "\">" << escape(series[k].label)
-        << "</text>\n";
+    canvas.line(right + 12, ly, right + 32, ly, colour, 3);
+    canvas.text(right + 38, ly + 4, series[k].label, Anchor::start, 12);
   }
-  svg << "</svg>\n";
-  return svg.str();
+}
+
+std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptions& options) {
+  return draw_svg(options.width, options.height, [&](Canvas& canvas) { draw_line_plot(canvas, series, options); });
+}
+
+std::string line_plot_png(const std::vector<PlotSeries>& series, const PlotOptions& options) {
+  return draw_png(options.width, options.height, [&](Canvas& canvas) { draw_line_plot(canvas, series, options); });
 }
 
 }  // namespace rewardgen

@@ -1,11 +1,14 @@
 #pragma once
 // Training curves a person can look at: metric series read from runs' metrics.jsonl, drawn as one
-// SVG line plot (text, so it diffs, renders on any browser and on GitHub, and needs no font code).
+// line plot, as SVG (text: it diffs and renders on any browser and on GitHub) or as PNG (cairo: the
+// report's plots, the same pixels in every viewer).
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace rewardgen {
+
+class Canvas;
 
 struct PlotSeries {
   std::string label;
@@ -28,9 +31,12 @@ struct PlotOptions {
   int width = 760, height = 440;  // pixels
 };
 
-// An SVG document: axes with rounded ticks spanning every series, one coloured polyline per series,
-// a legend. Error on no series or an empty or non-finite one.
+// Axes with rounded ticks spanning every series, one coloured polyline per series, a legend. Error on
+// no series or an empty or non-finite one.
+void draw_line_plot(Canvas& canvas, const std::vector<PlotSeries>& series, const PlotOptions& options);
+// The same plot as an SVG document / as the bytes of a PNG file.
 std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptions& options);
+std::string line_plot_png(const std::vector<PlotSeries>& series, const PlotOptions& options);
 
 // How fast a run reaches a value (RLCM's claim against DDPO): the first x at which the mean of the
 // last `window` y values is >= target (only once `window` points exist; all of them when the series

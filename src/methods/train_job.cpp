@@ -14,6 +14,7 @@
 #include "eval/world_eval.h"
 #include "io/run_dir.h"
 #include "methods/method.h"
+#include "rewards/reward.h"
 #include "rewards/world_rewards.h"
 #include "sampling/pipeline.h"
 
@@ -69,6 +70,19 @@ void check_resume_config(const RunDir& run, const Json& saved, const ResolvedJob
                     "'; resume without --config, or start a new run folder"));
 }
 
+// The rewards the run trained on ("rewards": {"spec": weight, ...} in every method's config), each
+// scored on the evaluation's images beside the checker; none for a method without rewards (LCD).
+std::vector<std::shared_ptr<Reward>> trained_rewards(const Json& config, at::Device device, const Logger& log) {
+  std::vector<std::shared_ptr<Reward>> rewards;
+  if (!config.contains("rewards") || !config["rewards"].is_object()) return rewards;
+  const RewardRegistry registry = builtin_reward_registry();
+  RewardContext context;
+  context.device = device;
+  context.log = log;
+  for (const auto& item : config["rewards"].items()) rewards.push_back(registry.make(item.key(), context));
+  return rewards;
+}
+
 }  // namespace
 
 TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
@@ -109,6 +123,7 @@ TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
       world::balanced_subset(world::read_prompts_file(shipped_file("world/eval_prompts.jsonl")), o.eval_limit);
   WorldEvalOptions options;
   options.sampler = sampler_options(pipeline.scheduler.recipe);
+  options.rewards = trained_rewards(job.config, job.device, log);
   const std::shared_ptr<ClipVisionModel> encoder = load_eval_image_encoder(result.generator_dir, on_device, log);
   ProgressBar bar("eval", static_cast<int64_t>(lines.size()));
   const WorldEvalResult evaluation = evaluate_world(model, lines, options, encoder.get(), &bar);

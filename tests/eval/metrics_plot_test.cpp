@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "io/atomic_file.h"
+#include "io/image.h"
 #include "test_util.h"
 
 namespace rewardgen {
@@ -64,6 +65,31 @@ TEST(MetricsPlot, SvgHoldsOnePolylinePerSeriesAndTheLabels) {
   EXPECT_NE(svg.find("points=\"70,"), std::string::npos);
   EXPECT_TRUE(throws_error_containing([&] { line_plot_svg({}, options); }, "no series"));
   EXPECT_TRUE(throws_error_containing([&] { line_plot_svg({{"bad", {0, 1}, {0, NAN}}}, options); }, "non-finite"));
+}
+
+// The same plot through cairo: a PNG of the asked size, white where nothing is drawn, each series in
+// its legend colour (Okabe–Ito blue #0072B2, then vermilion #D55E00), dark text.
+TEST(MetricsPlot, PngIsDrawnInTheSeriesColours) {
+  const std::vector<PlotSeries> series = {{"R0", {0, 5, 10}, {0.4, 0.5, 0.55}}, {"teacher", {0, 10}, {0.33, 0.33}}};
+  PlotOptions options;
+  options.title = "reward";
+  options.width = 500;
+  options.height = 300;
+  TempDir dir;
+  write_file_atomic(dir.file("plot.png"), line_plot_png(series, options));
+  const at::Tensor rgb = to_rgb8(load_png(dir.file("plot.png"))).to(at::kInt);  // [H, W, 3]
+  ASSERT_EQ(rgb.sizes(), (at::IntArrayRef{300, 500, 3}));
+  EXPECT_EQ(rgb[0][0].sum().item<int>(), 3 * 255);
+  auto pixels_near = [&](int r, int g, int b) {
+    const at::Tensor distance = (rgb - at::tensor({r, g, b}, at::kInt)).abs().amax(-1);
+    return (distance <= 12).sum().item<int64_t>();
+  };
+  EXPECT_GT(pixels_near(0, 114, 178), 200);  // a 1.6-px line across the frame, and its legend
+  EXPECT_GT(pixels_near(213, 94, 0), 200);
+  EXPECT_GT(pixels_near(26, 26, 26), 50);    // the title, ticks and labels
+  EXPECT_TRUE(throws_error_containing([&] { line_plot_png({}, options); }, "no series"));
+  options.width = 0;
+  EXPECT_TRUE(throws_error_containing([&] { line_plot_png(series, options); }, "size 0x300"));
 }
 
 // first_reach waits for a full window: 1, 5 (mean 3), 2 (3.5), 6 (4): target 3.5 is reached at x = 30,
