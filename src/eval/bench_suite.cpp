@@ -96,7 +96,12 @@ Json sampling_part(const BenchSuiteOptions& o, const std::string& teacher, const
     s.guidance_scale = o.teacher_guidance;
     add(str("teacher, DDIM ", steps, " + CFG ", o.teacher_guidance), teacher, s);
   }
-  for (const std::string& g : o.generators) add(g, g, std::nullopt);
+  for (const std::string& g : o.generators) {
+    // Labelled as the user would type it: relative to the working folder when below it.
+    const fs::path relative = fs::path(g).lexically_relative(fs::current_path());
+    const bool below = !relative.empty() && *relative.begin() != "..";
+    add(below ? relative.string() : g, g, std::nullopt);
+  }
   log.info(str("bench: sampling ", entries.size(), " models, ", o.sample_images, " images each, best of ", o.repeats));
   const std::vector<SampleBenchResult> results = bench_sampling(entries, o.sample_images, o.sample_batch, o.repeats);
   Json out = Json::array();

@@ -25,6 +25,9 @@ class Canvas {
 std::string draw_svg(int width, int height, const std::function<void(Canvas&)>& draw);
 std::string draw_png(int width, int height, const std::function<void(Canvas&)>& draw);
 
+// Text for SVG and HTML, in content or in a quoted attribute: & < > " escaped.
+std::string escape_markup(const std::string& text);
+
 // "#rrggbb" -> {r, g, b} in [0, 1]; Error naming the text otherwise.
 std::vector<double> parse_colour(const std::string& colour);
 

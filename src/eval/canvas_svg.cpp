@@ -15,18 +15,6 @@ std::string number(double v) {
   return out.str();
 }
 
-std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
-  }
-  return out;
-}
-
 class SvgCanvas final : public Canvas {
  public:
   SvgCanvas(int width, int height) {
@@ -53,7 +41,7 @@ class SvgCanvas final : public Canvas {
     svg_ << "<text ";
     if (vertical) svg_ << "transform=\"translate(" << number(x) << "," << number(y) << ") rotate(-90)\"";
     else svg_ << "x=\"" << number(x) << "\" y=\"" << number(y) << "\"";
-    svg_ << " text-anchor=\"" << anchors[static_cast<int>(anchor)] << "\" font-size=\"" << number(size) << "\">" << escape(content)
+    svg_ << " text-anchor=\"" << anchors[static_cast<int>(anchor)] << "\" font-size=\"" << number(size) << "\">" << escape_markup(content)
          << "</text>\n";
   }
   std::string finish() { return svg_.str() + "</svg>\n"; }
@@ -63,6 +51,18 @@ class SvgCanvas final : public Canvas {
 };
 
 }  // namespace
+
+std::string escape_markup(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
 
 std::vector<double> parse_colour(const std::string& colour) {
   auto hex = [&](char c) -> int {

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "eval/canvas.h"
 #include "eval/eval_report.h"
 #include "eval/metrics_plot.h"
 #include "eval/world_eval.h"
@@ -232,7 +233,7 @@ struct Column {
   std::string title, hint;  // hint: ↑ or ↓ (best marked), "" (not compared)
   std::function<std::optional<double>(const Entry&)> value;
   int digits;
-  std::string unit;
+  std::string unit;  // shown in the header ("" for accuracy: the note says %)
 };
 
 std::optional<double> number_at(const Json& j, std::initializer_list<const char*> path) {
@@ -254,7 +255,7 @@ std::vector<Column> table_columns(const std::set<std::string>& reward_names) {
                          const std::optional<double> v = number_at(e.eval, {"accuracy", task.c_str()});
                          return v ? std::optional<double>(100 * *v) : std::nullopt;
                        },
-                       1, " %"});
+                       1, ""});
   for (const std::string& reward : reward_names)
     columns.push_back({reward.substr(0, reward.find(':')), "↑",
                        [reward](const Entry& e) { return number_at(e.eval, {"rewards", reward.c_str(), "mean"}); }, 3, ""});
@@ -267,7 +268,7 @@ std::vector<Column> table_columns(const std::set<std::string>& reward_names) {
                        const std::optional<double> s = number_at(e.eval, {"training", "wall_time_s"});
                        return s ? std::optional<double>(*s / 60) : std::nullopt;
                      },
-                     1, " min"});
+                     1, "min"});
   columns.push_back({"steps", "", [](const Entry& e) { return number_at(e.eval, {"training", "steps"}); }, 0, ""});
   columns.push_back({"prompts", "", [](const Entry& e) { return number_at(e.eval, {"images"}); }, 0, ""});
   return columns;
@@ -293,14 +294,18 @@ std::string metrics_table(const std::vector<Entry>& entries, const std::vector<C
   }
   std::ostringstream html;
   html << "<table class=\"metrics\">\n<tr><th>model</th><th>sampler</th>";
-  for (const Column& c : columns) html << "<th>" << html_escape(c.title) << (c.hint.empty() ? "" : " " + c.hint) << "</th>";
+  for (const Column& c : columns) {
+    std::string title = c.title;  // single_object -> "single object": headers may wrap
+    if (title.find('.') == std::string::npos) std::replace(title.begin(), title.end(), '_', ' ');
+    html << "<th>" << escape_markup(title) << (c.hint.empty() ? "" : " " + c.hint) << (c.unit.empty() ? "" : " (" + c.unit + ")") << "</th>";
+  }
   html << "</tr>\n";
   for (const Entry& e : entries) {
     html << "<tr" << (e.reference ? " class=\"reference\"" : "") << "><td class=\"name\">";
     const auto link = config_links.find(e.id);
-    if (link != config_links.end()) html << "<a href=\"" << html_escape(link->second) << "\">" << html_escape(e.name) << "</a>";
-    else html << html_escape(e.name);
-    html << "</td><td>" << html_escape(sampler_text(e)) << "</td>";
+    if (link != config_links.end()) html << "<a href=\"" << escape_markup(link->second) << "\">" << escape_markup(e.name) << "</a>";
+    else html << escape_markup(e.name);
+    html << "</td><td>" << escape_markup(sampler_text(e)) << "</td>";
     for (size_t c = 0; c < columns.size(); ++c) {
       const std::optional<double> v = columns[c].value(e);
       if (!v) {
@@ -466,11 +471,11 @@ std::string grids_html(const std::vector<Entry>& rows, const std::vector<Json>& 
     for (size_t i = 0; i < prompts.size(); ++i)
       if (prompts[i].task == task) in_task.push_back(i);
     if (in_task.empty()) continue;
-    html << "<h3>" << html_escape(world::name(task)) << "</h3>\n<table class=\"grid\">\n<tr><th></th>";
-    for (size_t i : in_task) html << "<th colspan=\"" << seeds << "\">“" << html_escape(prompts[i].text) << "”</th>";
+    html << "<h3>" << escape_markup(world::name(task)) << "</h3>\n<table class=\"grid\">\n<tr><th></th>";
+    for (size_t i : in_task) html << "<th colspan=\"" << seeds << "\">“" << escape_markup(prompts[i].text) << "”</th>";
     html << "</tr>\n";
     for (size_t r = 0; r < rows.size(); ++r) {
-      html << "<tr><td class=\"name\">" << html_escape(rows[r].name) << "</td>";
+      html << "<tr><td class=\"name\">" << escape_markup(rows[r].name) << "</td>";
       for (size_t i : in_task)
         for (int64_t s = 0; s < seeds; ++s) {
           const Json* image = nullptr;
@@ -481,7 +486,7 @@ std::string grids_html(const std::vector<Entry>& rows, const std::vector<Json>& 
             continue;
           }
           const bool passed = (*image)["passed"].get<bool>();
-          html << "<td><img src=\"" << html_escape((*image)["file"].get<std::string>()) << "\" width=\"96\" height=\"96\" alt=\"\">"
+          html << "<td><img src=\"" << escape_markup((*image)["file"].get<std::string>()) << "\" width=\"96\" height=\"96\" alt=\"\">"
                << "<div class=\"" << (passed ? "pass" : "fail") << "\">" << (passed ? "✓ pass" : "✗ fail") << " "
                << (*image)["clauses_passed"].get<int64_t>() << "/" << (*image)["clauses"].get<int64_t>() << "</div></td>";
         }
@@ -492,10 +497,11 @@ std::string grids_html(const std::vector<Entry>& rows, const std::vector<Json>& 
   return html.str();
 }
 
-const char* kStyle = R"(body { font-family: "DejaVu Sans", sans-serif; margin: 24px; color: #1a1a1a; max-width: 1400px; }
+const char* kStyle = R"(body { font-family: "DejaVu Sans", sans-serif; margin: 24px; color: #1a1a1a; }
 h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ccc; } h3 { font-size: 15px; }
 table { border-collapse: collapse; font-size: 13px; }
-table.metrics td, table.metrics th { border: 1px solid #ccc; padding: 3px 7px; text-align: right; white-space: nowrap; }
+table.metrics td, table.metrics th { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
+table.metrics th { white-space: normal; font-size: 12px; max-width: 90px; vertical-align: bottom; }
 table.metrics td.name, table.metrics td:nth-child(2) { text-align: left; }
 tr.reference { background: #f3f3f3; }
 td.best { font-weight: bold; background: #d8f0dc; }
@@ -509,18 +515,6 @@ p.note { font-size: 13px; color: #444; max-width: 1000px; }
 )";
 
 }  // namespace
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
-  }
-  return out;
-}
 
 ReportResult write_report(const ReportOptions& o, const Logger& log) {
   validate_options(o);
@@ -596,20 +590,20 @@ ReportResult write_report(const ReportOptions& o, const Logger& log) {
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rewardgen report</title>\n<style>" << kStyle
        << "</style></head><body>\n<h1>rewardgen report</h1>\n"
        << "<p class=\"note\">" << entries.size() - o.reference_steps.size() << " model(s) beside the teacher ("
-       << html_escape(teacher) << ") at DDIM";
+       << escape_markup(teacher) << ") at DDIM";
   for (size_t i = 0; i < o.reference_steps.size(); ++i) html << (i ? " and " : " ") << o.reference_steps[i];
   html << " steps with classifier-free guidance " << format(o.reference_guidance, 1) << ".</p>\n"
-       << "<h2>Metrics</h2>\n<p class=\"note\">Accuracy: the world checker's verdict on the held-out prompts, per task and "
+       << "<h2 id=\"metrics\">Metrics</h2>\n<p class=\"note\">Accuracy: the world checker's verdict on the held-out prompts, per task and "
           "overall (%). FD: Fréchet distance to rendered scenes in the world CLIP's image space; diversity: mean distance "
           "between one prompt's images over seeds; NFE: network calls an image; images/s: sampling speed on the machine "
           "that evaluated (compare rows evaluated on the same one). ↑/↓: the better direction, the best value in bold on "
           "green. A model's name links to its run's config (the teacher's: its eval.json).</p>\n"
-       << metrics_table(entries, table_columns(reward_names), config_links) << "<h2>Training curves</h2>\n";
+       << metrics_table(entries, table_columns(reward_names), config_links) << "<h2 id=\"curves\">Training curves</h2>\n";
   if (plots.empty()) html << "<p class=\"note\">No training run among the inputs logged metrics.</p>\n";
   for (const Plot& p : plots)
-    html << "<img class=\"plot\" src=\"" << html_escape(p.file) << "\" width=\"760\" height=\"440\" alt=\"" << html_escape(p.caption)
+    html << "<img class=\"plot\" src=\"" << escape_markup(p.file) << "\" width=\"760\" height=\"440\" alt=\"" << escape_markup(p.caption)
          << "\">\n";
-  html << "<h2>Same prompts, same seeds</h2>\n<p class=\"note\">" << o.grid_prompts_per_task << " held-out prompt(s) per task × "
+  html << "<h2 id=\"grids\">Same prompts, same seeds</h2>\n<p class=\"note\">" << o.grid_prompts_per_task << " held-out prompt(s) per task × "
        << o.grid_seeds << " seeds; the same noise for every model. Under each image the checker's verdict and the clauses "
        << "that passed.</p>\n"
        << grids_html(grid_entries, verdicts, prompts, o.grid_seeds) << "</body></html>\n";

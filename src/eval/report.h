@@ -34,7 +34,4 @@ struct ReportResult {
 // Checks every option and reads every input before anything is written; Error naming the bad one.
 ReportResult write_report(const ReportOptions& options, const Logger& log);
 
-// Text for HTML: & < > " escaped.
-std::string html_escape(const std::string& text);
-
 }  // namespace rewardgen
