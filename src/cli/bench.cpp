@@ -15,6 +15,7 @@
 #include "io/json_config.h"
 #include "eval/unet_bench.h"
 #include "methods/method.h"
+#include "methods/train_job.h"
 
 namespace rewardgen::cli {
 
@@ -28,6 +29,7 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   bench->require_subcommand(0, 1);
   struct SuiteArgs {
     BenchSuiteOptions suite;
+    int64_t method_steps = 3;
     std::string out, configs = "bench/configs";
     std::vector<std::string> extra_generators;
     bool no_methods = false;
@@ -39,7 +41,7 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
                     "(all) also time this generator folder (repeatable; the shipped ones under models/world are always timed)");
   bench->add_option("--methods", suite->suite.methods, "(all) methods to time one training step of (default: every method)");
   bench->add_flag("--no-methods", suite->no_methods, "(all) skip the method steps");
-  bench->add_option("--method-steps", suite->suite.method_steps, "(all) training steps per method (the first is a warm-up)")
+  bench->add_option("--method-steps", suite->method_steps, "(all) training steps per method (the first is a warm-up)")
       ->capture_default_str()->check(CLI::Range(int64_t{2}, int64_t{1000}));
   bench->add_option("--images", suite->suite.sample_images, "(all) images per sampling repetition")
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{100000}));
@@ -91,8 +93,16 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
                         if (a.no_methods) a.suite.methods.clear();
                         else if (a.suite.methods.empty())
                           for (const MethodEntry& m : method_registry()) a.suite.methods.push_back(m.name);
-                        a.suite.work_dir = a.out + "/method_runs";
+                        for (const std::string& m : a.suite.methods) find_method(m);  // a bad name before any timing
+                        const std::string work_dir = a.out + "/method_runs";
+                        const int64_t steps = a.method_steps;
+                        a.suite.time_method = [work_dir, steps](const std::string& method) {
+                          const Logger quiet(LogLevel::warn);  // the runs' own info lines are noise here
+                          return time_method_steps(method, steps, work_dir, "", quiet);
+                        };
                         const Json result = run_bench_suite(a.suite, context.threads, context.log);
+                        std::error_code ignored;
+                        std::filesystem::remove(work_dir, ignored);  // empty by now: each timing removes its run
                         const std::string markdown = bench_suite_markdown(result);
                         std::filesystem::create_directories(a.out);
                         save_json_file(a.out + "/bench.json", result);

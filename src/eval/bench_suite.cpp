@@ -12,9 +12,6 @@
 #include "eval/reward_bench.h"
 #include "eval/sample_bench.h"
 #include "eval/unet_bench.h"
-#include "io/run_dir.h"
-#include "methods/method.h"
-#include "methods/train_job.h"
 #include "models/precision.h"
 #include "models/unet_2d_condition.h"
 #include "rewards/reward.h"
@@ -33,8 +30,6 @@ void validate_options(const BenchSuiteOptions& o) {
     if (s < 1 || s > 1000) throw Error(str("bench: a teacher step count must be in 1..1000, got ", s));
   if (!std::isfinite(o.teacher_guidance) || o.teacher_guidance < 0 || o.teacher_guidance > 1000)
     throw Error(str("bench: the teacher's guidance must be finite and in [0, 1000], got ", o.teacher_guidance));
-  if (o.method_steps < 2 || o.method_steps > 1000)
-    throw Error(str("bench: method steps must be in 2..1000 (the first is a warm-up), got ", o.method_steps));
   if (o.sample_images < 1 || o.sample_batch < 1) throw Error("bench: sample images and batch must be >= 1");
   if (o.repeats < 1 || o.repeats > 100) throw Error(str("bench: repeats must be in 1..100, got ", o.repeats));
   if (!std::isfinite(o.gemm_seconds) || o.gemm_seconds < 0.1 || o.gemm_seconds > 600)
@@ -43,8 +38,7 @@ void validate_options(const BenchSuiteOptions& o) {
     if (!fs::is_regular_file(row.config_file)) throw Error(str("bench: UNet config '", row.config_file, "' (", row.name, ") does not exist"));
   for (const std::string& g : o.generators)
     if (!fs::exists(fs::path(g) / "model_index.json")) throw Error(str("bench: '", g, "' is not a pipeline folder (no model_index.json)"));
-  if (!o.methods.empty() && o.work_dir.empty()) throw Error("bench: timing the methods needs a work folder");
-  for (const std::string& m : o.methods) find_method(m);  // Error naming the known methods
+  if (!o.methods.empty() && !o.time_method) throw Error("bench: methods to time but no way to time them");
 }
 
 Json gemm_part(int threads, double seconds) {
@@ -133,30 +127,12 @@ Json reward_part(const std::vector<std::string>& specs, int repeats, const Logge
   return out;
 }
 
-// One short training run per method from its default start; the seconds per step after the first.
 Json method_part(const BenchSuiteOptions& o, const Logger& log) {
   Json out = Json::array();
-  fs::remove_all(o.work_dir);
-  fs::create_directories(o.work_dir);
   for (const std::string& name : o.methods) {
-    const std::string config = o.work_dir + "/" + name + ".json";
-    save_json_file(config, {{"trainer", {{"max_steps", o.method_steps}, {"checkpoint_every", 1000000}, {"eval_every", 0}, {"log_every", 1}}}});
-    TrainJobOptions job;
-    job.method = name;
-    job.config_file = config;
-    job.out = o.work_dir + "/" + name;
-    job.model_dir = o.method_model;
-    job.evaluate = false;
-    log.info(str("bench: ", o.method_steps, " steps of ", name));
-    Logger quiet(LogLevel::warn);
-    run_train_job(job, quiet);
-    const std::vector<Json> rows = read_metrics(job.out + "/metrics.jsonl");
-    if (rows.size() < 2) throw Error(str("bench: ", name, " logged ", rows.size(), " steps, need 2"));
-    const double seconds = (rows.back().at("wall_time").get<double>() - rows.front().at("wall_time").get<double>()) /
-                           static_cast<double>(rows.size() - 1);
-    out.push_back({{"method", name}, {"seconds_per_step", seconds}, {"steps_timed", rows.size() - 1}});
+    log.info(str("bench: training steps of ", name));
+    out.push_back({{"method", name}, {"seconds_per_step", o.time_method(name)}});
   }
-  fs::remove_all(o.work_dir);  // the runs are only a timing, not a result
   return out;
 }
 

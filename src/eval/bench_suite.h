@@ -3,8 +3,9 @@
 // ratio in it is taken in one sitting on one (noisy) machine — the fp32 GEMM peak; the UNet forward
 // and training step as FLOP/s and MFU on the world teacher's and SD1.5 fifth-width configs; images/s
 // of each shipped generator at its own recipe against the teacher at DDIM 25 and 50 + CFG; reward
-// throughput (score, and score + backward where differentiable); one training step of each method.
+// throughput (score, and score + backward where differentiable); a training step of each method.
 // The result is JSON (bench.json) and a Markdown table.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,13 +27,13 @@ struct BenchSuiteOptions {
   double teacher_guidance = 3;
   std::vector<std::string> generators;    // pipeline folders with a sampling recipe; default: shipped_generators()
   std::vector<std::string> rewards = {"world.compositional", "world.clip", "world.clip_contrast", "world.jpeg"};
-  std::vector<std::string> methods;       // default: every registered method
-  int64_t method_steps = 3;               // timed: the steps after the first
-  std::string method_model;               // every method starts from it ("": each method's shipped start)
+  // One training step of each method, timed by `time_method` (seconds a step; the CLI passes the
+  // training job's time_method_steps: the methods room sits above this one).
+  std::vector<std::string> methods;
+  std::function<double(const std::string& method)> time_method;
   int64_t sample_images = 32, sample_batch = 32;
   int repeats = 2;                        // timed repetitions of each UNet / sampling / reward figure
   double gemm_seconds = 2;
-  std::string work_dir;                   // where the method runs are made (emptied first); required with methods
 };
 
 // The world teacher's and the SD1.5 fifth-width UNet rows, their configs in `configs_dir`.

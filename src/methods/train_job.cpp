@@ -133,6 +133,29 @@ TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
   return result;
 }
 
+double time_method_steps(const std::string& method, int64_t steps, const std::string& work_dir, const std::string& model_dir,
+                         const Logger& log) {
+  if (steps < 2 || steps > 1000) throw Error(str("timing ", method, ": steps must be in 2..1000 (the first is a warm-up), got ", steps));
+  find_method(method);  // an unknown name before anything is written
+  TrainJobOptions job;
+  job.method = method;
+  job.model_dir = model_dir;
+  job.out = work_dir + "/" + method;
+  job.config_file = work_dir + "/" + method + ".json";
+  job.evaluate = false;
+  fs::remove_all(job.out);
+  fs::create_directories(work_dir);
+  save_json_file(job.config_file,
+                 {{"trainer", {{"max_steps", steps}, {"checkpoint_every", 1000000}, {"eval_every", 0}, {"log_every", 1}}}});
+  run_train_job(job, log);
+  const std::vector<Json> rows = read_metrics(job.out + "/metrics.jsonl");
+  fs::remove_all(job.out);
+  fs::remove(job.config_file);
+  if (rows.size() < 2) throw Error(str("timing ", method, ": ", rows.size(), " steps logged, need 2"));
+  return (rows.back().at("wall_time").get<double>() - rows.front().at("wall_time").get<double>()) /
+         static_cast<double>(rows.size() - 1);
+}
+
 std::string describe_methods(const std::vector<std::string>& only) {
   std::string text;
   for (const MethodEntry& m : method_registry()) {

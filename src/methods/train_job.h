@@ -37,6 +37,13 @@ struct TrainJobResult {
 // folder is created or anything is written.
 TrainJobResult run_train_job(const TrainJobOptions& options, const Logger& log);
 
+// How long one training step of `method` takes (`rewardgen bench`): `steps` steps (>= 2) of its
+// default config from `model_dir` ("" : its shipped start), no checkpoint before the end and no
+// evaluation, in `work_dir`/<method> (removed first and afterwards: a timing, not a result); the
+// mean wall-clock seconds of the steps after the first.
+double time_method_steps(const std::string& method, int64_t steps, const std::string& work_dir, const std::string& model_dir,
+                         const Logger& log);
+
 // `rewardgen train --help`'s listing: every method, its line of help and its config with defaults.
 // Only the methods named in `only`, when not empty.
 std::string describe_methods(const std::vector<std::string>& only = {});

@@ -1,11 +1,13 @@
 // The whole-bench run on the tiny world: every part present, ratios taken against the first teacher
-// row, the NFE of each sampler, one method's timed steps, the Markdown, and bad options refused.
+// row, the NFE of each sampler, one method's timed steps (the training job's time_method_steps),
+// the Markdown, and bad options refused.
 #include "eval/bench_suite.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
+#include "methods/train_job.h"
 #include "test_util.h"
 #include "world_models.h"
 
@@ -26,13 +28,12 @@ class BenchSuiteTest : public testing::TinyWorldTest {
     o.generators = {dir_->path()};  // no recipe: DDIM 25, CFG 7.5
     o.rewards = {"world.jpeg"};
     o.methods = {"refl"};
-    o.method_model = dir_->path();
-    o.method_steps = 3;
+    const std::string work_dir = work.file("method_runs"), model = dir_->path();
+    o.time_method = [this, work_dir, model](const std::string& method) { return time_method_steps(method, 3, work_dir, model, log_); };
     o.sample_images = 2;
     o.sample_batch = 2;
     o.repeats = 1;
     o.gemm_seconds = 0.1;
-    o.work_dir = work.file("method_runs");
     return o;
   }
 };
@@ -57,9 +58,9 @@ TEST_F(BenchSuiteTest, EveryPartInOneRunWithRatiosToTheFirstTeacherRow) {
   EXPECT_TRUE(r["rewards"][0]["backward_images_per_second"].is_null());  // JPEG size is not differentiable
   ASSERT_EQ(r["methods"].size(), 1u);
   EXPECT_EQ(r["methods"][0]["method"], "refl");
-  EXPECT_EQ(r["methods"][0]["steps_timed"], 2);
   EXPECT_GT(r["methods"][0]["seconds_per_step"].get<double>(), 0);
-  EXPECT_FALSE(fs::exists(work.file("method_runs")));  // a timing, not a result: removed
+  EXPECT_FALSE(fs::exists(work.file("method_runs/refl")));  // a timing, not a result: removed
+  EXPECT_FALSE(fs::exists(work.file("method_runs/refl.json")));
   const std::string md = bench_suite_markdown(r);
   EXPECT_NE(md.find("| tiny | fp32 | 2, 8², 16 |"), std::string::npos) << md;
   EXPECT_NE(md.find("× teacher, DDIM 2 + CFG 3"), std::string::npos) << md;
@@ -70,11 +71,12 @@ TEST_F(BenchSuiteTest, EveryPartInOneRunWithRatiosToTheFirstTeacherRow) {
 TEST_F(BenchSuiteTest, BadOptionsAreRefusedBeforeAnyTiming) {
   TempDir work;
   BenchSuiteOptions o = tiny_options(work);
-  o.method_steps = 1;
-  EXPECT_TRUE(throws_error_containing([&] { run_bench_suite(o, 2, log_); }, "method steps must be in 2..1000"));
-  o = tiny_options(work);
-  o.methods = {"no-such-method"};
-  EXPECT_TRUE(throws_error_containing([&] { run_bench_suite(o, 2, log_); }, "no-such-method"));
+  o.time_method = nullptr;
+  EXPECT_TRUE(throws_error_containing([&] { run_bench_suite(o, 2, log_); }, "no way to time them"));
+  EXPECT_TRUE(throws_error_containing([&] { time_method_steps("refl", 1, work.file("method_runs"), dir_->path(), log_); },
+                                      "steps must be in 2..1000"));
+  EXPECT_TRUE(throws_error_containing([&] { time_method_steps("no-such-method", 3, work.file("method_runs"), dir_->path(), log_); },
+                                      "no-such-method"));
   o = tiny_options(work);
   o.unets[0].config_file = work.file("missing.json");
   EXPECT_TRUE(throws_error_containing([&] { run_bench_suite(o, 2, log_); }, "missing.json"));
