@@ -26,12 +26,9 @@ at::Tensor eval_grid(const WorldEvalResult& result, const std::vector<world::Eva
 Json write_eval_report(const std::string& dir, const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines,
                        const EvalReportInfo& info) {
   Json report = result.to_json();
-  const SamplerOptions& s = info.sampler;
   report["model"] = info.model;
   report["prompts"] = info.prompts;
-  report["sampler"] = {{"name", s.sampler},       {"steps", s.steps},         {"guidance_scale", s.guidance_scale},
-                       {"eta", s.eta},            {"timestep_spacing", s.timestep_spacing},
-                       {"timesteps", s.timesteps}, {"output", s.output}};
+  report["sampler"] = sampler_to_eval_json(info.sampler);
   report["seed"] = info.seed;
   report.update(info.extra);
   save_json_file(dir + "/eval.json", report);
@@ -54,6 +51,11 @@ Json write_eval_report(const std::string& dir, const WorldEvalResult& result, co
     }
   }
   return report;
+}
+
+Json sampler_to_eval_json(const SamplerOptions& s) {
+  return {{"name", s.sampler}, {"steps", s.steps},         {"guidance_scale", s.guidance_scale}, {"eta", s.eta},
+          {"timestep_spacing", s.timestep_spacing}, {"timesteps", s.timesteps}, {"output", s.output}};
 }
 
 SamplerOptions sampler_from_eval_json(const Json& sampler, const std::string& file) {

@@ -18,7 +18,10 @@ struct EvalReportInfo {
   Json extra = Json::object();  // more keys for eval.json (the training job: its steps and wall-clock)
 };
 
-// The sampler eval.json records ("sampler": name, steps, guidance_scale, ...), validated; Error
+// The sampler as eval.json records it ("sampler": name, steps, guidance_scale, eta, timestep_spacing,
+// timesteps, output), and back.
+Json sampler_to_eval_json(const SamplerOptions& sampler);
+// Read back and validated; Error
 // naming `file` and the key when one is missing or malformed.
 SamplerOptions sampler_from_eval_json(const Json& sampler, const std::string& file);
 

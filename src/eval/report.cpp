@@ -417,11 +417,7 @@ std::vector<GridPrompt> grid_prompts(const std::vector<world::EvalPrompt>& lines
   return prompts;
 }
 
-Json sampler_json(const std::optional<SamplerOptions>& s) {
-  if (!s) return "recipe";
-  return {{"name", s->sampler}, {"steps", s->steps}, {"guidance_scale", s->guidance_scale}, {"eta", s->eta},
-          {"timestep_spacing", s->timestep_spacing}, {"timesteps", s->timesteps}, {"output", s->output}};
-}
+Json sampler_json(const std::optional<SamplerOptions>& s) { return s ? sampler_to_eval_json(*s) : Json("recipe"); }
 
 // One model's row of every grid: grid_seeds images per prompt, each checked. Kept from an earlier
 // report when the model, sampler, prompts and seeds are the same.
