@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DI* against DI*-KL (issue 16, docs/distar.md): the paper's ablation on the world. Every variant
+# DI* against DI*-KL (docs/distar.md): the paper's ablation on the world. Every variant
 # trains a one-step generator from the shipped LCM for the same wall-clock, then the training job
 # evaluates it on the 504 held-out prompts; one table, and per variant its reward and periodic
 # accuracy against wall-clock. A benchmark, not a test: one run of --minutes per variant on 2 cores,

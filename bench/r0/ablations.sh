@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# R0's ablations (issue 12, docs/r0.md): every variant trained from the shipped world teacher for the
+# R0's ablations (docs/r0.md): every variant trained from the shipped world teacher for the
 # same wall-clock, evaluated on the 504 held-out prompts, then one table. A benchmark, not a test:
 # 10 runs x --minutes each (default 10) on 2 cores. Re-running resumes and skips finished runs.
 # Writes table.md and two SVG plots (world reward and periodic accuracy against wall-clock) into --out.

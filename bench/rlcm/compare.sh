@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# RLCM against DDPO (issue 15, docs/rlcm.md): for each reward, DDPO on the world teacher and RLCM on
+# RLCM against DDPO (docs/rlcm.md): for each reward, DDPO on the world teacher and RLCM on
 # its LCM, each for the same wall-clock, then the 504-prompt evaluation of both, the wall-clock each
 # needs to reach DDPO's final reward, and DDPO's gain from its own start (`rewardgen reach`; the two
 # start from different models), one table and a reward-vs-wall-clock plot

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "eval/speed_suite.h"
 
 namespace rewardgen::cli {
@@ -18,13 +19,7 @@ struct SpeedArgs {
   int repeats = 3;
 };
 
-std::string fixed(double value, int digits) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
-  return buffer;
-}
-
-std::string seconds(double s) { return s > 0 ? fixed(s, 3) : std::string("–"); }
+std::string seconds(double s) { return s > 0 ? fixed_digits(s, 3) : std::string("–"); }
 
 void run_speed(const SpeedArgs& a, const Context& context) {
   std::vector<SpeedRow> rows;
@@ -53,7 +48,7 @@ void run_speed(const SpeedArgs& a, const Context& context) {
       o.forward_only = !row.train;
       o.precision = precision;
       const UnetBenchResult r = bench_unet(configs[i], o);
-      const auto ratio = [](double ours, double theirs_s) { return ours > 0 && theirs_s > 0 ? fixed(ours / theirs_s, 2) : std::string("–"); };
+      const auto ratio = [](double ours, double theirs_s) { return ours > 0 && theirs_s > 0 ? fixed_digits(ours / theirs_s, 2) : std::string("–"); };
       std::printf("| %s, batch %lld, %lldx%lld, %lld tokens | %s | %s | %s | %s | %s | %s | %s |\n", row.name.c_str(),
                   static_cast<long long>(row.batch), static_cast<long long>(row.latent_size),
                   static_cast<long long>(row.latent_size), static_cast<long long>(row.text_tokens),

@@ -1,4 +1,4 @@
-// rewardgen eval: a model on the embedded world's held-out prompts (design §8): checker accuracy
+// rewardgen eval: a model on the embedded world's held-out prompts (docs/world.md): checker accuracy
 // per task, Fréchet distance and diversity in tiny-CLIP image space, speed; eval.json, a grid and
 // per-image verdicts in --out.
 #include <filesystem>

@@ -1,11 +1,14 @@
-// rewardgen pretrain {vae,clip,teacher}: trains the embedded world's models (design §6) in a run
+// rewardgen pretrain {vae,clip,teacher}: trains the embedded world's models (docs/world.md) in a run
 // directory (resumable, with metrics and progress), then exports the result in diffusers layout
 // as fp16 and evaluates the exported files.
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "dist/collective.h"
 #include "io/json_config.h"
 #include "io/run_dir.h"
 #include "models/diffusers_io.h"
@@ -26,6 +29,7 @@ struct PretrainArgs {
   int64_t steps = 0;        // overrides trainer.max_steps when > 0
   int64_t stop_at = 0;      // stop (resumably) after this many steps
   int64_t eval_limit = 0;   // evaluation lines (0 = all 504)
+  double dist_timeout_s = 1800;  // under a torchrun-style launch: how long a rank waits for the others
 };
 
 // The run's config file (or an empty object), read by `read` into the task's config; unknown keys
@@ -43,10 +47,33 @@ auto load_config(const PretrainArgs& a, Read read) {
   return config;
 }
 
-RunDir open_run(const PretrainArgs& a, const Json& resolved) {
-  RunDir run = RunDir::create(a.out, a.resume);
-  run.write_config(resolved);  // on resume too: --steps may have extended the run
-  return run;
+RunDir open_run(const PretrainArgs& a, const Json& resolved, Collective* collective = nullptr) {
+  // config.json on resume too: --steps may have extended the run.
+  return open_shared_run_dir(a.out, a.resume, collective, [&](const RunDir& run) { run.write_config(resolved); });
+}
+
+// Under a torchrun-style launch (VAE and teacher: each rank trains on its shard of every batch,
+// rank 0 writes the run folder, exports and evaluates; docs/distributed.md): the process group,
+// once the ranks agree on the job. Null when the process runs alone.
+std::unique_ptr<Collective> join_pretrain_launch(const char* model, const PretrainArgs& a, const Json& resolved,
+                                                 const Context& context) {
+  if (!std::isfinite(a.dist_timeout_s) || a.dist_timeout_s < 1 || a.dist_timeout_s > 86400)
+    throw Error(str("--dist-timeout must be a number of seconds in [1, 86400], got ", a.dist_timeout_s));
+  const Json job = {{"command", str("pretrain ", model)}, {"config", resolved}, {"out", std::filesystem::absolute(a.out).string()},
+                    {"export", std::filesystem::absolute(a.export_dir).string()}, {"resume", a.resume}, {"stop_at", a.stop_at}};
+  return join_launch(job.dump(), std::chrono::milliseconds(static_cast<int64_t>(a.dist_timeout_s * 1000)), context.log);
+}
+
+bool writes(const std::unique_ptr<Collective>& collective) { return collective == nullptr || collective->rank() == 0; }
+
+// CLIP's contrastive loss compares every image with every prompt of the whole batch, which a rank
+// holding its shard alone cannot compute (it would need the embeddings gathered with their
+// gradients): refused under a launch before anything is written (docs/distributed.md).
+void refuse_a_launch(const char* model) {
+  const LaunchEnv launch = read_launch_env();
+  if (launch.distributed())
+    throw Error(str("this is rank ", launch.rank, " of a ", launch.world_size, "-process launch (WORLD_SIZE), but `pretrain ", model,
+                    "` does not train data-parallel (its contrastive loss needs the whole batch): run it as one process"));
 }
 
 // A run stopped before its last step (--stop-at) exports nothing; says how to go on.
@@ -74,15 +101,20 @@ void add_common_options(CLI::App* sub, PretrainArgs& a) {
   sub->add_option("--export", a.export_dir, "pipeline folder the trained components are written into (diffusers layout, fp16)")
       ->default_val("models/world");
   sub->add_option("--eval-limit", a.eval_limit, "evaluation prompts, task-balanced (0: all 504)")->capture_default_str();
+  sub->add_option("--dist-timeout", a.dist_timeout_s,
+                  "under a torchrun-style launch (vae, teacher; docs/distributed.md): seconds a rank waits for the others")
+      ->capture_default_str();
 }
 
 void run_pretrain_vae(const PretrainArgs& a, const Context& context) {
   const pretrain::VaePretrainConfig config = load_config(a, pretrain::read_vae_pretrain_config);
-  RunDir run = open_run(a, pretrain::vae_pretrain_config_json(config));
+  const Json resolved = pretrain::vae_pretrain_config_json(config);
+  const std::unique_ptr<Collective> collective = join_pretrain_launch("vae", a, resolved, context);
+  RunDir run = open_run(a, resolved, collective.get());
   pretrain::VaePretrainTask task(config);
-  Trainer trainer(config.trainer, run, context.log);
+  Trainer trainer(config.trainer, run, context.log, collective.get());
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
-  if (stopped_early(summary, config.trainer)) return;
+  if (!writes(collective) || stopped_early(summary, config.trainer)) return;
   // LDM §4.3.2: scale latents to unit variance for the diffusion model.
   const pretrain::VaeEvaluation before = pretrain::evaluate_vae(*task.vae(), 64);
   task.vae()->set_scaling_factor(1.0 / before.latent_std);
@@ -121,11 +153,13 @@ void run_pretrain_clip(const PretrainArgs& a, const Context& context) {
 
 void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
   const pretrain::TeacherPretrainConfig config = load_config(a, pretrain::read_teacher_pretrain_config);
-  RunDir run = open_run(a, pretrain::teacher_pretrain_config_json(config));
+  const Json resolved = pretrain::teacher_pretrain_config_json(config);
+  const std::unique_ptr<Collective> collective = join_pretrain_launch("teacher", a, resolved, context);
+  RunDir run = open_run(a, resolved, collective.get());
   pretrain::TeacherPretrainTask task(config, a.export_dir, context.log);
-  Trainer trainer(config.trainer, run, context.log);
+  Trainer trainer(config.trainer, run, context.log, collective.get());
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
-  if (stopped_early(summary, config.trainer)) return;
+  if (!writes(collective) || stopped_early(summary, config.trainer)) return;
   save_pipeline(a.export_dir, task.ema_pipeline(), at::kHalf);
   // Evaluate what was written (fp16 weights), as `rewardgen eval` would.
   const Pipeline exported = load_pipeline(a.export_dir, {}, context.log);
@@ -155,7 +189,10 @@ void add_pretrain_command(CLI::App& app, Context& context, Commands& commands) {
   auto* clip = pretrain_app->add_subcommand(
       "clip", "CLIP text + vision towers, contrastive on scene/prompt pairs with hard negatives; writes the world tokenizer too");
   add_common_options(clip, *clip_args);
-  commands.push_back({clip, [clip_args, &context] { run_pretrain_clip(*clip_args, context); }});
+  commands.push_back({clip, [clip_args, &context] {
+                        refuse_a_launch("clip");
+                        run_pretrain_clip(*clip_args, context);
+                      }});
 
   auto teacher_args = std::make_shared<PretrainArgs>();
   auto* teacher = pretrain_app->add_subcommand(

@@ -41,6 +41,11 @@ void add_job_command(CLI::App& app, Context& context, Commands& commands, const 
                   "cpu | cuda | cuda:N: where the models train (fp32 master weights; the config's precision bf16 "
                   "runs the forward passes under autocast) and the final evaluation samples; a run may resume on another device")
       ->capture_default_str();
+  sub->add_option("--dist-timeout", o->dist_timeout_s,
+                  "under a torchrun-style launch (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set; docs/distributed.md): seconds a "
+                  "rank waits for the others (rendezvous, each all-reduce; rank 0's evaluations and checkpoints must fit) before "
+                  "it ends with an error")
+      ->capture_default_str();
   sub->footer("Methods:\n" + describe_methods(methods));
   commands.push_back({sub, [o, no_eval, &context, name, methods, listed] {
                         if (!methods.empty() && std::find(methods.begin(), methods.end(), o->method) == methods.end())
@@ -48,6 +53,7 @@ void add_job_command(CLI::App& app, Context& context, Commands& commands, const 
                         TrainJobOptions options = *o;
                         options.evaluate = !*no_eval;
                         const TrainJobResult result = run_train_job(options, context.log);
+                        if (!result.exported) return;  // a rank other than 0 of a data-parallel launch: rank 0 reports
                         std::cout << "run: " << result.run_dir << "\ngenerator: " << result.generator_dir << "\n";
                         if (!result.eval.is_null()) std::cout << "eval: " << result.eval_dir << "/eval.json\n" << result.eval.dump(2) << "\n";
                       }});

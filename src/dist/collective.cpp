@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/log.h"
 
 #ifdef REWARDGEN_WITH_GLOO
 #define USE_C10D_GLOO 1
@@ -87,6 +88,21 @@ void Collective::all_reduce_mean(const std::vector<at::Tensor>& tensors) {
   }
 }
 
+at::Tensor Collective::all_gather(const at::Tensor& local) {
+  at::NoGradGuard no_grad;
+  if (!local.defined() || local.dim() == 0) throw Error("all_gather: needs a tensor with a batch dimension");
+  if (!local.device().is_cpu()) throw Error(str("all_gather: the Gloo group gathers CPU tensors, got one on ", local.device().str()));
+  std::vector<at::Tensor> input{local.contiguous()};
+  std::vector<std::vector<at::Tensor>> output(1);
+  for (int r = 0; r < size_; ++r) output[0].push_back(at::empty_like(input[0]));
+  try {
+    impl_->group->allgather(output, input)->wait(impl_->timeout);
+  } catch (const std::exception& e) {
+    throw Error(str("all-gather failed (", impl_->where, "): ", e.what()));
+  }
+  return at::cat(output[0]);
+}
+
 void Collective::check_same(const std::string& what, const std::string& value) {
   const std::string key = str("rewardgen/check/", checks_++, "/");
   auto as_bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
@@ -128,6 +144,7 @@ std::unique_ptr<Collective> Collective::connect(const LaunchEnv& env, std::chron
 }
 // Unreachable: without Gloo, connect() refuses and no Collective exists.
 void Collective::all_reduce_mean(const std::vector<at::Tensor>&) {}
+at::Tensor Collective::all_gather(const at::Tensor& local) { return local; }
 void Collective::check_same(const std::string&, const std::string&) {}
 void Collective::barrier() {}
 
@@ -135,5 +152,16 @@ void Collective::barrier() {}
 
 Collective::Collective(std::unique_ptr<Impl> impl, int rank, int size) : impl_(std::move(impl)), rank_(rank), size_(size) {}
 Collective::~Collective() = default;
+
+std::unique_ptr<Collective> join_launch(const std::string& job, std::chrono::milliseconds timeout, const Logger& log) {
+  const LaunchEnv launch = read_launch_env();
+  if (!launch.distributed()) return nullptr;
+  std::unique_ptr<Collective> collective = Collective::connect(launch, timeout);
+  collective->check_same("the job (command, config, output folder)", std::to_string(std::hash<std::string>{}(job)));
+  if (launch.rank == 0)
+    log.info(str("data-parallel over ", launch.world_size, " processes (c10d Gloo, rendezvous at ", launch.master_addr, ":",
+                 launch.master_port, "): each trains on its shard of every batch"));
+  return collective;
+}
 
 }  // namespace rewardgen

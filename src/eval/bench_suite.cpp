@@ -7,6 +7,7 @@
 
 #include "core/blas.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/log.h"
 #include "eval/gemm_peak.h"
 #include "eval/reward_bench.h"
@@ -136,12 +137,6 @@ Json method_part(const BenchSuiteOptions& o, const Logger& log) {
   return out;
 }
 
-std::string fixed(double value, int digits) {
-  char text[48];
-  std::snprintf(text, sizeof text, "%.*f", digits, value);
-  return text;
-}
-
 }  // namespace
 
 std::vector<BenchUnetRow> bench_suite_unet_rows(const std::string& dir) {
@@ -177,7 +172,7 @@ Json run_bench_suite(const BenchSuiteOptions& o, int threads, const Logger& log)
 std::string bench_suite_markdown(const Json& r) {
   std::string md;
   const Json& g = r.at("gemm");
-  md += str("fp32 GEMM peak: ", fixed(g.at("best_gflops").get<double>(), 1), " GFLOP/s (1024³, ", g.at("threads").get<int>(),
+  md += str("fp32 GEMM peak: ", fixed_digits(g.at("best_gflops").get<double>(), 1), " GFLOP/s (1024³, ", g.at("threads").get<int>(),
             " threads, BLAS ", g.at("blas").get<std::string>(), ", core ", g.at("blas_core").get<std::string>(), "); MFU below is against it.\n\n");
   if (!r.at("unet").empty()) {
     md += "| UNet | precision | batch, latents, tokens | forward s | forward GFLOP/s | forward MFU | train step s | train GFLOP/s | train MFU |\n"
@@ -185,28 +180,28 @@ std::string bench_suite_markdown(const Json& r) {
     for (const Json& u : r.at("unet"))
       md += str("| ", u.at("name").get<std::string>(), " | ", u.at("precision").get<std::string>(), " | ", u.at("batch").get<int64_t>(),
                 ", ", u.at("latent_size").get<int64_t>(), "², ", u.at("text_tokens").get<int64_t>(), " | ",
-                fixed(u.at("forward_s").get<double>(), 4), " | ", fixed(u.at("forward_gflops").get<double>(), 1), " | ",
-                fixed(100 * u.at("forward_mfu").get<double>(), 0), " % | ", fixed(u.at("train_step_s").get<double>(), 4), " | ",
-                fixed(u.at("train_gflops").get<double>(), 1), " | ", fixed(100 * u.at("train_mfu").get<double>(), 0), " % |\n");
+                fixed_digits(u.at("forward_s").get<double>(), 4), " | ", fixed_digits(u.at("forward_gflops").get<double>(), 1), " | ",
+                fixed_digits(100 * u.at("forward_mfu").get<double>(), 0), " % | ", fixed_digits(u.at("train_step_s").get<double>(), 4), " | ",
+                fixed_digits(u.at("train_gflops").get<double>(), 1), " | ", fixed_digits(100 * u.at("train_mfu").get<double>(), 0), " % |\n");
     md += "\n";
   }
   md += str("| sampling (fp32) | sampler | NFE/image | images/s | × ", r.at("sampling").at(0).at("model").get<std::string>(),
             " |\n|---|---|---|---|---|\n");
   for (const Json& s : r.at("sampling"))
     md += str("| ", s.at("model").get<std::string>(), " | ", s.at("sampler").get<std::string>(), " ", s.at("steps").get<int64_t>(),
-              ", w ", s.at("guidance_scale").get<double>(), " | ", fixed(s.at("nfe_per_image").get<double>(), 0), " | ",
-              fixed(s.at("images_per_second").get<double>(), 2), " | ", fixed(s.at("vs_teacher").get<double>(), 2), " |\n");
+              ", w ", s.at("guidance_scale").get<double>(), " | ", fixed_digits(s.at("nfe_per_image").get<double>(), 0), " | ",
+              fixed_digits(s.at("images_per_second").get<double>(), 2), " | ", fixed_digits(s.at("vs_teacher").get<double>(), 2), " |\n");
   md += "\n| reward (batch 32, 64²) | images/s | score + backward images/s |\n|---|---|---|\n";
   for (const Json& w : r.at("rewards")) {
     const Json& b = w.at("backward_images_per_second");
-    md += str("| ", w.at("reward").get<std::string>(), " | ", fixed(w.at("images_per_second").get<double>(), 1), " | ",
-              b.is_number() ? fixed(b.get<double>(), 1) : std::string("–"), " |\n");
+    md += str("| ", w.at("reward").get<std::string>(), " | ", fixed_digits(w.at("images_per_second").get<double>(), 1), " | ",
+              b.is_number() ? fixed_digits(b.get<double>(), 1) : std::string("–"), " |\n");
   }
   if (!r.at("methods").empty()) {
     md += "\n| method (defaults) | s / step | steps / min |\n|---|---|---|\n";
     for (const Json& m : r.at("methods")) {
       const double s = m.at("seconds_per_step").get<double>();
-      md += str("| ", m.at("method").get<std::string>(), " | ", fixed(s, 2), " | ", fixed(60 / s, 1), " |\n");
+      md += str("| ", m.at("method").get<std::string>(), " | ", fixed_digits(s, 2), " | ", fixed_digits(60 / s, 1), " |\n");
     }
   }
   md += str("\n(", r.at("threads").get<int>(), " threads; every figure above from this one run)\n");

@@ -15,6 +15,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "eval/canvas.h"
@@ -52,12 +53,6 @@ std::string file_safe(const std::string& text) {
   std::string out;
   for (char c : text) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
   return out.empty() ? "_" : out;
-}
-
-std::string format(double value, int digits) {
-  char text[48];
-  std::snprintf(text, sizeof text, "%.*f", digits, value);
-  return text;
 }
 
 bool same_path(const std::string& a, const std::string& b) {
@@ -130,7 +125,7 @@ void validate_options(const ReportOptions& o) {
 }
 
 std::string reference_name(int64_t steps, double guidance) {
-  return str("teacher, DDIM ", steps, ", CFG ", format(guidance, guidance == std::round(guidance) ? 0 : 1));
+  return str("teacher, DDIM ", steps, ", CFG ", fixed_digits(guidance, guidance == std::round(guidance) ? 0 : 1));
 }
 
 SamplerOptions reference_sampler(int64_t steps, double guidance) {
@@ -200,7 +195,7 @@ Entry reference_entry(const ReportOptions& o, const std::string& teacher, int64_
       inputs.erase(it);  // shown once, as the reference
       return e;
     }
-  e.id = file_safe(str("teacher_ddim", steps, "_cfg", format(o.reference_guidance, 1)));
+  e.id = file_safe(str("teacher_ddim", steps, "_cfg", fixed_digits(o.reference_guidance, 1)));
   const std::string dir = o.out + "/reference/" + e.id;
   e.eval_file = dir + "/eval.json";
   if (fs::exists(e.eval_file)) {
@@ -288,7 +283,7 @@ std::string metrics_table(const std::vector<Entry>& entries, const std::vector<C
     if (columns[c].hint.empty()) continue;
     for (const Entry& e : entries)
       if (const std::optional<double> v = columns[c].value(e)) {
-        const double rounded = std::stod(format(*v, columns[c].digits));  // equal as shown: both marked
+        const double rounded = std::stod(fixed_digits(*v, columns[c].digits));  // equal as shown: both marked
         if (!best[c] || (columns[c].hint == "↑" ? rounded > *best[c] : rounded < *best[c])) best[c] = rounded;
       }
   }
@@ -312,7 +307,7 @@ std::string metrics_table(const std::vector<Entry>& entries, const std::vector<C
         html << "<td>–</td>";
         continue;
       }
-      const std::string shown = format(*v, columns[c].digits);
+      const std::string shown = fixed_digits(*v, columns[c].digits);
       const bool is_best = best[c] && std::stod(shown) == *best[c];
       html << "<td" << (is_best ? " class=\"best\"" : "") << ">" << shown << "</td>";
     }
@@ -588,7 +583,7 @@ ReportResult write_report(const ReportOptions& o, const Logger& log) {
        << "<p class=\"note\">" << entries.size() - o.reference_steps.size() << " model(s) beside the teacher ("
        << escape_markup(teacher) << ") at DDIM";
   for (size_t i = 0; i < o.reference_steps.size(); ++i) html << (i ? " and " : " ") << o.reference_steps[i];
-  html << " steps with classifier-free guidance " << format(o.reference_guidance, 1) << ".</p>\n"
+  html << " steps with classifier-free guidance " << fixed_digits(o.reference_guidance, 1) << ".</p>\n"
        << "<h2 id=\"metrics\">Metrics</h2>\n<p class=\"note\">Accuracy: the world checker's verdict on the held-out prompts, per task and "
           "overall (%). FD: Fréchet distance to rendered scenes in the world CLIP's image space; diversity: mean distance "
           "between one prompt's images over seeds; NFE: network calls an image; images/s: sampling speed on the machine "

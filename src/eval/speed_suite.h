@@ -1,5 +1,5 @@
 #pragma once
-// The UNet speed table of issue 13 / docs/performance.md in one run: for each row (a config, batch,
+// The UNet speed table of docs/performance.md in one run: for each row (a config, batch,
 // latent size and text length), our forward and training step in fp32 and, where the CPU has fast
 // bf16, in bf16; and, when a diffusers timing script is available, diffusers' fp32 times measured
 // in the same run on the same threads, so that every figure is a ratio taken in one sitting.

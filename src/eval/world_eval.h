@@ -1,5 +1,5 @@
 #pragma once
-// Evaluation of a text-to-image model on the embedded world (design §8): checker accuracy per
+// Evaluation of a text-to-image model on the embedded world (docs/world.md): checker accuracy per
 // task and overall on the held-out prompts, Fréchet distance to real scenes and per-prompt
 // diversity in tiny-CLIP image-embedding space, speed (images/s, ms/image) and network
 // evaluations per image.

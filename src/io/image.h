@@ -1,6 +1,6 @@
 #pragma once
 // Images on disk: PNG read/write through libpng's simplified API, and image grids. In memory an
-// image is float [3, H, W] (a batch [B, 3, H, W]) in [-1, 1], the convention across rooms (design §2).
+// image is float [3, H, W] (a batch [B, 3, H, W]) in [-1, 1], the convention across rooms (docs/architecture.md).
 #include <ATen/ATen.h>
 
 #include <string>

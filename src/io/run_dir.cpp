@@ -27,6 +27,12 @@ RunDir RunDir::create(const std::string& root, bool resume) {
   return dir;
 }
 
+RunDir RunDir::existing(const std::string& root) {
+  RunDir dir(root);
+  if (!fs::exists(dir.config_path())) throw Error(str("'", root, "' holds no run (no config.json)"));
+  return dir;
+}
+
 void RunDir::write_config(const nlohmann::json& resolved) const { save_json_file(config_path(), resolved); }
 
 std::vector<nlohmann::json> read_metrics(const std::string& path) {

@@ -1,5 +1,5 @@
 #pragma once
-// A run directory (design §1): config.json (resolved), metrics.jsonl (one JSON object per step),
+// A run directory (docs/runs.md): config.json (resolved), metrics.jsonl (one JSON object per step),
 // checkpoints/, samples/. Creating one refuses to overwrite an earlier run unless resuming it.
 #include <cstdint>
 #include <fstream>
@@ -15,6 +15,9 @@ class RunDir {
   // Creates `root` and its subfolders. A `root` that already holds config.json is an Error unless
   // `resume` is true; resuming a directory without config.json is an Error too.
   static RunDir create(const std::string& root, bool resume);
+  // A run another process created (rank 0 of a data-parallel launch): nothing is created or
+  // written; an Error if `root` holds no config.json.
+  static RunDir existing(const std::string& root);
 
   const std::string& root() const { return root_; }
   std::string file(const std::string& name) const { return root_ + "/" + name; }

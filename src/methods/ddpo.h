@@ -1,5 +1,5 @@
 #pragma once
-// DDPO (arXiv 2305.13301; design §7.2 with the §7.7 corrections from kvablack/ddpo-pytorch): PPO on
+// DDPO (arXiv 2305.13301; docs/rlcm.md, with corrections taken from kvablack/ddpo-pytorch): PPO on
 // the teacher's DDIM sampler as a K-step policy, η = 1 so that every step is Gaussian, classifier-
 // free guidance recomputed in training (two UNet calls per step), the last step to t = 0. The baseline
 // RLCM is measured against. The trainer is PpoTask (methods/ppo.h).

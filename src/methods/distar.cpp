@@ -1,4 +1,4 @@
-// DI*, design §7.5 and §7.7. Each training step is the algorithm (SiD's alternation, arXiv 2404.04057
+// DI*, docs/distar.md. Each training step is the algorithm (SiD's alternation, arXiv 2404.04057
 // Algorithm 1, with DI*'s generator loss, arXiv 2410.20898 §3):
 //   1. ψ-step(s): prompts c (task-balanced), z ~ N(0, I), x̂₀ = g_θ(z, c) without grad (one UNet call
 //      at t*); t ~ U{t_min..t_max}, ε; L_ψ = ‖ε_ψ(√ᾱ x̂₀ + √(1−ᾱ) ε, t, c) − ε‖²           (DSM)
@@ -59,7 +59,7 @@ at::Tensor expand_as_sample(const at::Tensor& per_sample, const at::Tensor& like
 }  // namespace
 
 DistarConfig::DistarConfig() {
-  // SiD's defaults where the DI* paper is silent (§7.7): Adam β (0, 0.999), lr 1e-5 for both
+  // SiD's defaults where the DI* paper is silent (docs/distar.md): Adam β (0, 0.999), lr 1e-5 for both
   // networks, one ψ-step per θ-step, t ≤ 800 (docs/distar.md).
   trainer.max_steps = 100000;  // bounded by the job's --minutes in practice
   trainer.lr = 1e-5;
@@ -194,22 +194,37 @@ std::vector<ParamGroup> DistarTask::parameter_groups() {
           ParamGroup{"fake_score", std::move(fake), std::nullopt, config_.fake_lr_scale, -1}};
 }
 
-DistarTask::Generated DistarTask::generate(at::Generator& rng, bool with_grad) const {
+namespace {
+
+// t ~ U{t_min..t_max} and ε ~ N(0, I) for this rank's rows x̂₀ of the global batch (drawn for all of it).
+std::pair<at::Tensor, at::Tensor> noising_draws(const at::Tensor& x0, int64_t t_min, int64_t t_max, StepContext& context) {
+  const BatchShard& shard = context.shard();
+  const at::Tensor t = shard.slice(at::randint(t_min, t_max + 1, {shard.global(x0.size(0))}, context.generator())).to(x0.device());
+  const at::Tensor noise = shard.randn(context.generator(), x0.sizes(), x0.options().dtype(at::kFloat)).to(x0.dtype());
+  return {t, noise};
+}
+
+}  // namespace
+
+DistarTask::Generated DistarTask::generate(StepContext& context, bool with_grad) const {
+  at::Generator& rng = context.generator();
+  const BatchShard& shard = context.shard();
+  const int64_t B = shard.global(config_.batch_size);
   Generated g;
-  g.prompts = sample_prompts(config_.batch_size, rng);
+  g.prompts = shard.slice(sample_prompts(B, rng));
   g.conditioning = generator_.conditioning(g.prompts, config_.reference_guidance != 1.0);
-  const at::Tensor z = generator_.initial_noise(config_.batch_size, rng);
+  const at::Tensor z = shard.slice(generator_.initial_noise(B, rng));
   const AutocastScope autocast(precision_, generator_.device());  // forward passes in bf16 when the config asks
-  const Rollout r = generator_.rollout(g.conditioning, z, at::zeros({1, config_.batch_size}, at::kDouble),
+  // One deterministic step (η = 0): the rollout draws nothing, so it needs no shard.
+  const Rollout r = generator_.rollout(g.conditioning, z, at::zeros({1, z.size(0)}, at::kDouble),
                                        with_grad ? GradientMode::all : GradientMode::none, 0, 0, rng);
   g.x0 = generator_.output_latents(r);
   return g;
 }
 
-at::Tensor DistarTask::fake_score_loss(const Generated& batch, at::Generator& rng) const {
+at::Tensor DistarTask::fake_score_loss(const Generated& batch, StepContext& context) const {
   const at::Tensor sample = batch.x0.detach();
-  const at::Tensor t = at::randint(config_.t_min, config_.t_max + 1, {sample.size(0)}, rng).to(sample.device());
-  const at::Tensor noise = randn_from(rng, sample.sizes(), sample.options().dtype(at::kFloat)).to(sample.dtype());
+  const auto [t, noise] = noising_draws(sample, config_.t_min, config_.t_max, context);
   const at::Tensor x_t = add_noise(reference_schedule_, sample, noise, t);
   const at::Tensor out = fake_score_->forward(x_t, t, batch.conditioning.cond);
   return denoising_loss(reference_schedule_.config.prediction_type, out, sample, noise,
@@ -219,7 +234,7 @@ at::Tensor DistarTask::fake_score_loss(const Generated& batch, at::Generator& rn
 
 double DistarTask::fake_score_step(StepContext& context, const Generated& batch) {
   std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
-  const at::Tensor loss = fake_score_loss(batch, context.generator());
+  const at::Tensor loss = fake_score_loss(batch, context);
   autocast.reset();
   context.zero_grad();
   context.backward(loss);
@@ -228,14 +243,12 @@ double DistarTask::fake_score_step(StepContext& context, const Generated& batch)
 }
 
 MetricsWriter::Values DistarTask::generator_step(StepContext& context, const Generated& batch) {
-  at::Generator& rng = context.generator();
   const at::Tensor& x0 = batch.x0;
   MetricsWriter::Values values;
   // 3. The divergence at x_t ~ q_t(x_t | x̂₀), ψ frozen: its gradient reaches θ through x̂₀ and x_t.
   const FrozenParameters frozen(*fake_score_);
   std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
-  const at::Tensor t = at::randint(config_.t_min, config_.t_max + 1, {x0.size(0)}, rng).to(x0.device());
-  const at::Tensor noise = randn_from(rng, x0.sizes(), x0.options().dtype(at::kFloat)).to(x0.dtype());
+  const auto [t, noise] = noising_draws(x0, config_.t_min, config_.t_max, context);
   const at::Tensor x_t = add_noise(reference_schedule_, x0, noise, t);
   const at::Tensor alpha_bar = reference_schedule_.alpha_bar(t, x_t);
   const PredictionType type = reference_schedule_.config.prediction_type;
@@ -288,8 +301,8 @@ MetricsWriter::Values DistarTask::train_step(StepContext& context) {
   // The forward passes of steps 1-4 run under bf16 autocast when the config asks (precision).
   // As SiD: each ψ-step on fresh samples of the current θ, then the θ-step on samples of its own.
   double fake_loss = 0;
-  for (int64_t i = 0; i < config_.fake_steps; ++i) fake_loss = fake_score_step(context, generate(context.generator(), false));
-  MetricsWriter::Values values = generator_step(context, generate(context.generator(), true));
+  for (int64_t i = 0; i < config_.fake_steps; ++i) fake_loss = fake_score_step(context, generate(context, false));
+  MetricsWriter::Values values = generator_step(context, generate(context, true));
   values.emplace_back("fake_score_loss", fake_loss);
   return values;
 }

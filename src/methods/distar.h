@@ -1,5 +1,5 @@
 #pragma once
-// DI* (Diff-Instruct*, arXiv 2410.20898; design §7.5 with the §7.7 corrections from SiD and SIM):
+// DI* (Diff-Instruct*, arXiv 2410.20898; docs/distar.md, with corrections taken from the SiD and SIM code):
 // a one-step generator x̂₀ = g_θ(z, c) trained data-free to maximise a reward while a score-based
 // divergence to the frozen reference diffusion model keeps it close to it. The divergence's
 // gradient goes through an online "fake score" ψ — a copy of the reference, trained by denoising
@@ -76,9 +76,9 @@ class DistarTask : public RewardBackpropTask {
     Conditioning conditioning;  // with the empty prompt's states when the reference is guided
     at::Tensor x0;              // x̂₀ = g_θ(z, c) [B, C, h, w], with its graph when asked
   };
-  Generated generate(at::Generator& rng, bool with_grad) const;
+  Generated generate(StepContext& context, bool with_grad) const;  // this rank's shard of a global batch
   // ψ's denoising loss on sg(x̂₀) at t ~ U{t_min..t_max}, ε from `rng`.
-  at::Tensor fake_score_loss(const Generated& batch, at::Generator& rng) const;
+  at::Tensor fake_score_loss(const Generated& batch, StepContext& context) const;
   // One Adam step of ψ on fake_score_loss; returns the loss.
   double fake_score_step(StepContext& context, const Generated& batch);
   // One Adam step of θ on L_G = −α r + L_div with ψ frozen; returns the metrics.

@@ -137,13 +137,15 @@ RolloutOptions FewStepGenerator::policy_options() const {
 }
 
 Rollout FewStepGenerator::rollout(const Conditioning& c, const at::Tensor& x_T, const at::Tensor& eta, GradientMode gradient,
-                                  int64_t gradient_k, int64_t stop_after, at::Generator& generator, bool keep_states) const {
+                                  int64_t gradient_k, int64_t stop_after, at::Generator& generator, bool keep_states,
+                                  const BatchShard& shard) const {
   RolloutOptions o = policy_options();
   o.eta = eta;
   o.gradient = gradient;
   o.gradient_k = gradient_k;
   o.stop_after = stop_after;
   o.keep_states = keep_states;
+  o.shard = shard;
   return rewardgen::rollout(*unet_, schedule_, c, x_T, o, generator);
 }
 

@@ -81,8 +81,10 @@ class FewStepGenerator {
   bool needs_uncond() const;  // the rollout runs classifier-free guidance (ddim with guidance ≠ 1)
   // The K-step rollout of the trained UNet with the config's sampler, guidance and last step, η
   // [K, B] and the gradient mode given; `keep_states` records x_t, x_prev, x̂₀ of every step.
+  // Data-parallel: x_T and the conditioning are `shard`'s rows, η is the global batch's.
   Rollout rollout(const Conditioning& conditioning, const at::Tensor& x_T, const at::Tensor& eta, GradientMode gradient,
-                  int64_t gradient_k, int64_t stop_after, at::Generator& generator, bool keep_states = false) const;
+                  int64_t gradient_k, int64_t stop_after, at::Generator& generator, bool keep_states = false,
+                  const BatchShard& shard = {}) const;
   // The rollout options of the training policy (sampler, timesteps with their t_prev, guidance).
   RolloutOptions policy_options() const;
   // The latents the generator outputs from a rollout (the config's output; f for an LCM).

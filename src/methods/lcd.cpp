@@ -1,4 +1,4 @@
-// LCD, design §7.1 and §7.7. Each training step is Algorithm 1 of arXiv 2310.04378:
+// LCD, docs/lcd.md. Each training step is Algorithm 1 of arXiv 2310.04378:
 //   1. world latents x₀ with their prompts c, n ~ U{1..N}, t_{n+k} = n·k − 1, t_n = max(t_{n+k} − k, 0),
 //      w ~ U[w_min, w_max]
 //   2. x_{t_{n+k}} = √ᾱ x₀ + √(1−ᾱ) ε                                            (forward noise)
@@ -191,20 +191,22 @@ std::vector<EmaPair> LcdTask::ema_pairs() {
 
 MetricsWriter::Values LcdTask::train_step(StepContext& context) {
   at::Generator& rng = context.generator();
-  const int64_t B = config_.batch_size, k = config_.skip, grid = schedule_.num_timesteps() / k;
+  const BatchShard& shard = context.shard();  // data-parallel: draw the global batch, keep this rank's rows
+  const int64_t B = shard.global(config_.batch_size), k = config_.skip, grid = schedule_.num_timesteps() / k;
   // 1. World latents and their prompts (the rendered scenes play LAION's part), timesteps, w.
   const pretrain::WorldBatch world = pretrain::sample_world_batch(prompts_, B, rng);
   LcdBatch batch;
   {
     at::NoGradGuard no_grad;
-    batch.latents = base_.vae->encode(world.images.to(device_)).sample(rng) * base_.vae->config().scaling_factor;
+    const DiagonalGaussian posterior = base_.vae->encode(shard.slice(world.images).to(device_));
+    batch.latents = posterior.sample(rng, shard) * base_.vae->config().scaling_factor;
   }
   // Drawn on the CPU (the run's generator), then moved: a seed trains the same on every device.
-  batch.t_start = (at::randint(1, grid + 1, {B}, rng) * k - 1).to(device_);  // t_{n+k} ∈ {k−1, 2k−1, …, T−1}
-  batch.t_end = (batch.t_start - k).clamp_min(0);                              // t_n
-  batch.w = (at::rand({B}, rng, at::kDouble) * (config_.w_max - config_.w_min) + config_.w_min).to(device_);
-  batch.noise = randn_from(rng, batch.latents.sizes(), batch.latents.options().dtype(at::kFloat));
-  batch.conditioning = prompt_states_->conditioning(world.prompts, true);
+  batch.t_start = shard.slice(at::randint(1, grid + 1, {B}, rng) * k - 1).to(device_);  // t_{n+k} ∈ {k−1, 2k−1, …, T−1}
+  batch.t_end = (batch.t_start - k).clamp_min(0);                                        // t_n
+  batch.w = shard.slice(at::rand({B}, rng, at::kDouble) * (config_.w_max - config_.w_min) + config_.w_min).to(device_);
+  batch.noise = shard.randn(rng, batch.latents.sizes(), batch.latents.options().dtype(at::kFloat));
+  batch.conditioning = prompt_states_->conditioning(shard.slice(world.prompts), true);
   // 2-4 under bf16 autocast when the config asks; the loss and the update in fp32.
   std::optional<AutocastScope> autocast(std::in_place, precision_, device_);
   const LcdLoss l = lcd_loss(*student_, *target_, *base_.unet, schedule_, batch, config_.loss, config_.huber_c);

@@ -1,6 +1,6 @@
 #pragma once
-// LCD: latent consistency distillation (arXiv 2310.04378 Algorithm 1; design §7.1 with the
-// corrections of §7.7 from diffusers' train_lcm_distill_sd_wds.py). The student is the teacher's
+// LCD: latent consistency distillation (arXiv 2310.04378 Algorithm 1; docs/lcd.md, with the
+// corrections taken from diffusers' train_lcm_distill_sd_wds.py). The student is the teacher's
 // UNet with a guidance embedding (time_cond_proj_dim); each step noises world latents to
 // t_{n+k}, takes one deterministic guided DDIM step of the frozen teacher to t_n, and pulls the
 // student's consistency output at t_{n+k} toward the EMA target's at t_n. The exported LCM samples

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "dist/collective.h"
 #include "models/precision.h"
 #include "train/checkpoint.h"
 
@@ -140,17 +141,32 @@ PpoTask::PpoTask(const PpoConfig& config, const std::string& model_dir, const Lo
                " trajectories per round, ", config.updates_per_round, " update(s) per round"));
 }
 
-PpoRound PpoTask::sample_round(at::Generator& rng) {
+namespace {
+
+// Data-parallel: every rank's rows of a round, in rank order, on every rank (one process: as is).
+at::Tensor gather_rows(Collective* collective, const at::Tensor& local) {
+  if (collective == nullptr) return local;
+  return collective->all_gather(local.cpu()).to(local.device());
+}
+
+}  // namespace
+
+PpoRound PpoTask::sample_round(StepContext& context) {
   at::NoGradGuard no_grad;
-  const int64_t N = config_.batch_size;
+  at::Generator& rng = context.generator();
+  const BatchShard& shard = context.shard();
+  const int64_t N = shard.global(config_.batch_size);  // the round's trajectories over all ranks
   PpoRound round;
-  // 1. Prompts and the policy's trajectories, every transition stored with its log π_old.
+  // 1. Prompts and the policy's trajectories, every transition stored with its log π_old. Each rank
+  //    samples its shard of the round; the round is then gathered, so that every rank holds all of
+  //    it (the statistics see every rank's rewards, and rank 0's checkpoint the whole round).
   round.prompts = sample_prompts(N, rng);
-  const Conditioning c = generator_.conditioning(round.prompts, false);
-  const at::Tensor x_T = generator_.initial_noise(N, rng);
+  const std::vector<std::string> prompts = shard.slice(round.prompts);
+  const Conditioning c = generator_.conditioning(prompts, false);
+  const at::Tensor x_T = shard.slice(generator_.initial_noise(N, rng));
   std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
   const at::Tensor eta = at::scalar_tensor(config_.generator.eta, at::kDouble);
-  const Rollout r = generator_.rollout(c, x_T, eta, GradientMode::none, 0, 0, rng, /*keep_states=*/true);
+  const Rollout r = generator_.rollout(c, x_T, eta, GradientMode::none, 0, 0, rng, /*keep_states=*/true, shard);
   const at::Tensor images = generator_.decode(generator_.output_latents(r)).to(at::kFloat).clamp(-1, 1);  // [N, 3, H, W]
   autocast.reset();
   std::vector<at::Tensor> states, log_probs;
@@ -162,12 +178,12 @@ PpoRound PpoTask::sample_round(at::Generator& rng) {
     log_probs.push_back(r.steps[k].log_prob.to(at::kFloat));
   }
   states.push_back(r.steps.back().x_prev);
-  round.states = at::stack(states, 1);        // [N, K + 1, C, h, w]
-  round.log_probs = at::stack(log_probs, 1);  // [N, K]
+  round.states = gather_rows(context.collective(), at::stack(states, 1));        // [N, K + 1, C, h, w]
+  round.log_probs = gather_rows(context.collective(), at::stack(log_probs, 1));  // [N, K]
   // The reward of the decoded output: Σ wᵢ rᵢ.
   at::Tensor reward = at::zeros({N}, at::kDouble);
   for (const WeightedReward& wr : rewards_) {
-    const at::Tensor scores = wr.reward->score(images, round.prompts).to(at::kDouble).cpu();
+    const at::Tensor scores = gather_rows(context.collective(), wr.reward->score(images, prompts).to(at::kDouble).cpu());
     round.reward_parts.push_back(scores.mean().item<double>());
     reward = reward + wr.weight * scores;
   }
@@ -181,7 +197,7 @@ PpoRound PpoTask::sample_round(at::Generator& rng) {
 }
 
 void PpoTask::shuffle(at::Generator& rng) {
-  const int64_t N = config_.batch_size, K = generator_.steps();
+  const int64_t N = static_cast<int64_t>(round_->prompts.size()), K = generator_.steps();
   round_->sample_order = at::randperm(N, rng, at::kLong);
   std::vector<at::Tensor> orders;
   for (int64_t i = 0; i < N; ++i) orders.push_back(at::randperm(K, rng, at::kLong));
@@ -231,14 +247,19 @@ PpoLoss PpoTask::update(const at::Tensor& samples, StepContext& context) {
 
 MetricsWriter::Values PpoTask::train_step(StepContext& context) {
   at::Generator& rng = context.generator();
-  const int64_t per_epoch = config_.updates_per_round;
+  const int64_t per_epoch = config_.updates_per_round, N = context.shard().global(config_.batch_size);
+  if (round_ && static_cast<int64_t>(round_->prompts.size()) != N)
+    throw Error(str(method_, ": the sampling round in the checkpoint holds ", round_->prompts.size(), " trajectories, but ",
+                    context.shard().count, " process(es) × batch_size ", config_.batch_size, " make ", N,
+                    ": resume with as many processes as the run started with"));
   const bool new_round = !round_ || round_->updates_done == per_epoch * config_.inner_epochs;
-  if (new_round) round_ = sample_round(rng);          // steps 1–2
+  if (new_round) round_ = sample_round(context);            // steps 1–2
   if (round_->updates_done % per_epoch == 0) shuffle(rng);  // step 3
-  // 4. This update's share of the round: every timestep of batch_size / updates_per_round trajectories.
-  const int64_t M = config_.batch_size / per_epoch, u = round_->updates_done % per_epoch;
+  // 4. This update's share of the round: every timestep of N / updates_per_round trajectories, of
+  //    which each rank takes its equal part (the mean of their losses is the update's).
+  const int64_t M = N / per_epoch, u = round_->updates_done % per_epoch;
   context.zero_grad();
-  const PpoLoss l = update(round_->sample_order.narrow(0, u * M, M), context);
+  const PpoLoss l = update(context.shard().slice(round_->sample_order.narrow(0, u * M, M)), context);
   context.optimizer_step();
   round_->updates_done += 1;
 
@@ -296,11 +317,12 @@ void PpoTask::load_state(const TensorMap& in) {
   r.step_order = get("step_order");
   r.updates_done = get("updates_done").item<int64_t>();
   const at::Tensor rewards = get("rewards").to(at::kDouble).contiguous();
-  const int64_t N = config_.batch_size, K = generator_.steps();
-  if (static_cast<int64_t>(r.prompts.size()) != N || r.states.dim() != 5 || r.states.size(0) != N || r.states.size(1) != K + 1 ||
+  // N: batch_size × the processes of the launch that sampled it (train_step checks it against this one).
+  const int64_t N = static_cast<int64_t>(r.prompts.size()), K = generator_.steps();
+  if (N == 0 || N % config_.batch_size != 0 || r.states.dim() != 5 || r.states.size(0) != N || r.states.size(1) != K + 1 ||
       r.log_probs.sizes() != at::IntArrayRef{N, K} || r.step_order.sizes() != at::IntArrayRef{N, K} ||
       rewards.numel() != 2 + static_cast<int64_t>(rewards_.size()))
-    throw Error(str("checkpoint: the PPO round does not match this config (", N, " trajectories of ", K, " steps, ",
+    throw Error(str("checkpoint: the PPO round does not match this config (a multiple of ", config_.batch_size, " trajectories of ", K, " steps, ",
                     rewards_.size(), " rewards)"));
   r.reward_mean = rewards[0].item<double>();
   r.reward_std = rewards[1].item<double>();

@@ -1,5 +1,5 @@
 #pragma once
-// PPO on a sampling policy, the one trainer DDPO and RLCM share (design §7.2, §7.3 and §7.7, from
+// PPO on a sampling policy, the one trainer DDPO and RLCM share (docs/rlcm.md, from
 // the DDPO and RLCM reference code): per-prompt reward normalisation, the clipped surrogate on the
 // transitions' log-probs (the mean over dimensions, which the 1e-4 clip range is calibrated to),
 // and the task that alternates sampling rounds and updates. The two methods differ only in their
@@ -97,7 +97,7 @@ class PpoTask : public RewardBackpropTask {
   void load_state(const TensorMap& in) override;
 
  private:
-  PpoRound sample_round(at::Generator& generator);  // steps 1–2
+  PpoRound sample_round(StepContext& context);      // steps 1–2
   void shuffle(at::Generator& generator);           // step 3
   // Step 4 for trajectories `samples` [M]: backward of their loss; the loss (detached), clip fraction
   // and approx KL as means over the update.

@@ -1,4 +1,4 @@
-// R0 (and R0+), design §7.6. Each training step is the algorithm:
+// R0 (and R0+), docs/r0.md. Each training step is the algorithm:
 //   1. prompts c (task-balanced), noise x_T, η ~ U[0, η_max]^{K×B}
 //   2. x̂₀ = G_θ(x_T, c; η): K DDIM steps of the generator, gradient through all of them
 //      (R0+: only through step k*, whose x̂₀ is the output)
@@ -71,11 +71,12 @@ R0Task::R0Task(const R0Config& config, const std::string& model_dir, const Logge
 
 MetricsWriter::Values R0Task::train_step(StepContext& context) {
   at::Generator& rng = context.generator();
-  const int64_t B = config_.batch_size, K = generator_.steps();
+  const BatchShard& shard = context.shard();  // data-parallel: draw the global batch, keep this rank's rows
+  const int64_t B = shard.global(config_.batch_size), K = generator_.steps();
   // 1. Prompts, noise and the η of every step and sample (regularizer 2).
-  const std::vector<std::string> prompts = sample_prompts(B, rng);
+  const std::vector<std::string> prompts = shard.slice(sample_prompts(B, rng));
   const Conditioning c = generator_.conditioning(prompts, config_.cfg_reward > 0);
-  const at::Tensor x_T = generator_.initial_noise(B, rng);
+  const at::Tensor x_T = shard.slice(generator_.initial_noise(B, rng));
   const at::Tensor eta = config_.random_eta ? at::rand({K, B}, rng, at::kDouble) * config_.eta_max : at::zeros({K, B}, at::kDouble);
   // 2. The generator's K steps (R0+: the reward lands on a random step k*, with grad only there).
   int64_t stop_after = 0, from = 0;
@@ -87,7 +88,7 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
   }
   // Steps 2-5 are forward passes: under bf16 autocast when the config asks (precision).
   std::optional<AutocastScope> autocast(std::in_place, precision_, generator_.device());
-  const Rollout r = generator_.rollout(c, x_T, eta, mode, from, stop_after, rng);
+  const Rollout r = generator_.rollout(c, x_T, eta, mode, from, stop_after, rng, false, shard);
   // 3. Decode x̂₀ (no clamp on the gradient path).
   const at::Tensor images = generator_.decode(r.x0);  // [B, 3, H, W]
   // 4. Per-reward (normalised) gradients in image space (regularizer 3).
@@ -99,7 +100,7 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
   // 5. The teacher's CFG direction as an implicit reward on the latent.
   if (config_.cfg_reward > 0) {
     const at::Tensor g_cfg = cfg_direction(generator_.teacher().unet(), generator_.schedule(), c, r.x0, config_.cfg_t_min,
-                                           config_.cfg_t_max, config_.normalize_gradients, config_.normalize_eps, rng);
+                                           config_.cfg_t_max, config_.normalize_gradients, config_.normalize_eps, rng, shard);
     loss = loss + config_.cfg_reward * surrogate_loss(g_cfg, r.x0);
   }
   autocast.reset();

@@ -1,5 +1,5 @@
 #pragma once
-// R0: few-step generation as regularized reward maximization (design §7.6, §7.7). No distillation
+// R0: few-step generation as regularized reward maximization (docs/r0.md). No distillation
 // loss, no training images: the rewards drive a K-step generator initialised from the teacher,
 // and regularizers keep its images valid. R0+ adds intermediate supervision.
 #include "methods/reward_backprop.h"

@@ -43,11 +43,13 @@ ReflTask::ReflTask(const ReflConfig& config, const std::string& model_dir, const
 
 MetricsWriter::Values ReflTask::train_step(StepContext& context) {
   at::Generator& rng = context.generator();
-  const int64_t B = config_.batch_size, K = generator_.steps();
-  const std::vector<std::string> prompts = sample_prompts(B, rng);
+  const BatchShard& shard = context.shard();  // data-parallel: draw the global batch, keep this rank's rows
+  const int64_t K = generator_.steps();
+  const std::vector<std::string> prompts = shard.slice(sample_prompts(shard.global(config_.batch_size), rng));
   const Conditioning c = generator_.conditioning(prompts, false);
-  const at::Tensor x_T = generator_.initial_noise(B, rng);
-  const at::Tensor eta = at::zeros({K, B}, at::kDouble);
+  const at::Tensor x_T = shard.slice(generator_.initial_noise(shard.global(config_.batch_size), rng));
+  const int64_t B = x_T.size(0);
+  const at::Tensor eta = at::zeros({K, B}, at::kDouble);  // deterministic DDIM: the rollout draws nothing, so needs no shard
   const bool refl = config_.variant == "refl";
   int64_t step = K - 1;
   // Steps 1-3 are forward passes: under bf16 autocast when the config asks (precision).

@@ -1,6 +1,5 @@
 #pragma once
-// Direct reward backprop baselines on the same few-step generator and rewards as R0 (design §7.4,
-// §7.7):
+// Direct reward backprop baselines on the same few-step generator and rewards as R0 (docs/r0.md):
 //   ReFL (arXiv 2304.05977): a random late step k ∈ [refl_first_step, K); steps before it without
 //     gradient; one UNet call with gradient; the reward on that step's decoded x̂₀;
 //     loss ReLU(λ − r)·scale.

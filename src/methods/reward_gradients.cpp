@@ -50,12 +50,11 @@ RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, con
 
 at::Tensor cfg_direction(const UNet2DConditionModel& teacher, const NoiseSchedule& s, const Conditioning& c,
                          const at::Tensor& x0, int64_t t_min, int64_t t_max, bool normalize, double eps,
-                         at::Generator& generator) {
+                         at::Generator& generator, const BatchShard& shard) {
   if (!c.uncond.defined()) throw Error("the CFG implicit reward needs the empty prompt's conditioning");
   at::NoGradGuard no_grad;
-  const int64_t B = x0.size(0);
-  const at::Tensor t = at::randint(t_min, t_max + 1, {B}, generator).to(x0.device());
-  const at::Tensor noise = randn_from(generator, x0.sizes(), x0.options().dtype(at::kFloat));
+  const at::Tensor t = shard.slice(at::randint(t_min, t_max + 1, {shard.global(x0.size(0))}, generator)).to(x0.device());
+  const at::Tensor noise = shard.randn(generator, x0.sizes(), x0.options().dtype(at::kFloat));
   const at::Tensor x_t = add_noise(s, x0.detach(), noise, t);
   // One batched call for [unconditional; conditional] (ε-prediction assumed by the formula).
   if (s.config.prediction_type != PredictionType::epsilon)

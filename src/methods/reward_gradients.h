@@ -1,5 +1,5 @@
 #pragma once
-// Reward gradients as R0 uses them (design §7.6): each reward's gradient with respect to the
+// Reward gradients as R0 uses them (docs/r0.md): each reward's gradient with respect to the
 // generated image, per sample, optionally normalised to unit length before the weighted sum, and
 // the teacher's classifier-free-guidance direction as one more (implicit) reward on the latent.
 // The trained network then receives them through the surrogate loss −⟨sg(g), x⟩, whose gradient
@@ -48,13 +48,14 @@ at::Tensor normalize_gradient(const at::Tensor& g, GradientNormalization mode, d
 RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, const at::Tensor& images,
                                  const std::vector<std::string>& prompts, GradientNormalization mode, double eps);
 
-// The classifier-free guidance direction as an implicit reward (design §7.6): x̂₀ [B, C, h, w] is
+// The classifier-free guidance direction as an implicit reward (docs/r0.md): x̂₀ [B, C, h, w] is
 // noised to x_t at t ~ U[t_min, t_max] per sample, and ∇ log p(c | x_t) ∝ −(ε(x_t, t, c) − ε(x_t, t, ∅))
 // from the frozen teacher points where the guided model would move x. Returned per sample
-// normalised (or raw, divided by √(1−ᾱ_t)), [B, C, h, w], no graph.
+// normalised (or raw, divided by √(1−ᾱ_t)), [B, C, h, w], no graph. Data-parallel: x̂₀ is `shard`'s
+// rows; t and the noise are drawn for the global batch and sliced.
 at::Tensor cfg_direction(const UNet2DConditionModel& teacher, const NoiseSchedule& schedule, const Conditioning& conditioning,
                          const at::Tensor& x0, int64_t t_min, int64_t t_max, bool normalize, double eps,
-                         at::Generator& generator);
+                         at::Generator& generator, const BatchShard& shard = {});
 
 // −⟨sg(direction), x⟩ averaged over the batch: the loss whose gradient in x is −direction / B.
 at::Tensor surrogate_loss(const at::Tensor& direction, const at::Tensor& x);

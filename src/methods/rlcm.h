@@ -1,5 +1,5 @@
 #pragma once
-// RLCM (arXiv 2404.03673; design §7.3 with the §7.7 corrections from Owen-Oertell/rlcm): PPO on a
+// RLCM (arXiv 2404.03673; docs/rlcm.md, with corrections taken from Owen-Oertell/rlcm): PPO on a
 // latent consistency model's multistep sampler as an H-step policy. Each step is the Gaussian
 // x_prev ~ N(√ᾱ_prev f, (1 − ᾱ_prev) I) around the consistency output f; the last step is re-noised
 // to its own timestep τ_H (its log-prob trained too: H terms) and the image is its f. Guidance goes

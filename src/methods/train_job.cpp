@@ -5,11 +5,11 @@
 #include <filesystem>
 
 #include "core/device.h"
-#include "dist/launch_env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/paths.h"
 #include "core/progress.h"
+#include "dist/collective.h"
 #include "eval/eval_report.h"
 #include "eval/world_eval.h"
 #include "io/run_dir.h"
@@ -36,14 +36,15 @@ ResolvedJob resolve(const TrainJobOptions& o) {
     throw Error(str("--minutes must be a finite number in [0, 1e6], got ", o.minutes));
   if (o.eval_limit < 0) throw Error(str("--eval-limit must be >= 0, got ", o.eval_limit));
   if (o.out.empty()) throw Error("the training job needs an output folder (--out)");
+  if (!std::isfinite(o.dist_timeout_s) || o.dist_timeout_s < 1 || o.dist_timeout_s > 86400)
+    throw Error(str("--dist-timeout must be a number of seconds in [1, 86400], got ", o.dist_timeout_s));
   const at::Device device = parse_device(o.device);
-  // Under a torchrun-style launch every process would train the same run into the same folder:
-  // refused until the methods shard their batches (dist/ has the process group, docs/distributed.md).
-  const LaunchEnv launch = read_launch_env();
-  if (launch.distributed())
-    throw Error(str("this is rank ", launch.rank, " of a ", launch.world_size, "-process launch (WORLD_SIZE), but data-parallel training "
-                    "is not built yet: run one process (docs/distributed.md)"));
   const MethodEntry method = find_method(o.method);
+  const LaunchEnv launch = read_launch_env();
+  // Every method's step trains on its shard of the global batch (StepContext::shard), on the CPU.
+  if (launch.distributed() && !device.is_cpu())
+    throw Error(str("this is rank ", launch.rank, " of a ", launch.world_size, "-process launch, which trains on the CPU (Gloo); --device ",
+                    o.device, " needs NCCL, not built yet"));
   const std::string shipped = world_model_dir() + (method.default_model.empty() ? "" : "/" + method.default_model);
   ResolvedJob job{method, Json::object(), o.model_dir.empty() ? shipped : o.model_dir, device};
   if (!fs::exists(job.model_dir + "/model_index.json"))
@@ -83,31 +84,44 @@ std::vector<std::shared_ptr<Reward>> trained_rewards(const Json& config, at::Dev
   return rewards;
 }
 
+// The data-parallel process group of a torchrun-style launch (null: one process), after checking
+// that every rank resolved the same job.
+std::unique_ptr<Collective> join_training_launch(const TrainJobOptions& o, const ResolvedJob& job, const Logger& log) {
+  const Json resolved = {{"command", "train"}, {"method", job.method.name}, {"model", job.model_dir}, {"config", job.config},
+                         {"out", fs::absolute(o.out).string()}, {"minutes", o.minutes}, {"resume", o.resume}};
+  return join_launch(resolved.dump(), std::chrono::milliseconds(static_cast<int64_t>(o.dist_timeout_s * 1000)), log);
+}
+
 }  // namespace
 
 TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
   ResolvedJob job = resolve(o);
+  const std::unique_ptr<Collective> collective = join_training_launch(o, job, log);
+  const bool writer = collective == nullptr || collective->rank() == 0;
   // --resume continues a finished or interrupted run; its own config stands.
   const bool resume = o.resume;
-  RunDir run = RunDir::create(o.out, resume);
+  const RunDir run = open_shared_run_dir(o.out, resume, collective.get(), [&](const RunDir& made) {
+    if (!resume) made.write_config({{"method", job.method.name}, {"model", job.model_dir}, {"config", job.config}});
+  });
   if (resume) {
     const Json saved = load_json_file(run.config_path());
     check_resume_config(run, saved, job, o);
     job.config = saved.at("config");
     job.model_dir = saved.value("model", job.model_dir);
-  } else {
-    run.write_config({{"method", job.method.name}, {"model", job.model_dir}, {"config", job.config}});
   }
   TrainerConfig trainer = job.method.trainer(job.config);
   if (o.minutes > 0) trainer.max_minutes = o.minutes;
 
   TrainJobResult result;
   result.run_dir = run.root();
-  log.info(str("training ", job.method.name, " from ", job.model_dir, " into ", run.root(), " on ", job.device.str(),
-               trainer.max_minutes > 0 ? str(" for ", trainer.max_minutes, " min of wall-clock") : std::string()));
+  if (writer)
+    log.info(str("training ", job.method.name, " from ", job.model_dir, " into ", run.root(), " on ", job.device.str(),
+                 trainer.max_minutes > 0 ? str(" for ", trainer.max_minutes, " min of wall-clock") : std::string()));
   std::unique_ptr<MethodTask> task = job.method.make(job.config, job.model_dir, log, job.device);
-  result.summary = Trainer(trainer, run, log).run(*task, resume);
+  result.summary = Trainer(trainer, run, log, collective.get()).run(*task, resume);
+  if (!writer) return result;
 
+  result.exported = true;
   result.generator_dir = run.file("generator");
   task->export_generator(result.generator_dir);
   log.info(str("exported the generator to ", result.generator_dir));

@@ -1,5 +1,5 @@
 #pragma once
-// The training job every method shares (design §1, §7): config -> run folder -> train -> export ->
+// The training job every method shares (docs/design.md, docs/runs.md): config -> run folder -> train -> export ->
 // evaluate. A run folder holds config.json (the method, the model trained from and the resolved
 // method config), metrics.jsonl, checkpoints/, generator/ (the exported pipeline, sampling as
 // trained with no flags) and eval/ (`rewardgen eval` of generator/ on the held-out prompts).
@@ -25,16 +25,23 @@ struct TrainJobOptions {
   // cpu | cuda | cuda:N: where the models train and the final evaluation samples. A run may resume
   // on another device: checkpoints hold CPU tensors, and the run's randomness is drawn on the CPU.
   std::string device = "cpu";
+  // Under a torchrun-style launch (RANK, WORLD_SIZE, ...; docs/distributed.md): how long a rank waits
+  // for the others (the rendezvous, each all-reduce: rank 0's periodic evaluation and checkpoint
+  // writes must fit in it) before it ends with an error.
+  double dist_timeout_s = 1800;
 };
 
 struct TrainJobResult {
   std::string run_dir, generator_dir, eval_dir;
   TrainSummary summary;
   Json eval;  // eval.json's content (null when not evaluated)
+  bool exported = false;  // false on the ranks other than 0 of a data-parallel launch: rank 0 exports and evaluates
 };
 
 // Everything is validated (method, config keys and ranges, minutes, model folder) before the run
-// folder is created or anything is written.
+// folder is created or anything is written. Under a multi-process launch every rank calls it: the
+// ranks join one process group, check that they resolved the same job, and train data-parallel
+// (rank 0 writes the run folder, exports and evaluates).
 TrainJobResult run_train_job(const TrainJobOptions& options, const Logger& log);
 
 // How long one training step of `method` takes (`rewardgen bench`): `steps` steps (>= 2) of its

@@ -12,7 +12,7 @@ namespace rewardgen {
 // softmax(q kᵀ / √d + mask) v over `heads` heads, batched over heads in cache-sized groups.
 // q [B, L, h·d], k and v [B, S, h·d], mask broadcastable to [B, h, L, S] (additive) or undefined.
 // Scores use bmm on the pre-scaled q, never baddbmm(beta=0): on LibTorch 1.13 CPU that reads its
-// uninitialised output for small shapes (design §3). `upcast_softmax` computes softmax in fp32.
+// uninitialised output for small shapes (docs/models.md). `upcast_softmax` computes softmax in fp32.
 at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                 const at::Tensor& mask = {}, bool upcast_softmax = false);
 

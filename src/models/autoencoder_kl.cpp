@@ -146,6 +146,10 @@ at::Tensor DiagonalGaussian::sample(at::Generator& generator) const {
   return mean + std() * randn_from(generator, mean.sizes(), mean.options());  // drawn on the CPU
 }
 
+at::Tensor DiagonalGaussian::sample(at::Generator& generator, const BatchShard& shard) const {
+  return mean + std() * shard.randn(generator, mean.sizes(), mean.options());
+}
+
 at::Tensor DiagonalGaussian::kl() const {
   // KL(N(μ, σ²) ‖ N(0, 1)) = ½ (μ² + σ² − 1 − log σ²), summed over C·h·w.
   return (0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)).flatten(1).sum(1);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/batch_shard.h"
 #include "io/json_config.h"
 #include "models/attention.h"
 #include "models/resnet.h"
@@ -73,6 +74,9 @@ struct DiagonalGaussian {
   at::Tensor mean, logvar;  // [B, latent, h, w]
   at::Tensor std() const { return (0.5 * logvar).exp(); }
   at::Tensor sample(at::Generator& generator) const;  // mean + std · ε
+  // The same with ε drawn for the global batch of a data-parallel step and sliced to `shard`'s rows
+  // (this posterior's); {0, 1}: as sample(generator).
+  at::Tensor sample(at::Generator& generator, const BatchShard& shard) const;
   at::Tensor kl() const;  // KL(q ‖ N(0, I)) per sample, summed over latent dims: [B]
 };
 

@@ -110,21 +110,24 @@ Pipeline TeacherPretrainTask::ema_pipeline() const {
 
 MetricsWriter::Values TeacherPretrainTask::train_step(StepContext& context) {
   at::Generator& generator = context.generator();
-  const WorldBatch batch = sample_world_batch(prompts_, config_.batch_size, generator);
+  // Data-parallel: the scenes and draws of the global batch, this rank's rows of them.
+  const BatchShard& shard = context.shard();
+  const int64_t B = shard.global(config_.batch_size);
+  const WorldBatch batch = sample_world_batch(prompts_, B, generator);
   at::Tensor latents;
   {
     at::NoGradGuard no_grad;
-    latents = frozen_.vae->encode(batch.images).sample(generator) * frozen_.vae->config().scaling_factor;
+    latents = frozen_.vae->encode(shard.slice(batch.images)).sample(generator, shard) * frozen_.vae->config().scaling_factor;
   }
   // CFG training: a random tenth of the prompts become the empty prompt.
-  std::vector<std::string> prompts = batch.prompts;
-  const at::Tensor dropped = at::rand({config_.batch_size}, generator).lt(config_.prompt_dropout);
-  for (int64_t i = 0; i < config_.batch_size; ++i)
-    if (dropped[i].item<bool>()) prompts[static_cast<size_t>(i)].clear();
+  std::vector<std::string> prompts = shard.slice(batch.prompts);
+  const at::Tensor dropped = shard.slice(at::rand({B}, generator).lt(config_.prompt_dropout));
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (dropped[static_cast<int64_t>(i)].item<bool>()) prompts[i].clear();
   const at::Tensor context_states = text_states(prompts);
 
-  const at::Tensor timesteps = at::randint(0, schedule_.num_timesteps(), {config_.batch_size}, generator);
-  const at::Tensor noise = at::randn(latents.sizes(), generator);
+  const at::Tensor timesteps = shard.slice(at::randint(0, schedule_.num_timesteps(), {B}, generator));
+  const at::Tensor noise = shard.randn(generator, latents.sizes(), latents.options());
   const at::Tensor noisy = add_noise(schedule_, latents, noise, timesteps);
   const at::Tensor alpha_bar = schedule_.alpha_bar(timesteps, latents);
   const at::Tensor output = unet_->forward(noisy, timesteps, context_states);

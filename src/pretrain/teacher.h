@@ -5,7 +5,7 @@
 // loss weighting (Hang et al., arXiv 2303.09556) and an EMA of the weights, which is what is
 // evaluated and exported. Every `eval_every` steps the EMA teacher samples a task-balanced subset
 // of the evaluation prompts and the checker's accuracy goes into metrics.jsonl: accuracy against
-// wall-clock, as design §6 asks.
+// wall-clock, as docs/world.md shows.
 #include <map>
 #include <memory>
 

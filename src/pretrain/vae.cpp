@@ -49,9 +49,11 @@ double psnr_of_mse(double mse_pm1) { return 10 * std::log10(4.0 / mse_pm1); }  /
 }  // namespace
 
 MetricsWriter::Values VaePretrainTask::train_step(StepContext& context) {
-  const at::Tensor images = sample_world_batch(prompts_, config_.batch_size, context.generator()).images;
+  // Data-parallel: the scenes and draws of the global batch, this rank's rows of them.
+  const BatchShard& shard = context.shard();
+  const at::Tensor images = shard.slice(sample_world_batch(prompts_, shard.global(config_.batch_size), context.generator()).images);
   const DiagonalGaussian posterior = vae_->encode(images);
-  const at::Tensor reconstruction = vae_->decode(posterior.sample(context.generator()));
+  const at::Tensor reconstruction = vae_->decode(posterior.sample(context.generator(), shard));
   const at::Tensor error = reconstruction - images;
   const at::Tensor mse = error.pow(2).mean();
   const at::Tensor kl = posterior.kl().mean();

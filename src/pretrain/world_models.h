@@ -1,5 +1,5 @@
 #pragma once
-// The embedded world's models (design §6): the configurations of its tiny VAE, CLIP towers and
+// The embedded world's models (docs/world.md): the configurations of its tiny VAE, CLIP towers and
 // teacher UNet — the real architecture classes at small sizes — and the batches of rendered
 // scenes they are trained and evaluated on. `rewardgen pretrain` builds them; models/world/ ships
 // them in diffusers layout.

@@ -1,6 +1,6 @@
 #pragma once
 // CLIP-family rewards, differentiable end to end (images -> rewards/clip_preprocess.h -> towers):
-//  - CLIP score: 100 · cos(image embedding, text embedding)       (design §5; no clamp at 0)
+//  - CLIP score: 100 · cos(image embedding, text embedding)       (docs/rewards.md; no clamp at 0)
 //  - PickScore (arXiv 2305.01569): exp(logit_scale) · cos, a CLIP-H fine-tune in CLIPModel layout
 //  - HPSv2 / v2.1 (arXiv 2306.09341): 100 · cos with the fine-tuned OpenCLIP ViT-H/14. The
 //    official `hpsv2.score` prints cos itself (0.2–0.3); ×100 puts it on the CLIP-score scale.

@@ -1,6 +1,6 @@
 #pragma once
 // A weighted sum of rewards, r = Σ_i w_i r_i, with running statistics of each r_i for the logs
-// (design §5: "per-reward running statistics logged"). Built from JSON:
+// (docs/rewards.md). Built from JSON:
 //   {"aesthetic:/m/aesthetic": 1.0, "jpeg_compressibility": 0.1}
 //   [{"aesthetic:/m/aesthetic": 1.0}, ["jpeg_compressibility", 0.1]]      (the list keeps the order)
 #include <nlohmann/json.hpp>

@@ -1,5 +1,5 @@
 #pragma once
-// The reward interface every method optimises and every evaluation reports (design §5), and the
+// The reward interface every method optimises and every evaluation reports (docs/rewards.md), and the
 // registry that turns a config string ("aesthetic:DIR", "jpeg_compressibility", ...) into a reward.
 // Images are [B, 3, H, W] in [-1, 1] (the convention across rooms); a score is one number per image.
 #include <ATen/ATen.h>

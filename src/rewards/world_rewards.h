@@ -1,5 +1,5 @@
 #pragma once
-// The embedded world's rewards (design §5, issue 7):
+// The embedded world's rewards (docs/rewards.md):
 //   world.compositional  a differentiable, soft counterpart of the checker: soft palette-colour
 //                        masks give each named colour a mass and a centroid; each clause of the
 //                        prompt becomes a score in [0, 1] (present, size, count, relation) and the

@@ -57,6 +57,15 @@ bool step_has_grad(const RolloutOptions& o, int64_t i, int64_t steps_run) {
   return false;
 }
 
+// Whether any sample of the global batch draws noise at this step: every rank must draw (or not)
+// alike, or their generators part. DDPM's and the LCM's σ are the same for every sample; DDIM's is
+// η_b·σ(1), so it is stochastic for some sample of the global batch iff σ(1) > 0 and some η_b > 0.
+bool step_is_stochastic(const RolloutOptions& o, const NoiseSchedule& s, const Transition& tr, const at::Tensor& t,
+                        const at::Tensor& t_prev, const at::Tensor& global_eta_row) {
+  if (o.shard.whole() || o.sampler != "ddim") return tr.std.gt(0).any().item<bool>();
+  return global_eta_row.gt(0).any().item<bool>() && ddim_unit_sigma(s, t.cpu(), t_prev.cpu()).gt(0).any().item<bool>();
+}
+
 }  // namespace
 
 at::Tensor guided_model_output(const UNet2DConditionModel& unet, const at::Tensor& x, const at::Tensor& t,
@@ -102,7 +111,7 @@ void validate(const RolloutOptions& o, const NoiseSchedule& s, int64_t batch) {
   if (o.gradient == GradientMode::last_k && (o.gradient_k < 1 || o.gradient_k > run))
     throw Error(str("rollout last_k needs 1 <= k <= ", run, ", got ", o.gradient_k));
   if (o.eta.defined()) {
-    eta_table(o.eta, K, batch);
+    eta_table(o.eta, K, o.shard.global(batch));
     if (!at::isfinite(o.eta).all().item<bool>() || o.eta.lt(0).any().item<bool>()) throw Error("rollout eta must be finite and >= 0");
   }
   if (o.guidance.defined() && !at::isfinite(o.guidance).all().item<bool>()) throw Error("rollout guidance must be finite");
@@ -113,7 +122,8 @@ Rollout rollout(const UNet2DConditionModel& unet, const NoiseSchedule& s, const 
   const int64_t B = x_T.size(0), K = static_cast<int64_t>(o.timesteps.size());
   validate(o, s, B);
   const int64_t run = o.stop_after > 0 ? o.stop_after : K;
-  const at::Tensor eta = eta_table(o.eta, K, B);  // [K, B]
+  const at::Tensor global_eta = eta_table(o.eta, K, o.shard.global(B));  // [K, global B]
+  const at::Tensor eta = o.shard.slice(global_eta, 1);                     // [K, B]
   const bool grad_enabled = at::GradMode::is_enabled();
   const auto long_options = at::TensorOptions().dtype(at::kLong).device(x_T.device());
 
@@ -129,11 +139,14 @@ Rollout rollout(const UNet2DConditionModel& unet, const NoiseSchedule& s, const 
     const at::Tensor t_batch = at::full({B}, t, long_options), prev_batch = at::full({B}, t_prev, long_options);
     // 1. The guided network output at (x_t, t).
     const at::Tensor out = guided_model_output(unet, x, t_batch, c, o.guidance, &result.nfe, o.recompute && with_grad);
-    // 2. The sampler's Gaussian transition, and a draw from it (design §4).
+    // 2. The sampler's Gaussian transition, and a draw from it (docs/design.md).
     const Transition tr = transition(s, o.sampler, t_batch, prev_batch, out, x, eta[i]);
     at::Tensor noise;
-    if (tr.std.gt(0).any().item<bool>())
-      noise = at::randn(x.sizes(), generator, x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).to(x.options());
+    if (step_is_stochastic(o, s, tr, t_batch, prev_batch, global_eta[i])) {
+      std::vector<int64_t> sizes = x.sizes().vec();
+      sizes[0] = o.shard.global(B);
+      noise = o.shard.slice(at::randn(sizes, generator, x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat)).to(x.options());
+    }
     const StepOutput step = sample_transition(tr, noise);
     RolloutStep record{t, t_prev, {}, {}, {}, step.log_prob, with_grad};
     if (o.keep_states) {

@@ -1,5 +1,5 @@
 #pragma once
-// Rollouts: a K-step sampler trajectory as every method needs it (design §7). One function runs
+// Rollouts: a K-step sampler trajectory as every method needs it (docs/design.md). One function runs
 // DDIM, DDPM or LCM multistep sampling from x_T, records per step (t, t_prev, x_t, x_prev, x̂₀ or
 // LCM's f, the Gaussian log-prob of the transition), and lets gradients flow through none, all, or
 // some of the steps. η is given per step and per sample. `sample`/`eval` are its no-gradient case;
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/batch_shard.h"
 #include "models/unet_2d_condition.h"
 #include "schedulers/noise_schedule.h"
 
@@ -51,12 +52,16 @@ struct RolloutOptions {
   std::vector<int64_t> prev_timesteps;   // t_prev of each step (< 0: after the last); empty: the next
                                          // timestep, and −1 after the last
   at::Tensor eta;                        // ddim: η per step and sample [K, B], per step [K], or one value; undefined = 0
+                                         // (B: the global batch when sharded)
   at::Tensor guidance;                   // guidance scale [B] or []; undefined = 1 (no guidance)
   GradientMode gradient = GradientMode::none;
   int64_t gradient_k = 0;                // from_step: first step with grad; last_k: how many
   int64_t stop_after = 0;                // run only the first N steps (R0+'s k*); 0 = all K
   bool recompute = false;                // gradient checkpointing of each UNet call with grad
   bool keep_states = true;               // record x_t, x_prev, x̂₀ of every step (PPO stores them)
+  // Data-parallel: x_T and the conditioning are this rank's rows; the step noise is drawn for the
+  // global batch and sliced (dist/batch_shard.h), so the ranks' generators stay equal.
+  BatchShard shard;
 };
 
 struct RolloutStep {

@@ -1,6 +1,6 @@
 #pragma once
 // The discrete noise schedule of DDPM (arXiv 2006.11239) as Stable Diffusion uses it, and the
-// conversions between what a network predicts (ε, x̂₀, v) and the score (design §4).
+// conversions between what a network predicts (ε, x̂₀, v) and the score (docs/design.md).
 // Notation: ᾱ_t = alphas_cumprod[t], x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε.
 // Shapes: x [B, C, h, w]; per-sample timesteps [B]; per-sample ᾱ as [B, 1, 1, 1].
 #include <ATen/ATen.h>

@@ -25,7 +25,7 @@ void check_steps(const NoiseSchedule& s, const at::Tensor& t, const at::Tensor& 
   if (tc.min().item<int64_t>() < 0 || tc.max().item<int64_t>() >= s.num_timesteps())
     throw Error(str("timestep ", tc.lt(0).any().item<bool>() ? tc.min().item<int64_t>() : tc.max().item<int64_t>(),
                     " is outside [0, ", s.num_timesteps(), ")"));
-  // t_prev == t is allowed: RLCM re-noises its last LCM step to the same timestep (design §7.7), and
+  // t_prev == t is allowed: RLCM re-noises its last LCM step to the same timestep (docs/rlcm.md), and
   // the DDIM/DDPM step from t to t is the identity (σ = 0).
   if (pc.gt(tc).any().item<bool>()) {
     const int64_t i = pc.gt(tc).nonzero()[0][0].item<int64_t>();
@@ -75,6 +75,11 @@ StepOutput sample_transition(const Transition& g, const at::Tensor& noise) {
   return {prev, g.x0, gaussian_log_prob(prev.detach(), g.mean, g.std)};
 }
 
+at::Tensor ddim_unit_sigma(const NoiseSchedule& s, const at::Tensor& t, const at::Tensor& t_prev) {
+  const at::Tensor a_t = alpha_bar_or_final(s, t), a_p = alpha_bar_or_final(s, t_prev);
+  return ((1 - a_p) / (1 - a_t) * (1 - a_t / a_p)).clamp_min(0).sqrt();
+}
+
 Transition ddim_transition(const NoiseSchedule& s, const at::Tensor& t, const at::Tensor& t_prev,
                            const at::Tensor& model_output, const at::Tensor& sample, const at::Tensor& eta) {
   check_steps(s, t, t_prev, sample);
@@ -82,8 +87,7 @@ Transition ddim_transition(const NoiseSchedule& s, const at::Tensor& t, const at
   // 1. x̂₀, ε̂ from the model output, Eq. (12) (or its v / x₀ equivalents).
   const X0Eps pred = x0_and_eps(s.config.prediction_type, model_output, sample, factor(a_t, sample));
   // 2. σ_t(η) = η √((1−a_p)/(1−a_t)) √(1 − a_t/a_p), Eq. (16).
-  const at::Tensor variance = ((1 - a_p) / (1 - a_t) * (1 - a_t / a_p)).clamp_min(0);
-  const at::Tensor std = eta_per_sample(eta, sample.size(0)) * variance.sqrt();
+  const at::Tensor std = eta_per_sample(eta, sample.size(0)) * ddim_unit_sigma(s, t, t_prev);
   // 3. Mean: "predicted x₀" plus "direction pointing to x_t", Eq. (12).
   const at::Tensor direction = (1 - a_p - std * std).clamp_min(0).sqrt();
   const at::Tensor mean = factor(a_p.sqrt(), sample) * pred.x0 + factor(direction, sample) * pred.eps;

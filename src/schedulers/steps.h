@@ -53,7 +53,7 @@ struct LcmScalings {
 LcmScalings lcm_boundary_scalings(int64_t t, double timestep_scaling = 10.0, double sigma_data = 0.5);
 
 // LCM multistep sampling (Algorithm 3): f = c_skip x_t + c_out x̂₀; x_prev = √a_p f + √(1−a_p) z,
-// a Gaussian policy with σ = √(1−a_p) (design §4). t_prev < 0 marks the last step: the output is f,
+// a Gaussian policy with σ = √(1−a_p) (docs/design.md). t_prev < 0 marks the last step: the output is f,
 // deterministically, and `noise` is not used.
 GaussianTransition lcm_transition(const NoiseSchedule& schedule, int64_t t, int64_t t_prev,
                                   const at::Tensor& model_output, const at::Tensor& sample);
@@ -79,6 +79,8 @@ StepOutput sample_transition(const Transition& transition, const at::Tensor& noi
 
 Transition ddim_transition(const NoiseSchedule& schedule, const at::Tensor& t, const at::Tensor& t_prev,
                            const at::Tensor& model_output, const at::Tensor& sample, const at::Tensor& eta);
+// DDIM's σ at η = 1 per sample, √((1−a_p)/(1−a_t)) √(1 − a_t/a_p) (Eq. (16)): [B] float64; σ(η) = η·σ(1).
+at::Tensor ddim_unit_sigma(const NoiseSchedule& schedule, const at::Tensor& t, const at::Tensor& t_prev);
 Transition ddpm_transition(const NoiseSchedule& schedule, const at::Tensor& t, const at::Tensor& t_prev,
                            const at::Tensor& model_output, const at::Tensor& sample);
 Transition lcm_transition(const NoiseSchedule& schedule, const at::Tensor& t, const at::Tensor& t_prev,

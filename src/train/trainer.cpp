@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "dist/collective.h"
 #include "io/json_config.h"
 #include "train/checkpoint.h"
 #include "train/ema.h"
@@ -69,7 +70,26 @@ void StepContext::backward(const at::Tensor& loss) {
   loss.backward();
 }
 
+void StepContext::average_gradients(Group& g) {
+  // Every rank's gradient of this group, averaged (one all-reduce per dtype, LoRA's adapters
+  // included: they are the group's parameters). The ranks must reduce the same tensors: a tensor
+  // with a gradient on some rank only (a branch one shard did not take) gets zeros on the others.
+  const NamedTensors& parameters = g.optimizer->parameters();
+  at::Tensor has_gradient = at::empty({static_cast<int64_t>(parameters.size())}, at::kDouble);
+  for (size_t i = 0; i < parameters.size(); ++i) has_gradient[static_cast<int64_t>(i)] = parameters[i].second.grad().defined() ? 1.0 : 0.0;
+  collective_->all_reduce_mean({has_gradient});
+  std::vector<at::Tensor> gradients;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    if (has_gradient[static_cast<int64_t>(i)].item<double>() == 0.0) continue;
+    const at::Tensor& parameter = parameters[i].second;
+    if (!parameter.grad().defined()) parameter.mutable_grad() = at::zeros_like(parameter);
+    gradients.push_back(parameter.grad());
+  }
+  collective_->all_reduce_mean(gradients);
+}
+
 double StepContext::step_group(Group& g) {
+  if (collective_ != nullptr) average_gradients(g);
   g.last_grad_norm = clip_grad_norm(g.optimizer->parameters(), g.grad_clip);
   if (!std::isfinite(g.last_grad_norm))
     throw NonFiniteError(str("the gradient norm", g.name.empty() ? "" : " of group '" + g.name + "'", " is ", g.last_grad_norm));
@@ -106,8 +126,20 @@ std::vector<std::pair<std::string, double>> StepContext::grad_norms() const {
   return out;
 }
 
-Trainer::Trainer(TrainerConfig config, RunDir run, const Logger& log)
-    : config_(std::move(config)), run_(std::move(run)), log_(log) {}
+RunDir open_shared_run_dir(const std::string& out, bool resume, Collective* collective,
+                           const std::function<void(const RunDir&)>& initialize) {
+  const bool writer = collective == nullptr || collective->rank() == 0;
+  std::optional<RunDir> made;
+  if (writer) {
+    made = RunDir::create(out, resume);
+    initialize(*made);
+  }
+  if (collective != nullptr) collective->barrier();
+  return writer ? *made : RunDir::existing(out);
+}
+
+Trainer::Trainer(TrainerConfig config, RunDir run, const Logger& log, Collective* collective)
+    : config_(std::move(config)), run_(std::move(run)), log_(log), collective_(collective) {}
 
 namespace {
 
@@ -123,6 +155,24 @@ void check_finite(const MetricsWriter::Values& values) {
     if (!std::isfinite(value)) throw NonFiniteError(str("'", name, "' is ", value));
 }
 
+// Rank 0's `flag` on every rank (one: as is): the ranks must leave the loop on the same step.
+bool rank0_decides(Collective* collective, bool flag) {
+  if (collective == nullptr) return flag;
+  const at::Tensor vote = at::full({1}, collective->rank() == 0 && flag ? static_cast<double>(collective->size()) : 0.0, at::kDouble);
+  collective->all_reduce_mean({vote});
+  return vote.item<double>() > 0.5;
+}
+
+// A step's metrics averaged over the ranks (each a mean over its own shard of equal size: their
+// mean is the global batch's).
+void average_over_ranks(Collective* collective, MetricsWriter::Values& values) {
+  if (collective == nullptr || values.empty()) return;
+  at::Tensor packed = at::empty({static_cast<int64_t>(values.size())}, at::kDouble);
+  for (size_t i = 0; i < values.size(); ++i) packed[static_cast<int64_t>(i)] = values[i].second;
+  collective->all_reduce_mean({packed});
+  for (size_t i = 0; i < values.size(); ++i) values[i].second = packed[static_cast<int64_t>(i)].item<double>();
+}
+
 }  // namespace
 
 TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
@@ -134,6 +184,8 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   for (const ParamGroup& g : groups) optimizers.push_back(std::make_unique<AdamW>(g.parameters, g.adam.value_or(config_.adam)));
   auto optimizer_prefix = [&](size_t i) { return groups[i].name.empty() ? std::string("optimizer/") : "optimizer/" + groups[i].name + "/"; };
   const std::vector<EmaPair> emas = task.ema_pairs();
+  const bool writer = collective_ == nullptr || collective_->rank() == 0;  // the rank that writes files
+  const BatchShard shard = collective_ == nullptr ? BatchShard{} : BatchShard{collective_->rank(), collective_->size()};
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
   TrainSummary summary;
   double wall_before = 0.0;
@@ -156,11 +208,14 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
       wall_before = std::stod(it->second);
     log_.info(str("resuming from ", checkpoint->path, " (step ", checkpoint->step, ")"));
   }
+  if (collective_ != nullptr) collective_->check_same("the checkpoint resumed (its step)", std::to_string(summary.first_step));
 
-  MetricsWriter metrics(run_.metrics_path(), resume, summary.first_step);
+  std::optional<MetricsWriter> metrics;
+  if (writer) metrics.emplace(run_.metrics_path(), resume, summary.first_step);
   const auto t0 = std::chrono::steady_clock::now();
   auto wall_time = [&] { return wall_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   auto save = [&](int64_t steps_done) {
+    if (!writer) return;
     TensorMap state;
     task.save_state(state);
     for (size_t i = 0; i < groups.size(); ++i) optimizers[i]->save_state(state, optimizer_prefix(i));
@@ -173,25 +228,31 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   // ETA is the budget's, not that of max_steps.
   const bool timed = budget > 0;
   const int64_t bar_total = timed ? static_cast<int64_t>(std::ceil(budget)) : config_.max_steps;
+  ProgressOptions bar_options;
+  if (!writer) bar_options.mode = ProgressMode::off;  // one bar per launch: rank 0's
   ProgressBar bar(timed ? "train (s)" : "train", bar_total,
-                  timed ? std::min(bar_total, static_cast<int64_t>(wall_before)) : summary.first_step);
+                  timed ? std::min(bar_total, static_cast<int64_t>(wall_before)) : summary.first_step, bar_options);
+  auto budget_spent = [&] { return rank0_decides(collective_, budget > 0 && wall_time() >= budget); };
   int64_t step = summary.first_step;
-  for (; step < last_step && !(budget > 0 && wall_time() >= budget); ++step) {
+  bool stop = budget_spent();
+  for (; step < last_step && !stop; ++step) {
     const double lr = learning_rate(config_, step);
     std::vector<StepContext::Group> step_groups;
     for (size_t i = 0; i < groups.size(); ++i) {
       optimizers[i]->set_lr(lr * groups[i].lr_scale);
       step_groups.push_back({groups[i].name, optimizers[i].get(), groups[i].grad_clip < 0 ? config_.grad_clip : groups[i].grad_clip});
     }
-    StepContext context(std::move(step_groups), generator, step);
+    StepContext context(std::move(step_groups), generator, step, collective_, shard);
     MetricsWriter::Values values;
     const int64_t done = step + 1;
     bool final_step = done == last_step;
     try {
       values = task.train_step(context);
       for (const EmaPair& pair : emas) ema_update(*pair.ema, *pair.model, pair.decay, step);
-      final_step = final_step || (budget > 0 && wall_time() >= budget);
-      if (config_.eval_every > 0 && (done % config_.eval_every == 0 || final_step)) {
+      average_over_ranks(collective_, values);
+      // Decided before the evaluation, so that the step that spends the budget is always checkpointed.
+      final_step = budget_spent() || final_step;
+      if (writer && config_.eval_every > 0 && (done % config_.eval_every == 0 || final_step)) {
         const MetricsWriter::Values evaluation = task.evaluate(done, run_.samples_dir());
         values.insert(values.end(), evaluation.begin(), evaluation.end());
       }
@@ -202,15 +263,16 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
     }
     values.emplace_back("lr", lr);
     for (const auto& [name, norm] : context.grad_norms()) values.emplace_back(name.empty() ? "grad_norm" : "grad_norm/" + name, norm);
-    if (done % config_.log_every == 0 || final_step) metrics.write(done, wall_time(), values);
+    if (metrics && (done % config_.log_every == 0 || final_step)) metrics->write(done, wall_time(), values);
     if (timed)
       bar.update(std::min(bar_total, static_cast<int64_t>(wall_time())), str("step ", done, " ", progress_postfix(values)));
     else
       bar.update(done, progress_postfix(values));
     if (done % config_.checkpoint_every == 0 || final_step) save(done);
+    stop = final_step;
   }
   bar.finish();
-  if (step < last_step) log_.info(str("stopped at step ", step, ": the wall-clock budget of ", config_.max_minutes, " min is spent"));
+  if (step < last_step && writer) log_.info(str("stopped at step ", step, ": the wall-clock budget of ", config_.max_minutes, " min is spent"));
   summary.last_step = std::max(summary.first_step, step);
   summary.wall_time = wall_time();
   return summary;

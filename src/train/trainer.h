@@ -1,10 +1,11 @@
 #pragma once
-// The one trainer loop (design §7, style rule 8). A method fills TrainTask: it owns its models
+// The one trainer loop (docs/design.md, "The trainer loop"). A method fills TrainTask: it owns its models
 // and computes losses; the loop owns the optimizer, learning rate, gradient clipping, the NaN
 // guard, metrics, progress, checkpoints and resume. A resumed run equals the uninterrupted one.
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "dist/batch_shard.h"
 #include "io/run_dir.h"
 #include "train/adamw.h"
 
@@ -21,6 +23,7 @@ class Module;
 
 namespace rewardgen {
 
+class Collective;
 class ConfigReader;
 class Logger;
 
@@ -77,11 +80,19 @@ class StepContext {
     double grad_clip;
     double last_grad_norm = 0.0;
   };
-  StepContext(std::vector<Group> groups, at::Generator& generator, int64_t step)
-      : groups_(std::move(groups)), generator_(generator), step_(step) {}
+  // `collective`: the data-parallel process group (null: one process), whose ranks' gradients are
+  // averaged before each optimizer step; `shard`: this rank's part of the global batch.
+  StepContext(std::vector<Group> groups, at::Generator& generator, int64_t step, Collective* collective = nullptr,
+              BatchShard shard = {})
+      : groups_(std::move(groups)), generator_(generator), step_(step), collective_(collective), shard_(shard) {}
 
   at::Generator& generator() { return generator_; }  // the only randomness a method may use
   int64_t step() const { return step_; }
+  // A method draws every random quantity of the global batch (shard().global(B) rows, the same on
+  // every rank) and keeps shard().slice(...) of it: its loss is then a mean over its own B rows, and
+  // the average of the ranks' gradients is that of one process over the global batch.
+  const BatchShard& shard() const { return shard_; }
+  Collective* collective() const { return collective_; }  // statistics over all ranks (PPO); null: one process
 
   // loss.backward() with the NaN guard; gradients accumulate until optimizer_step() (gradient accumulation
   // over PPO's timesteps, or two losses into two groups).
@@ -98,9 +109,12 @@ class StepContext {
 
  private:
   double step_group(Group& group);
+  void average_gradients(Group& group);  // over the ranks (data-parallel)
   std::vector<Group> groups_;
   at::Generator& generator_;
   int64_t step_;
+  Collective* collective_;
+  BatchShard shard_;
 };
 
 class TrainTask {
@@ -128,9 +142,20 @@ struct TrainSummary {
   double wall_time = 0.0;  // seconds, including the time of the runs it resumed
 };
 
+// The run folder of a job (RunDir::create; `initialize`, e.g. writing config.json, runs right
+// after). Under a data-parallel launch, rank 0 makes it while the others wait, then they open it
+// without writing (an error on rank 0 ends them at that wait).
+RunDir open_shared_run_dir(const std::string& out, bool resume, Collective* collective,
+                           const std::function<void(const RunDir&)>& initialize);
+
 class Trainer {
  public:
-  Trainer(TrainerConfig config, RunDir run, const Logger& log);
+  // With a `collective` of N ranks (data-parallel, docs/distributed.md): every rank runs the loop on its
+  // shard of each batch; gradients are averaged per parameter group before its optimizer step, the
+  // step's metrics averaged, and rank 0 decides when to stop; rank 0 alone evaluates and writes
+  // metrics, samples and checkpoints (no collective inside a write), and every rank resumes from
+  // the same checkpoint. Null: one process.
+  Trainer(TrainerConfig config, RunDir run, const Logger& log, Collective* collective = nullptr);
   // Runs until config.max_steps, or until `stop_at` steps are done when 0 < stop_at < max_steps
   // (a planned interruption: the schedule still spans max_steps). `resume` restores the newest
   // valid checkpoint first.
@@ -140,6 +165,7 @@ class Trainer {
   TrainerConfig config_;
   RunDir run_;
   const Logger& log_;
+  Collective* collective_;
 };
 
 }  // namespace rewardgen

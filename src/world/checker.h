@@ -1,6 +1,6 @@
 #pragma once
 // The world's GenEval: reads objects off the pixels of a (generated) image and decides every
-// clause of a prompt exactly (design §6). Pixels are classified to the nearest palette colour,
+// clause of a prompt exactly (docs/world.md). Pixels are classified to the nearest palette colour,
 // or rejected when none is close (background, blends, artefacts); same-colour pixels form
 // 8-connected components; a component's shape is the ideal circle, square or upright triangle
 // that overlaps it best when stretched over its bounding box, its size comes from the bounding

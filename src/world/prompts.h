@@ -1,5 +1,5 @@
 #pragma once
-// The world's prompt grammar with GenEval-like task tags (design §6), its parser (prompt ->
+// The world's prompt grammar with GenEval-like task tags (docs/world.md), its parser (prompt ->
 // clauses), the fixed held-out evaluation set and the training prompts disjoint from it, and the
 // scene sampler that draws a scene satisfying a prompt.
 //

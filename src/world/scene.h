@@ -1,5 +1,5 @@
 #pragma once
-// The embedded world's vocabulary and scenes (design §6): a palette of well-separated colours,
+// The embedded world's vocabulary and scenes (docs/world.md): a palette of well-separated colours,
 // three shapes, two sizes, and a scene = background + 1-4 non-overlapping objects on a 64×64
 // canvas. Everything here is plain data and deterministic from a seed; no models, no tensors.
 #include <array>

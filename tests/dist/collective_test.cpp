@@ -4,98 +4,29 @@
 // the rank that differs on every rank, and a rank that never comes is an error within the timeout.
 #include "dist/collective.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "core/error.h"
+#include "dist/spawn_ranks.h"
 #include "test_util.h"
-
-extern char** environ;
 
 namespace rewardgen {
 namespace {
 
 using testing::TempDir;
 
-// A port free right now on 127.0.0.1 (the kernel's choice for a bound-then-closed socket).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
-    throw Error("cannot find a free port on 127.0.0.1");
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 // Runs `scenario` as ranks 0..world-1 of one launch; each writes its report to <dir>/rank<R>.txt.
 // Returns each rank's exit status (-1: killed at the deadline).
 std::vector<int> launch(const std::string& scenario, int world, const std::string& dir, std::chrono::seconds deadline) {
-  const int port = free_port();
-  std::vector<pid_t> pids;
-  for (int rank = 0; rank < world; ++rank) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string var = *e;
-      if (var.rfind("RANK=", 0) != 0 && var.rfind("WORLD_SIZE=", 0) != 0 && var.rfind("LOCAL_RANK=", 0) != 0 &&
-          var.rfind("MASTER_", 0) != 0)
-        env.push_back(var);
-    }
-    for (const std::string& var : {str("RANK=", rank), str("WORLD_SIZE=", world), str("LOCAL_RANK=", rank), std::string("MASTER_ADDR=127.0.0.1"),
-                                   str("MASTER_PORT=", port), "REWARDGEN_DIST_WORKER=" + scenario,
-                                   str("REWARDGEN_DIST_REPORT=", dir, "/rank", rank, ".txt")})
-      env.push_back(var);
-    std::vector<char*> envp;
-    for (std::string& var : env) envp.push_back(var.data());
-    envp.push_back(nullptr);
-    std::string exe = "/proc/self/exe", filter = "--gtest_filter=DistWorker.Run";
-    char* argv[] = {exe.data(), filter.data(), nullptr};
-    pid_t pid = 0;
-    if (posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv, envp.data()) != 0) throw Error("cannot spawn a worker");
-    pids.push_back(pid);
-  }
-  std::vector<int> status(world, -2);
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  for (int left = world; left > 0 && std::chrono::steady_clock::now() < end;) {
-    for (int r = 0; r < world; ++r) {
-      int s = 0;
-      if (status[r] == -2 && waitpid(pids[r], &s, WNOHANG) == pids[r]) {
-        status[r] = WIFEXITED(s) ? WEXITSTATUS(s) : 128 + WTERMSIG(s);
-        --left;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  for (int r = 0; r < world; ++r)
-    if (status[r] == -2) {
-      kill(pids[r], SIGKILL);
-      waitpid(pids[r], nullptr, 0);
-      status[r] = -1;
-    }
-  return status;
+  return testing::wait_ranks(testing::spawn_ranks("DistWorker.Run", world, dir, {"REWARDGEN_DIST_WORKER=" + scenario}), deadline);
 }
 
-std::string report(const std::string& dir, int rank) {
-  std::ifstream in(str(dir, "/rank", rank, ".txt"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+std::string report(const std::string& dir, int rank) { return testing::rank_report(dir, rank); }
 
 TEST(Collective, TwoProcessesAverageAndCompare) {
   if (!have_gloo()) GTEST_SKIP() << "built without Gloo";
@@ -144,6 +75,13 @@ TEST(DistWorker, Run) {
     if (!at::allclose(a, at::full({3}, mean))) problems << "a " << a << "; ";
     if (!at::allclose(b, at::arange(4, at::kDouble) * mean)) problems << "b " << b << "; ";
     if (!at::allclose(c, at::full({2, 2}, (n - 1) / 2.0))) problems << "c " << c << "; ";
+    // The gather: every rank's rows in rank order, for a float and an integer tensor.
+    const at::Tensor gathered = group->all_gather(at::full({2, 3}, static_cast<float>(r)));
+    const at::Tensor expected = at::arange(n, at::kFloat).repeat_interleave(2).unsqueeze(1).expand({2 * n, 3});
+    if (!at::equal(gathered, expected)) problems << "gather " << gathered << "; ";
+    const at::Tensor ids = group->all_gather(at::arange(3, at::kLong) + 10 * r);
+    if (!at::equal(ids, (at::arange(3, at::kLong).repeat({n}) + 10 * at::arange(n, at::kLong).repeat_interleave(3))))
+      problems << "gather ids " << ids << "; ";
     group->check_same("the config", "one config");  // equal everywhere: no error
     try {
       group->check_same("the seed", std::to_string(r));

@@ -159,12 +159,12 @@ TEST_F(DistarWorld, GeneratorStepLeavesTheFakeScoreAndItsOptimizerUntouched) {
   EXPECT_EQ(l.groups[0].name, "generator");
   EXPECT_EQ(l.groups[1].name, "fake_score");
   StepContext context = l.context(c.trainer);
-  task.fake_score_step(context, task.generate(l.rng, false));  // so that ψ's Adam has state
+  task.fake_score_step(context, task.generate(context, false));  // so that ψ's Adam has state
   TensorMap before, after;
   add_module_state(before, "psi/", task.fake_score());
   l.optimizers[1]->save_state(before, "adam/");
   const at::Tensor theta_before = l.groups[0].parameters.front().second.detach().clone();
-  const MetricsWriter::Values values = task.generator_step(context, task.generate(l.rng, true));
+  const MetricsWriter::Values values = task.generator_step(context, task.generate(context, true));
   add_module_state(after, "psi/", task.fake_score());
   l.optimizers[1]->save_state(after, "adam/");
   ASSERT_EQ(before.size(), after.size());
@@ -190,16 +190,18 @@ TEST_F(DistarWorld, FakeScoreLossFallsOnAFixedGenerator) {
   Loop l = loop(task, c.trainer);
   StepContext context = l.context(c.trainer);
   at::Generator fixed = at::make_generator<at::CPUGeneratorImpl>(5);
-  const DistarTask::Generated probe = task.generate(fixed, false);
+  StepContext fixed_context({}, fixed, 0);
+  const DistarTask::Generated probe = task.generate(fixed_context, false);
   auto probe_loss = [&] {
     at::NoGradGuard no_grad;
     at::Generator g = at::make_generator<at::CPUGeneratorImpl>(6);
+    StepContext draws({}, g, 0);
     double total = 0;
-    for (int i = 0; i < 4; ++i) total += task.fake_score_loss(probe, g).item<double>();
+    for (int i = 0; i < 4; ++i) total += task.fake_score_loss(probe, draws).item<double>();
     return total / 4;
   };
   const double before = probe_loss();
-  for (int i = 0; i < 60; ++i) task.fake_score_step(context, task.generate(l.rng, false));
+  for (int i = 0; i < 60; ++i) task.fake_score_step(context, task.generate(context, false));
   const double after = probe_loss();
   EXPECT_LT(after, 0.8 * before) << "before " << before << ", after " << after;
 }

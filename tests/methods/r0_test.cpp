@@ -262,8 +262,16 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   setenv("WORLD_SIZE", "2", 1);
   setenv("MASTER_ADDR", "127.0.0.1", 1);
   setenv("MASTER_PORT", "29500", 1);
-  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "rank 0 of a 2-process launch"));
+  if (at::hasCUDA()) {  // without CUDA, --device cuda is refused as such first (below)
+    o.device = "cuda";
+    EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); },
+                                                 "rank 0 of a 2-process launch, which trains on the CPU (Gloo); --device cuda needs NCCL"));
+    o.device = "cpu";
+  }
   for (const char* name : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) unsetenv(name);
+  o.dist_timeout_s = 0;
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "--dist-timeout must be a number of seconds in [1, 86400], got 0"));
+  o.dist_timeout_s = 1800;
   o.device = "tpu";
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "unknown device 'tpu'"));
   if (!at::hasCUDA()) {

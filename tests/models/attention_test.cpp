@@ -21,7 +21,7 @@ at::Tensor attention_per_head(const at::Tensor& q, const at::Tensor& k, const at
 
 TEST(Attention, BatchedHeadsMatchThePerHeadDefinitionIncludingTinyShapes) {
   at::manual_seed(0);
-  // Tiny shapes included on purpose: LibTorch 1.13's baddbmm(beta=0) returns garbage for some (design §3).
+  // Tiny shapes included on purpose: LibTorch 1.13's baddbmm(beta=0) returns garbage for some (docs/models.md).
   for (auto [B, L, S, heads, d] : std::vector<std::array<int64_t, 5>>{{1, 1, 1, 1, 1}, {2, 1, 3, 1, 4}, {1, 4, 4, 1, 4},
                                                                       {3, 5, 7, 2, 3}, {2, 16, 9, 8, 8},
                                                                       {1, 600, 1100, 2, 4}}) {  // blocked queries

@@ -26,7 +26,7 @@ TEST(Flops, LayersCountTheirMatrixProductsOnlyInsideAScope) {
 }
 
 TEST(Flops, TheSd15FifthWidthUnetMatchesTheDesignFigure) {
-  // ../shared/design.md §9: SD1.5 layout at 1/5 width, batch 2, 32×32 latents, 77 tokens: ≈18.1 GFLOP per forward.
+  // docs/performance.md: SD1.5 layout at 1/5 width, batch 2, 32×32 latents, 77 tokens: ≈18.1 GFLOP per forward.
   UNet2DConditionConfig c;
   c.block_out_channels = {64, 128, 256, 256};
   c.cross_attention_dim = {768};

@@ -2,7 +2,7 @@
 // (tests/data/parity, made by tools/make_parity_fixtures.py; see its README): every parameter
 // perturbed, mixed block types, per-block heads, LCM's time_cond_proj_dim, freq_shift, linear
 // projections, upcast attention, odd latent sizes, both pooled-output rules.
-// Criterion (issue 5): fp32 max |ours − reference| ≤ 1e-4 · max |reference|.
+// Criterion: fp32 max |ours − reference| ≤ 1e-4 · max |reference|.
 #include <gtest/gtest.h>
 
 #include <sstream>

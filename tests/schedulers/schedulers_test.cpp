@@ -166,7 +166,7 @@ TEST(Timesteps, MatchDiffusersSchedules) {
   EXPECT_EQ(lcm_timesteps(sd, 1), (std::vector<int64_t>{999}));
   EXPECT_EQ(lcm_timesteps(sd, 8), (std::vector<int64_t>{999, 879, 759, 639, 499, 379, 259, 139}));
   EXPECT_TRUE(throws_error_containing([&] { lcm_timesteps(sd, 51); }, "LCM sampling steps must be in [1, original_inference_steps = 50]"));
-  // RLCM's rule: every ⌊50/n⌋-th grid entry (design §7.7).
+  // RLCM's rule: every ⌊50/n⌋-th grid entry (docs/rlcm.md).
   EXPECT_EQ(lcm_timesteps(sd, 4, "rlcm"), (std::vector<int64_t>{999, 759, 519, 279}));
   EXPECT_EQ(lcm_timesteps(sd, 8, "rlcm"), (std::vector<int64_t>{999, 879, 759, 639, 519, 399, 279, 159}));
   EXPECT_EQ(lcm_timesteps(sd, 1, "rlcm"), (std::vector<int64_t>{999}));
