@@ -290,9 +290,13 @@ std::string metrics_table(const std::vector<Entry>& entries, const std::vector<C
   std::ostringstream html;
   html << "<table class=\"metrics\">\n<tr><th>model</th><th>sampler</th>";
   for (const Column& c : columns) {
-    std::string title = c.title;  // single_object -> "single object": headers may wrap
+    // Headers may wrap: single_object -> "single object"; a reward's name (world.clip_contrast) keeps
+    // its spelling and may break after its dots and underscores (<wbr>).
+    std::string title = c.title;
     if (title.find('.') == std::string::npos) std::replace(title.begin(), title.end(), '_', ' ');
-    html << "<th>" << escape_markup(title) << (c.hint.empty() ? "" : " " + c.hint) << (c.unit.empty() ? "" : " (" + c.unit + ")") << "</th>";
+    std::string shown;
+    for (char ch : escape_markup(title)) shown += ch == '.' || ch == '_' ? std::string(1, ch) + "<wbr>" : std::string(1, ch);
+    html << "<th>" << shown << (c.hint.empty() ? "" : " " + c.hint) << (c.unit.empty() ? "" : " (" + c.unit + ")") << "</th>";
   }
   html << "</tr>\n";
   for (const Entry& e : entries) {
@@ -491,7 +495,7 @@ std::string grids_html(const std::vector<Entry>& rows, const std::vector<Json>& 
 const char* kStyle = R"(body { font-family: "DejaVu Sans", sans-serif; margin: 24px; color: #1a1a1a; }
 h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ccc; } h3 { font-size: 15px; }
 table { border-collapse: collapse; font-size: 13px; }
-table.metrics td, table.metrics th { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
+table.metrics td, table.metrics th { border: 1px solid #ccc; padding: 3px 4px; text-align: right; white-space: nowrap; }
 table.metrics th { white-space: normal; font-size: 12px; max-width: 90px; vertical-align: bottom; }
 table.metrics td.name, table.metrics td:nth-child(2) { text-align: left; }
 tr.reference { background: #f3f3f3; }
