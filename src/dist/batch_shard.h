@@ -1,7 +1,7 @@
 #pragma once
-// This rank's part of a data-parallel step's batch (docs/distributed.md). Every rank draws the randomness of
-// the whole global batch (prompts, noise, η, timesteps) from the run's generator, which is the
-// same on every rank, and keeps its own rows. So the ranks' generators never diverge (one
+// This rank's part of a data-parallel step's batch (docs/distributed.md). Every rank draws the
+// randomness of the whole global batch (prompts, noise, η, timesteps) from the run's generator,
+// which is the same on every rank, and keeps its own rows. So the ranks' generators never diverge (one
 // checkpoint resumes them all), and N ranks × B samples see exactly the data of one process ×
 // N·B: averaging their gradients gives that process's gradient, up to float rounding.
 // One process is the shard {0, 1}: its draws and slices are the identity.
