@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "core/blas.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -56,7 +57,7 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   auto args = std::make_shared<GemmArgs>();
   auto* gemm = bench->add_subcommand("gemm", "fp32 GEMM GFLOP/s on 1 thread and on --threads threads");
   gemm->add_option("--size", args->n, "matrix size n of C[n,n] = A[n,n] B[n,n]")->default_val(1024)->check(CLI::Range(16, 16384));
-  gemm->add_option("--seconds", args->seconds, "time spent per thread count")->default_val(2.0)->check(CLI::Range(0.1, 600.0));
+  gemm->add_option("--seconds", args->seconds, "time spent per thread count")->default_val(2.0)->check(finite_range(0.1, 600.0));
   gemm->add_flag("--json", args->json, "print JSON");
   add_unet_bench_command(*bench, context, commands);
   add_reward_bench_command(*bench, context, commands);

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "eval/sample_bench.h"
@@ -24,8 +25,10 @@ void add_sample_bench_command(CLI::App& bench, Context& context, Commands& comma
   auto* sub = bench.add_subcommand("sample", "Sampling images/s of several models in one run, as ratios to the first");
   sub->add_option("--model", a->models, "pipeline folder (repeatable; sampled with its recipe, else DDIM)")->required();
   sub->add_option("--label", a->labels, "a row label per --model, in order");
-  sub->add_option("--steps", a->steps, "per --model in order: override the steps (0: the recipe's)");
-  sub->add_option("--cfg", a->cfg, "per --model in order: override the guidance scale (-1: the recipe's)");
+  sub->add_option("--steps", a->steps, "per --model in order: override the steps (0: the recipe's)")
+      ->check(CLI::Range(int64_t{0}, int64_t{10000}));
+  sub->add_option("--cfg", a->cfg, "per --model in order: override the guidance scale (-1: the recipe's)")
+      ->check(finite_range(-1.0, 1000.0));
   sub->add_option("--images", a->images, "images per repetition")->check(CLI::Range(int64_t{1}, int64_t{100000}))->capture_default_str();
   sub->add_option("--batch", a->batch, "images per sampler call")->check(CLI::Range(int64_t{1}, int64_t{4096}))->capture_default_str();
   sub->add_option("--repeats", a->repeats, "interleaved timed repetitions (the best is kept)")->check(CLI::Range(1, 100))->capture_default_str();

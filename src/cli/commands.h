@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/log.h"
@@ -21,6 +22,10 @@ struct Command {
   std::function<void()> run;    // throws rewardgen::Error on user errors
 };
 using Commands = std::vector<Command>;
+
+// The whole command line: the global options (--threads into `context`, --log-level into
+// `log_level`) and every command. main() parses and runs it; tests walk it to check the flags.
+void build_app(CLI::App& app, Context& context, Commands& commands, std::string& log_level);
 
 void add_inspect_command(CLI::App& app, Context& context, Commands& commands);
 void add_bench_command(CLI::App& app, Context& context, Commands& commands);

@@ -1,7 +1,6 @@
 // rewardgen eval: a model on the embedded world's held-out prompts (docs/world.md): checker accuracy
 // per task, Fréchet distance and diversity in tiny-CLIP image space, speed; eval.json, a grid and
 // per-image verdicts in --out.
-#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -16,6 +15,7 @@
 #include "io/image.h"
 #include "io/atomic_file.h"
 #include "io/json_config.h"
+#include "io/output_paths.h"
 #include "models/diffusers_io.h"
 #include "sampling/pipeline.h"
 #include "rewards/reward.h"
@@ -33,6 +33,7 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a, const Context& context) {
+  refuse_output_over_inputs(a.out, {a.model, a.prompts_file});
   const std::vector<world::EvalPrompt> all =
       a.prompts_file.empty() ? world::read_prompts_file(shipped_file("world/eval_prompts.jsonl")) : world::read_prompts_file(a.prompts_file);
   const std::vector<world::EvalPrompt> lines = world::balanced_subset(all, a.limit);
@@ -43,9 +44,7 @@ void run_eval(const EvalArgs& a, const Context& context) {
   const Pipeline pipeline = load_pipeline(a.model, load, context.log);
   const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler.recipe, a.model, context.log);
   // The output folder before any sampling: an unwritable target fails now, not after the evaluation.
-  std::error_code ec;
-  std::filesystem::create_directories(a.out, ec);
-  if (ec) throw Error(str("cannot create the output folder '", a.out, "': ", ec.message()));
+  prepare_output_folder(a.out);
   const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
   const std::shared_ptr<ClipVisionModel> image_encoder = load_eval_image_encoder(a.model, load, context.log);
   WorldEvalOptions options = a.options;
@@ -73,15 +72,20 @@ void add_eval_command(CLI::App& app, Context& context, Commands& commands) {
   sub->add_option("--model", a->model, "pipeline folder, e.g. models/world")->required();
   sub->add_option("--out", a->out, "output folder: eval.json, grid.png (a row per task), verdicts.jsonl")->required();
   sub->add_option("--prompts", a->prompts_file, "prompts file (JSON lines or one prompt a line); default: the shipped eval set");
-  sub->add_option("--limit", a->limit, "task-balanced subset of this many prompts (0: all)")->capture_default_str();
+  sub->add_option("--limit", a->limit, "task-balanced subset of this many prompts (0: all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
+      ->capture_default_str();
   SamplerOptions defaults;
   defaults.guidance_scale = 4.0;
   add_sampler_flags(*sub, a->flags, defaults);
   add_precision_flag(*sub, a->precision);
   sub->add_flag("--save-images", a->save_images, "also write images/NNNNN.png, one per evaluated line (verdicts.jsonl's index)");
-  sub->add_option("--seed", a->options.seed, "noise seed of the first prompt (prompt i: seed + i)")->capture_default_str();
-  sub->add_option("--batch", a->options.batch, "images per sampler call")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--seed", a->options.seed, "noise seed of the first prompt (prompt i: seed + i)")
+      ->check(CLI::NonNegativeNumber)  // CLI11 would wrap -5 around to 2^64 - 5
+      ->capture_default_str();
+  sub->add_option("--batch", a->options.batch, "images per sampler call")->check(CLI::Range(int64_t{1}, int64_t{4096}))->capture_default_str();
   sub->add_option("--diversity-prompts", a->options.diversity_prompts, "prompts sampled with several seeds for diversity (0: off)")
+      ->check(CLI::Range(int64_t{0}, int64_t{100000}))
       ->capture_default_str();
   sub->add_option("--reward", a->rewards,
                   "reward to score every image with (repeatable; see `reward --list`): mean/std and Spearman vs the checker");

@@ -10,6 +10,7 @@
 #include "core/blas.h"
 #include "core/libstdcxx.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/threads.h"
 #include "core/version.h"
 
@@ -28,33 +29,10 @@ int run(int argc, char** argv) {
                "by reward-centric post-training, and measure the result.",
                "rewardgen"};
   app.set_version_flag("--version", version_text());
-  app.require_subcommand(1);
-  app.fallthrough();  // global options may follow the subcommand
-
   cli::Context context;
-  std::string log_level = "info";
-  app.add_option("--threads", context.threads, "intra-op CPU threads; 0 = all cores")
-      ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--log-level", log_level, "debug, info, warn, error or quiet")
-      ->default_val("info")
-      ->check(CLI::IsMember({"debug", "info", "warn", "error", "quiet"}));
-
   cli::Commands commands;
-  cli::add_inspect_command(app, context, commands);
-  cli::add_bench_command(app, context, commands);
-  cli::add_tokenize_command(app, context, commands);
-  cli::add_model_command(app, context, commands);
-  cli::add_sample_command(app, context, commands);
-  cli::add_world_command(app, context, commands);
-  cli::add_pretrain_command(app, context, commands);
-  cli::add_eval_command(app, context, commands);
-  cli::add_reward_command(app, context, commands);
-  cli::add_train_command(app, context, commands);
-  cli::add_compare_command(app, context, commands);
-  cli::add_plot_command(app, context, commands);
-  cli::add_reach_command(app, context, commands);
-  cli::add_report_command(app, context, commands);
+  std::string log_level;
+  cli::build_app(app, context, commands, log_level);
 
   try {
     app.parse(argc, argv);
@@ -64,7 +42,12 @@ int run(int argc, char** argv) {
   context.log.set_level(parse_log_level(log_level));
   report_blas_core_choice(context.log);
   report_libstdcxx_preload(context.log);
-  context.threads = set_threads(context.threads);
+  bool capped = false;
+  const int threads = usable_threads(context.threads, hardware_cores(), &capped);
+  if (capped)
+    context.log.warn(str("--threads ", context.threads, " is more than this machine's ", hardware_cores(),
+                         " cores (more threads would only contend): using ", threads));
+  context.threads = set_threads(threads);
   for (const cli::Command& command : commands)
     if (command.app->parsed()) {
       command.run();
@@ -82,6 +65,9 @@ int main(int argc, char** argv) {
   rewardgen::tune_allocator();  // large temporaries from the heap, not mmap (core/allocator.h)
   try {
     return run(argc, argv);
+  } catch (const rewardgen::InterruptedError& e) {
+    std::cerr << "interrupted: " << e.what() << '\n';
+    return 128 + e.signal();  // the shell's convention for a process ended by a signal
   } catch (const rewardgen::Error& e) {
     std::cerr << "error: " << e.what() << '\n';
     return 1;

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "io/output_paths.h"
 #include "models/component_forward.h"
 
 namespace rewardgen::cli {
@@ -61,6 +62,7 @@ void add_model_command(CLI::App& app, Context& context, Commands& commands) {
   forward->add_option("--out", args->out, "safetensors file to write the outputs to")->required();
   forward->add_option("--device", args->device, "cpu or cuda (when LibTorch has CUDA)")->default_val("cpu");
   commands.push_back({forward, [args, &context] {
+                        refuse_output_over_inputs(args->out, {args->inputs, args->model});
                         LoadOptions options;
                         options.device = parse_device(args->device);
                         const TensorMap inputs = SafetensorsFile::open(args->inputs).load_all();

@@ -7,9 +7,12 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "core/error.h"
 #include "dist/collective.h"
+#include "io/atomic_file.h"
 #include "io/json_config.h"
+#include "io/output_paths.h"
 #include "io/run_dir.h"
 #include "models/diffusers_io.h"
 #include "sampling/pipeline.h"
@@ -29,6 +32,7 @@ struct PretrainArgs {
   int64_t steps = 0;        // overrides trainer.max_steps when > 0
   int64_t stop_at = 0;      // stop (resumably) after this many steps
   int64_t eval_limit = 0;   // evaluation lines (0 = all 504)
+  int64_t skip_nonfinite = -1;  // overrides trainer.skip_nonfinite when >= 0
   double dist_timeout_s = 1800;  // under a torchrun-style launch: how long a rank waits for the others
 };
 
@@ -44,6 +48,7 @@ auto load_config(const PretrainArgs& a, Read read) {
   auto config = read(reader);
   reader.reject_unknown();
   if (a.steps > 0) config.trainer.max_steps = a.steps;
+  if (a.skip_nonfinite >= 0) config.trainer.skip_nonfinite = a.skip_nonfinite;
   return config;
 }
 
@@ -96,17 +101,26 @@ void add_common_options(CLI::App* sub, PretrainArgs& a) {
   sub->add_option("--out", a.out, "run directory (config.json, metrics.jsonl, checkpoints/)")->required();
   sub->add_option("--config", a.config_file, "JSON config overriding the defaults (see docs/world.md)");
   sub->add_flag("--resume", a.resume, "continue the run in --out from its newest checkpoint");
-  sub->add_option("--steps", a.steps, "total training steps (overrides trainer.max_steps)");
-  sub->add_option("--stop-at", a.stop_at, "stop after this many steps, resumable later (0: run to the end)");
+  sub->add_option("--steps", a.steps, "total training steps (overrides trainer.max_steps)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  sub->add_option("--stop-at", a.stop_at, "stop after this many steps, resumable later (0: run to the end)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  sub->add_option("--skip-nonfinite", a.skip_nonfinite,
+                  "steps with a NaN or infinite loss, gradient or metric to skip before the next stops the run (overrides trainer.skip_nonfinite)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   sub->add_option("--export", a.export_dir, "pipeline folder the trained components are written into (diffusers layout, fp16)")
       ->default_val("models/world");
-  sub->add_option("--eval-limit", a.eval_limit, "evaluation prompts, task-balanced (0: all 504)")->capture_default_str();
+  sub->add_option("--eval-limit", a.eval_limit, "evaluation prompts, task-balanced (0: all 504)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
+      ->capture_default_str();
   sub->add_option("--dist-timeout", a.dist_timeout_s,
                   "under a torchrun-style launch (vae, teacher; docs/distributed.md): seconds a rank waits for the others")
+      ->check(finite_range(1.0, 86400.0))
       ->capture_default_str();
 }
 
 void run_pretrain_vae(const PretrainArgs& a, const Context& context) {
+  refuse_output_over_inputs(a.out, {a.export_dir, a.config_file});
   const pretrain::VaePretrainConfig config = load_config(a, pretrain::read_vae_pretrain_config);
   const Json resolved = pretrain::vae_pretrain_config_json(config);
   const std::unique_ptr<Collective> collective = join_pretrain_launch("vae", a, resolved, context);
@@ -127,31 +141,40 @@ void run_pretrain_vae(const PretrainArgs& a, const Context& context) {
 }
 
 void run_pretrain_clip(const PretrainArgs& a, const Context& context) {
+  refuse_output_over_inputs(a.out, {a.export_dir, a.config_file});
   pretrain::ClipPretrainConfig config = load_config(a, pretrain::read_clip_pretrain_config);
-  // The world's tokenizer is learnt from the grammar (deterministic) and written first: the text
-  // tower's vocabulary size and end token follow it.
-  const std::string tokenizer_dir = a.export_dir + "/tokenizer";
-  save_tokenizer_folder(tokenizer_dir, train_bpe(world::grammar_words()), pretrain::kWorldTextLength);
-  ClipTokenizer tokenizer = ClipTokenizer::from_directory(tokenizer_dir);
-  config.text.vocab_size = tokenizer.vocab_size();
-  config.text.eos_token_id = tokenizer.end_id();
+  // The world's tokenizer is learnt from the grammar (deterministic); the text tower's vocabulary
+  // size and end token follow it. It lives in the run folder and reaches the export only with the
+  // trained towers: a run that fails or stops early leaves the export (the shipped models/world by
+  // default) untouched.
+  const BpeVocabulary vocabulary = train_bpe(world::grammar_words());
+  config.text.vocab_size = static_cast<int64_t>(vocabulary.tokens.size());
+  config.text.eos_token_id = config.text.vocab_size - 1;  // <|endoftext|> comes last (text/bpe_trainer.h)
   RunDir run = open_run(a, pretrain::clip_pretrain_config_json(config));
+  const std::string tokenizer_dir = run.file("tokenizer");
+  save_tokenizer_folder(tokenizer_dir, vocabulary, pretrain::kWorldTextLength);
+  ClipTokenizer tokenizer = ClipTokenizer::from_directory(tokenizer_dir);
+  if (tokenizer.vocab_size() != config.text.vocab_size || tokenizer.end_id() != config.text.eos_token_id)
+    throw Error(str(tokenizer_dir, ": the written tokenizer has ", tokenizer.vocab_size(), " tokens and end id ", tokenizer.end_id(),
+                    ", the text tower was built for ", config.text.vocab_size, " and ", config.text.eos_token_id));
   pretrain::ClipPretrainTask task(config, std::move(tokenizer));
   Trainer trainer(config.trainer, run, context.log);
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
   if (stopped_early(summary, config.trainer)) return;
+  copy_folder_files(tokenizer_dir, a.export_dir + "/tokenizer");
   save_clip_text(a.export_dir + "/text_encoder", *task.clip().text, at::kHalf);
   save_component(a.export_dir + "/image_encoder", clip_vision_config_json(task.clip().vision->config(), true),
                  *task.clip().vision, "model.safetensors", at::kHalf);
   pretrain::WorldClip exported{load_clip_text(a.export_dir + "/text_encoder", {}, context.log),
                                load_clip_vision(a.export_dir + "/image_encoder", {}, context.log)};
   const pretrain::RetrievalEvaluation evaluation =
-      pretrain::evaluate_retrieval(exported, ClipTokenizer::from_directory(tokenizer_dir), a.eval_limit);
+      pretrain::evaluate_retrieval(exported, ClipTokenizer::from_directory(a.export_dir + "/tokenizer"), a.eval_limit);
   Json report = pretrain::to_json(evaluation);
   write_report(run, report, summary, a.export_dir);
 }
 
 void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
+  refuse_output_over_inputs(a.out, {a.export_dir, a.config_file});
   const pretrain::TeacherPretrainConfig config = load_config(a, pretrain::read_teacher_pretrain_config);
   const Json resolved = pretrain::teacher_pretrain_config_json(config);
   const std::unique_ptr<Collective> collective = join_pretrain_launch("teacher", a, resolved, context);

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "eval/report.h"
 
 namespace rewardgen::cli {
@@ -22,7 +23,7 @@ void add_report_command(CLI::App& app, Context& context, Commands& commands) {
       ->check(CLI::Range(int64_t{1}, int64_t{1000}));
   sub->add_option("--reference-cfg", o->reference_guidance, "the references' classifier-free guidance scale")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1000.0));
+      ->check(finite_range(0.0, 1000.0));
   sub->add_option("--reference-limit", o->reference_limit,
                   "task-balanced prompts for the references (0: the whole held-out set; reused only when it matches the inputs')")
       ->capture_default_str()

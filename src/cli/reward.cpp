@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/image.h"
 #include "rewards/reward.h"
 
@@ -31,6 +32,7 @@ std::vector<std::string> png_files(const std::string& dir) {
 }
 
 std::vector<std::string> prompt_lines(const std::string& file) {
+  require_regular_file(file);
   std::ifstream in(file);
   if (!in) throw Error(str("cannot open prompts file '", file, "'"));
   std::vector<std::string> lines;
@@ -96,7 +98,7 @@ void add_reward_command(CLI::App& app, Context& context, Commands& commands) {
   cmd->add_option("--images", a->images, "folder of .png images, scored in name order");
   cmd->add_option("--prompts", a->prompts, "text file, one prompt a line, one line per image");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->default_val("cpu");
-  cmd->add_option("--batch", a->batch, "images scored together")->default_val(16);
+  cmd->add_option("--batch", a->batch, "images scored together")->default_val(16)->check(CLI::Range(int64_t{1}, int64_t{4096}));
   cmd->add_flag("--list", a->list, "list the registered rewards and exit");
   commands.push_back({cmd, [a, &context] { run_reward(*a, context); }});
 }

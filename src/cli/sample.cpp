@@ -10,10 +10,12 @@
 #include "cli/sampler_flags.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "core/progress.h"
 #include "models/precision.h"
 #include "io/image.h"
 #include "io/json_config.h"
+#include "io/output_paths.h"
 #include "sampling/pipeline.h"
 #include "sampling/text_to_image.h"
 
@@ -30,6 +32,7 @@ struct SampleArgs {
 std::vector<std::string> read_prompts(const SampleArgs& a) {
   std::vector<std::string> prompts = a.prompts;
   if (!a.prompts_file.empty()) {
+    require_regular_file(a.prompts_file);
     std::ifstream in(a.prompts_file);
     if (!in) throw Error(str("cannot open prompts file '", a.prompts_file, "'"));
     for (std::string line; std::getline(in, line);)
@@ -42,13 +45,14 @@ std::vector<std::string> read_prompts(const SampleArgs& a) {
 void run_sample(const SampleArgs& a, const Context& context) {
   const std::vector<std::string> prompts = read_prompts(a);
   if (a.batch < 1 || a.images_per_prompt < 1) throw Error("--batch and --images-per-prompt must be >= 1");
+  refuse_output_over_inputs(a.out, {a.model, a.prompts_file});
   LoadOptions load;
   load.device = parse_device(a.device);
   load.dtype = dtype_of(parse_precision(a.precision, load.device));
   Pipeline pipeline = load_pipeline(a.model, load, context.log);
   const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler.recipe, a.model, context.log);
   const TextToImage t2i(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
-  std::filesystem::create_directories(a.out);
+  prepare_output_folder(a.out, /*must_be_empty=*/true);  // 00000.png... of an earlier call would mix with these
 
   std::vector<std::string> all;  // every image's prompt, prompt-major
   for (const auto& p : prompts)
@@ -97,13 +101,16 @@ void add_sample_command(CLI::App& app, Context& context, Commands& commands) {
   SamplerOptions defaults;
   defaults.guidance_scale = 7.5;
   add_sampler_flags(*sub, a->flags, defaults);
-  sub->add_option("--height", a->flags.values.height, "image height in pixels (default: the model's)");
-  sub->add_option("--width", a->flags.values.width, "image width in pixels (default: the model's)");
-  sub->add_option("--seed", a->seed, "batch k uses seed + k")->default_val(0);
-  sub->add_option("--images-per-prompt", a->images_per_prompt, "images per prompt")->default_val(1);
-  sub->add_option("--batch", a->batch, "images per network batch")->default_val(4);
-  sub->add_option("--grid-columns", a->grid_columns, "columns of grid.png (default: images per prompt, or up to 8)");
-  sub->add_option("--out", a->out, "output folder")->default_val("samples");
+  sub->add_option("--height", a->flags.values.height, "image height in pixels (default: the model's)")
+      ->check(CLI::Range(int64_t{8}, int64_t{16384}));
+  sub->add_option("--width", a->flags.values.width, "image width in pixels (default: the model's)")
+      ->check(CLI::Range(int64_t{8}, int64_t{16384}));
+  sub->add_option("--seed", a->seed, "batch k uses seed + k")->default_val(0)->check(CLI::NonNegativeNumber);
+  sub->add_option("--images-per-prompt", a->images_per_prompt, "images per prompt")->default_val(1)->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  sub->add_option("--batch", a->batch, "images per network batch")->default_val(4)->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  sub->add_option("--grid-columns", a->grid_columns, "columns of grid.png (default: images per prompt, or up to 8)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
+  sub->add_option("--out", a->out, "output folder, new or empty (the images of two calls would mix)")->default_val("samples");
   sub->add_option("--device", a->device, "cpu or cuda (when LibTorch has CUDA)")->default_val("cpu");
   add_precision_flag(*sub, a->precision);
   commands.push_back({sub, [a, &context] { run_sample(*a, context); }});

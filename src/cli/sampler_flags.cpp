@@ -1,4 +1,5 @@
 #include "cli/sampler_flags.h"
+#include "cli/validators.h"
 
 #include "core/error.h"
 #include "core/log.h"
@@ -14,8 +15,8 @@ void add_sampler_flags(CLI::App& sub, SamplerFlags& f, const SamplerOptions& d) 
   f.cfg = sub.add_option("--cfg", f.values.guidance_scale,
                          "guidance scale w (CFG; LCM: its w embedding); 1 = none (default: the recipe's, else " +
                              str(d.guidance_scale) + ")")
-              ->check(CLI::Range(0.0, 1000.0));
-  f.eta = sub.add_option("--eta", f.values.eta, "DDIM stochasticity η (default: the recipe's, else 0)")->check(CLI::Range(0.0, 1000.0));
+              ->check(finite_range(0.0, 1000.0));
+  f.eta = sub.add_option("--eta", f.values.eta, "DDIM stochasticity η (default: the recipe's, else 0)")->check(finite_range(0.0, 1000.0));
   f.spacing = sub.add_option("--spacing", f.values.timestep_spacing,
                                  "DDIM/DDPM timestep spacing: leading, trailing, linspace; LCM: rlcm for RLCM's rule "
                                  "(999, 759, 519, 279), else diffusers' (999, 759, 499, 259) (default: the recipe's, else leading)")

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "core/paths.h"
 #include "text/clip_tokenizer.h"
 
@@ -35,6 +36,7 @@ void add_tokenize_command(CLI::App& app, Context& context, Commands& commands) {
                           std::cout << nlohmann::json(tokenizer.encode_padded(*text, *length)).dump() << '\n';
                           return;
                         }
+                        require_regular_file(*file);
                         std::ifstream in(*file);
                         if (!in) throw Error(str("cannot open '", *file, "'"));
                         for (std::string line; std::getline(in, line);)

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "core/error.h"
 #include "methods/method.h"
 #include "methods/train_job.h"
@@ -30,11 +31,15 @@ void add_job_command(CLI::App& app, Context& context, Commands& commands, const 
   sub->add_option("--model", o->model_dir, "pipeline folder to start from (default: the shipped world teacher, models/world; rlcm, distar, distar-kl: its LCM, models/world/lcm)");
   sub->add_option("--out", o->out, "run folder: config.json, metrics.jsonl, checkpoints/, generator/, eval/")->required();
   sub->add_option("--minutes", o->minutes, "wall-clock budget of the training, over all resumes (0: the config's max_steps)")
-      ->check(CLI::Range(0.0, 1e6))
+      ->check(finite_range(0.0, 1e6))
       ->capture_default_str();
+  sub->add_option("--skip-nonfinite", o->skip_nonfinite,
+                  "steps with a NaN or infinite loss, gradient or metric to skip (no update, a warning) before the next stops the "
+                  "run (default: the config's trainer.skip_nonfinite, 0)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   sub->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint, with its own config");
   sub->add_option("--eval-limit", o->eval_limit, "task-balanced evaluation prompts after training (0: all 504)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
       ->capture_default_str();
   sub->add_flag("--no-eval", *no_eval, "export the generator without evaluating it");
   sub->add_option("--device", o->device,
@@ -45,6 +50,7 @@ void add_job_command(CLI::App& app, Context& context, Commands& commands, const 
                   "under a torchrun-style launch (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set; docs/distributed.md): seconds a "
                   "rank waits for the others (rendezvous, each all-reduce; rank 0's evaluations and checkpoints must fit) before "
                   "it ends with an error")
+      ->check(finite_range(1.0, 86400.0))
       ->capture_default_str();
   sub->footer("Methods:\n" + describe_methods(methods));
   commands.push_back({sub, [o, no_eval, &context, name, methods, listed] {

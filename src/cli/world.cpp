@@ -78,7 +78,7 @@ void add_world_command(CLI::App& app, Context& context, Commands& commands) {
   auto count = std::make_shared<int64_t>(1);
   auto out = std::make_shared<std::string>("scene.png");
   render_app->add_option("prompt", *text, "a prompt of the world's grammar, e.g. 'a red circle above a blue square'")->required();
-  render_app->add_option("--seed", *seed, "scene seed (scene i uses seed + i)")->capture_default_str();
+  render_app->add_option("--seed", *seed, "scene seed (scene i uses seed + i)")->check(CLI::NonNegativeNumber)->capture_default_str();
   render_app->add_option("--count", *count, "number of scenes")->check(CLI::Range(int64_t{1}, int64_t{4096}))->capture_default_str();
   render_app->add_option("--out", *out, "PNG file")->capture_default_str();
   commands.push_back({render_app, [text, seed, count, out] { render_prompt(*text, *seed, *count, *out); }});
@@ -97,7 +97,9 @@ void add_world_command(CLI::App& app, Context& context, Commands& commands) {
   auto dir = std::make_shared<std::string>();
   auto length = std::make_shared<int64_t>(16);
   tokenizer_app->add_option("dir", *dir, "output folder (vocab.json, merges.txt, tokenizer_config.json)")->required();
-  tokenizer_app->add_option("--length", *length, "model_max_length: start + tokens + end")->capture_default_str();
+  tokenizer_app->add_option("--length", *length, "model_max_length: start + tokens + end")
+      ->check(CLI::Range(int64_t{3}, int64_t{1} << 16))
+      ->capture_default_str();
   commands.push_back({tokenizer_app, [dir, length] {
                         const BpeVocabulary vocabulary = train_bpe(world::grammar_words());
                         save_tokenizer_folder(*dir, vocabulary, *length);

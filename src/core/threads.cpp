@@ -13,6 +13,13 @@ int hardware_cores() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+int usable_threads(int requested, int cores, bool* capped) {
+  if (requested < 0) throw Error(str("--threads must be >= 0 (0 = all cores), got ", requested));
+  const int n = requested == 0 || requested > cores ? cores : requested;
+  if (capped != nullptr) *capped = requested > cores;
+  return n;
+}
+
 int set_threads(int threads) {
   if (threads < 0) throw Error(str("--threads must be >= 0 (0 = all cores), got ", threads));
   const int n = threads == 0 ? hardware_cores() : threads;

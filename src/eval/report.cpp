@@ -25,6 +25,7 @@
 #include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/json_config.h"
+#include "io/output_paths.h"
 #include "io/run_dir.h"
 #include "core/paths.h"
 #include "rewards/reward.h"
@@ -532,9 +533,10 @@ ReportResult write_report(const ReportOptions& o, const Logger& log) {
   for (const Entry& e : inputs)
     for (const std::string& name : eval_reward_names(e.eval)) reward_names.insert(name);
 
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) throw Error(str("report: cannot create the output folder '", o.out, "': ", ec.message()));
+  std::vector<std::string> read_from = o.inputs;
+  read_from.push_back(o.teacher);
+  refuse_output_over_inputs(o.out, read_from);
+  prepare_output_folder(o.out);
   ReportResult result;
   ModelCache models(device, log);
   std::vector<Entry> entries;

@@ -76,7 +76,17 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
   writer.commit();
 }
 
+void require_regular_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw Error(str("cannot open '", path, "': ", errno_text()));
+  if (S_ISREG(st.st_mode)) return;
+  const char* kind = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket"
+                   : (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? "a device" : "a special file";
+  throw Error(str("cannot read '", path, "': it is ", kind, ", not a regular file"));
+}
+
 std::string read_text_file(const std::string& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(str("cannot open '", path, "': ", errno_text()));
   std::ostringstream buffer;

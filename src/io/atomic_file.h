@@ -28,9 +28,13 @@ class AtomicFileWriter {
   bool committed_ = false;
 };
 
+// Throws Error unless `path` names a regular file (or a link to one): a FIFO, device or folder given
+// where a file is read would block forever or read garbage. Every reader calls it before opening.
+void require_regular_file(const std::string& path);
+
 // Whole-file helpers.
 void write_file_atomic(const std::string& path, const std::string& contents);
-std::string read_text_file(const std::string& path);  // throws Error naming the file
+std::string read_text_file(const std::string& path);  // a regular file; throws Error naming it
 // Copies the regular files of folder `from` into `to` (created), each through write_file_atomic,
 // so that a reader never sees a half-copied file. Nothing is done when both name the same folder.
 void copy_folder_files(const std::string& from, const std::string& to);

@@ -2,7 +2,10 @@
 
 #include <png.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "core/error.h"
@@ -43,19 +46,106 @@ void save_png(const std::string& path, const at::Tensor& image) {
   writer.commit();
 }
 
+namespace {
+
+// Decoded images are bounded before any pixel is decoded: libpng refuses a larger IHDR itself.
+constexpr png_uint_32 kMaxPngSide = 16384;
+constexpr uint64_t kMaxPngPixels = uint64_t{1} << 26;  // 8192 x 8192
+constexpr uint64_t kMaxPngFileBytes = uint64_t{1} << 30;
+
+struct PngSource {
+  const uint8_t* data;
+  size_t size, offset;
+  char error[256];    // libpng's message, copied before its longjmp
+  char warning[256];  // its last warning: the detail of some errors ("Invalid IHDR data")
+  std::string message() const { return warning[0] == '\0' ? std::string(error) : str(error, " (", warning, ")"); }
+};
+
+void read_png_bytes(png_structp png, png_bytep out, png_size_t n) {
+  auto* source = static_cast<PngSource*>(png_get_io_ptr(png));
+  if (n > source->size - source->offset) png_error(png, "the file ends inside the image (truncated?)");
+  std::memcpy(out, source->data + source->offset, n);
+  source->offset += n;
+}
+
+void on_png_error(png_structp png, png_const_charp message) {
+  auto* source = static_cast<PngSource*>(png_get_error_ptr(png));
+  std::snprintf(source->error, sizeof source->error, "%s", message);
+  png_longjmp(png, 1);
+}
+
+void on_png_warning(png_structp png, png_const_charp message) {  // kept, not printed: an error may follow
+  auto* source = static_cast<PngSource*>(png_get_error_ptr(png));
+  std::snprintf(source->warning, sizeof source->warning, "%s", message);
+}
+
+// libpng reports errors by longjmp to the setjmp of these two functions: they hold no C++ object
+// with a destructor (a jump would skip it), only pointers into what the caller owns.
+bool read_png_header(png_structp png, png_infop info, png_uint_32& width, png_uint_32& height) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_read_info(png, info);
+  width = png_get_image_width(png, info);
+  height = png_get_image_height(png, info);
+  return true;
+}
+
+// Every colour type and depth to 8-bit RGBA, taking the stored sample values as they are: no
+// gamma or colour-space conversion (a checker judges the values a writer stored, as PIL reads them).
+bool decode_png_rgba(png_structp png, png_infop info, png_bytepp rows, png_uint_32 width) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_expand(png);    // palette -> RGB, grey of 1, 2, 4 bits -> 8, tRNS -> alpha
+  png_set_scale_16(png);  // 16 -> 8 bits, rounded: v * 255 / 65535
+  png_set_gray_to_rgb(png);
+  png_set_add_alpha(png, 0xff, PNG_FILLER_AFTER);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  if (png_get_rowbytes(png, info) != static_cast<png_size_t>(width) * 4) png_error(png, "unexpected row size after conversion");
+  png_read_image(png, rows);
+  return true;
+}
+
+}  // namespace
+
 at::Tensor load_png(const std::string& path) {
-  png_image png;
-  std::memset(&png, 0, sizeof png);
-  png.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file(&png, path.c_str()))
-    throw Error(str("cannot read PNG '", path, "': ", png.message));
-  png.format = PNG_FORMAT_RGB;
-  at::Tensor rgb = at::empty({static_cast<int64_t>(png.height), static_cast<int64_t>(png.width), 3}, at::kByte);
-  if (!png_image_finish_read(&png, nullptr, rgb.data_ptr(), 0, nullptr)) {
-    png_image_free(&png);
-    throw Error(str("cannot decode PNG '", path, "': ", png.message));
+  try {
+    require_regular_file(path);
+  } catch (const Error& e) {
+    throw Error(str("cannot read PNG: ", e.what()));
   }
-  return from_rgb8(rgb);
+  const uint64_t file_bytes = std::filesystem::file_size(path);
+  if (file_bytes > kMaxPngFileBytes) throw Error(str("cannot read PNG '", path, "': ", file_bytes, " bytes is more than 1 GiB"));
+  return decode_png(read_text_file(path), path);
+}
+
+at::Tensor decode_png(const std::string& bytes, const std::string& path) {
+  if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0)
+    throw Error(str("cannot read PNG '", path, "': not a PNG file (no PNG signature)"));
+  PngSource source{reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 0, {}, {}};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, on_png_error, on_png_warning);
+  png_infop info = png == nullptr ? nullptr : png_create_info_struct(png);
+  if (info == nullptr) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    throw Error(str("cannot read PNG '", path, "': out of memory"));
+  }
+  struct Release {  // frees libpng's structs on every path out of this function
+    png_structp* png;
+    png_infop* info;
+    ~Release() { png_destroy_read_struct(png, info, nullptr); }
+  } release{&png, &info};
+  png_set_read_fn(png, &source, read_png_bytes);
+  png_set_user_limits(png, kMaxPngSide, kMaxPngSide);
+  png_uint_32 width = 0, height = 0;
+  if (!read_png_header(png, info, width, height)) throw Error(str("cannot read PNG '", path, "': ", source.message()));
+  if (uint64_t{width} * height > kMaxPngPixels)
+    throw Error(str("cannot read PNG '", path, "': ", width, " x ", height, " pixels is more than ", kMaxPngPixels, " (8192 x 8192)"));
+  at::Tensor rgba = at::empty({static_cast<int64_t>(height), static_cast<int64_t>(width), 4}, at::kByte);
+  std::vector<png_bytep> rows(height);
+  for (png_uint_32 y = 0; y < height; ++y) rows[y] = rgba.data_ptr<uint8_t>() + static_cast<size_t>(y) * width * 4;
+  if (!decode_png_rgba(png, info, rows.data(), width)) throw Error(str("cannot decode PNG '", path, "': ", source.message()));
+  // Transparent pixels composited onto black, rounded: (c·a + 127) / 255 keeps c when a = 255.
+  const at::Tensor wide = rgba.to(at::kInt);
+  const at::Tensor rgb = (wide.slice(2, 0, 3) * wide.slice(2, 3, 4) + 127).div(255, "floor").to(at::kByte);
+  return from_rgb8(rgb.contiguous());
 }
 
 at::Tensor make_grid(const at::Tensor& images, int64_t columns, int64_t padding, double fill) {

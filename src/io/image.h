@@ -1,5 +1,5 @@
 #pragma once
-// Images on disk: PNG read/write through libpng's simplified API, and image grids. In memory an
+// Images on disk: PNG read/write through libpng, and image grids. In memory an
 // image is float [3, H, W] (a batch [B, 3, H, W]) in [-1, 1], the convention across rooms (docs/architecture.md).
 #include <ATen/ATen.h>
 
@@ -9,8 +9,13 @@ namespace rewardgen {
 
 // Writes an RGB PNG (values clamped to [-1, 1], rounded to 8 bits), atomically.
 void save_png(const std::string& path, const at::Tensor& image);  // [3, H, W]
-// Reads a PNG of any colour type as RGB: [3, H, W] in [-1, 1]; Error naming the file otherwise.
+// Reads a PNG of any colour type and bit depth as RGB: [3, H, W] in [-1, 1], from the sample values
+// as stored (16 bits rounded to 8, grey replicated, palette expanded, alpha composited onto black,
+// no gamma conversion), so the same scene in any format decodes alike. At most 8192 x 8192 pixels,
+// checked before decoding; Error naming the file otherwise.
 at::Tensor load_png(const std::string& path);
+// The same from the bytes of a PNG file; `label` names it in errors.
+at::Tensor decode_png(const std::string& bytes, const std::string& label);
 // 8-bit RGB bytes [H, W, 3] (uint8) <-> [3, H, W] in [-1, 1]. to_rgb8 also takes a batch
 // [B, 3, H, W] -> [B, H, W, 3] (one pass instead of one per image).
 at::Tensor to_rgb8(const at::Tensor& image);

@@ -30,17 +30,24 @@ void save_json_file(const std::string& path, const Json& value) { write_file_ato
 // ranges
 
 bool Range::contains(double v) const {
-  if (std::isnan(v)) return false;
+  if (!std::isfinite(v)) return false;  // an open upper end still means a finite number
   const bool above = min_open ? v > min : v >= min;
   const bool below = max_open ? v < max : v <= max;
   return above && below;
 }
 
+namespace {
+// Whole bounds as integers (4194304, not 4.1943e+06).
+std::string bound_text(double v) {
+  return std::abs(v) < 1e15 && v == std::floor(v) ? std::to_string(static_cast<int64_t>(v)) : str(v);
+}
+}  // namespace
+
 std::string Range::describe() const {
   const bool has_min = std::isfinite(min), has_max = std::isfinite(max);
-  if (has_min && has_max) return str(min_open ? "(" : "[", min, ", ", max, max_open ? ")" : "]");
-  if (has_min) return str(min_open ? "> " : ">= ", min);
-  if (has_max) return str(max_open ? "< " : "<= ", max);
+  if (has_min && has_max) return str(min_open ? "(" : "[", bound_text(min), ", ", bound_text(max), max_open ? ")" : "]");
+  if (has_min) return str(min_open ? "> " : ">= ", bound_text(min));
+  if (has_max) return str(max_open ? "< " : "<= ", bound_text(max));
   return "finite";
 }
 
@@ -138,6 +145,30 @@ ConfigReader& ConfigReader::optional(const std::string& key, T& out, const Range
   return *this;
 }
 
+template <class T>
+void ConfigReader::check_elements(const std::string& key, const std::vector<T>& values, const Range& range) const {
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!range.contains(static_cast<double>(values[i]))) range_error(str(key, "[", i, "]"), range, Json(values[i]));
+}
+
+ConfigReader& ConfigReader::optional(const std::string& key, std::vector<int64_t>& out, const Range& range) {
+  optional(key, out);
+  if (has(key)) check_elements(key, out, range);
+  return *this;
+}
+
+ConfigReader& ConfigReader::optional(const std::string& key, std::vector<double>& out, const Range& range) {
+  optional(key, out);
+  if (has(key)) check_elements(key, out, range);
+  return *this;
+}
+
+template <class T>
+ConfigReader& ConfigReader::required(const std::string& key, T& out, const Range& range) {
+  if (!has(key)) throw Error(str(file_, ": missing required key '", prefix_, key, "' (", type_name<T>(), ", ", range.describe(), ")"));
+  return optional(key, out, range);
+}
+
 ConfigReader& ConfigReader::optional_choice(const std::string& key, std::string& out,
                                             const std::vector<std::string>& allowed) {
   optional(key, out);
@@ -156,6 +187,14 @@ ConfigReader& ConfigReader::optional_int_or_list(const std::string& key, std::ve
     out = {single};
   else if (!convert(*value, out))
     type_error(key, "an integer or an array of integers", *value);
+  return *this;
+}
+
+ConfigReader& ConfigReader::optional_int_or_list(const std::string& key, std::vector<int64_t>& out, const Range& range) {
+  optional_int_or_list(key, out);
+  if (!has(key)) return *this;
+  if ((*object_)[key].is_number() && !range.contains(static_cast<double>(out[0]))) range_error(key, range, (*object_)[key]);
+  check_elements(key, out, range);
   return *this;
 }
 
@@ -223,5 +262,8 @@ template ConfigReader& ConfigReader::required<std::vector<std::string>>(const st
 template ConfigReader& ConfigReader::optional<int>(const std::string&, int&, const Range&);
 template ConfigReader& ConfigReader::optional<int64_t>(const std::string&, int64_t&, const Range&);
 template ConfigReader& ConfigReader::optional<double>(const std::string&, double&, const Range&);
+template ConfigReader& ConfigReader::required<int>(const std::string&, int&, const Range&);
+template ConfigReader& ConfigReader::required<int64_t>(const std::string&, int64_t&, const Range&);
+template ConfigReader& ConfigReader::required<double>(const std::string&, double&, const Range&);
 
 }  // namespace rewardgen

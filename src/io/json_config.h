@@ -48,9 +48,15 @@ class ConfigReader {
   ConfigReader& required(const std::string& key, T& out);  // missing key -> Error
   template <class T>
   ConfigReader& optional(const std::string& key, T& out, const Range& range);  // numbers
+  template <class T>
+  ConfigReader& required(const std::string& key, T& out, const Range& range);  // numbers
+  // Arrays of numbers with every element in `range` (e.g. channel counts >= 1).
+  ConfigReader& optional(const std::string& key, std::vector<int64_t>& out, const Range& range);
+  ConfigReader& optional(const std::string& key, std::vector<double>& out, const Range& range);
   ConfigReader& optional_choice(const std::string& key, std::string& out, const std::vector<std::string>& allowed);
   // diffusers configs give some per-block settings as one integer or as a list: both become a list.
   ConfigReader& optional_int_or_list(const std::string& key, std::vector<int64_t>& out);
+  ConfigReader& optional_int_or_list(const std::string& key, std::vector<int64_t>& out, const Range& range);
 
   // A nested object; an absent key gives an empty object. Keys read through it count as known.
   ConfigReader child(const std::string& key);
@@ -72,6 +78,8 @@ class ConfigReader {
   const Json* find(const std::string& key);  // marks the key as read
   [[noreturn]] void type_error(const std::string& key, const char* expected, const Json& value) const;
   [[noreturn]] void range_error(const std::string& key, const Range& range, const Json& value) const;
+  template <class T>
+  void check_elements(const std::string& key, const std::vector<T>& values, const Range& range) const;
   void collect_unknown(const Json& object, const std::string& prefix, std::vector<std::string>& out) const;
 
   const Json* object_;

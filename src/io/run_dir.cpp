@@ -11,14 +11,31 @@ namespace rewardgen {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// A checkpoint file (checkpoints/step_<8 digits>.safetensors) in `dir`.
+bool holds_a_checkpoint(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return false;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step_", 0) == 0 && entry.path().extension() == ".safetensors") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 RunDir RunDir::create(const std::string& root, bool resume) {
   if (root.empty()) throw Error("the run directory path is empty");
   RunDir dir(root);
-  const bool has_run = fs::exists(dir.config_path());
-  if (has_run && !resume)
-    throw Error(str("'", root, "' already holds a run (config.json exists); pass --resume to continue it, "
+  const bool has_config = fs::exists(dir.config_path());
+  // A run that never reached its first checkpoint (it failed at start: a bad model path, a
+  // rejected flag) has nothing to lose: a new start replaces it instead of asking for --resume.
+  if (has_config && !resume && holds_a_checkpoint(dir.checkpoints_dir()))
+    throw Error(str("'", root, "' already holds a run (config.json and checkpoints/); pass --resume to continue it, "
                     "or choose another output directory"));
-  if (resume && !has_run) throw Error(str("cannot resume '", root, "': it holds no config.json"));
+  if (resume && !has_config) throw Error(str("cannot resume '", root, "': it holds no config.json"));
   std::error_code ec;
   for (const std::string& d : {root, dir.checkpoints_dir(), dir.samples_dir()}) {
     fs::create_directories(d, ec);
@@ -38,6 +55,7 @@ void RunDir::write_config(const nlohmann::json& resolved) const { save_json_file
 std::vector<nlohmann::json> read_metrics(const std::string& path) {
   std::vector<nlohmann::json> rows;
   if (!fs::exists(path)) return rows;
+  require_regular_file(path);
   std::ifstream in(path);
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {

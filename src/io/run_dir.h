@@ -12,8 +12,9 @@ namespace rewardgen {
 
 class RunDir {
  public:
-  // Creates `root` and its subfolders. A `root` that already holds config.json is an Error unless
-  // `resume` is true; resuming a directory without config.json is an Error too.
+  // Creates `root` and its subfolders. A `root` that holds a run (config.json and a checkpoint) is
+  // an Error unless `resume` is true; one whose run failed before its first checkpoint is started
+  // afresh. Resuming a directory without config.json is an Error too.
   static RunDir create(const std::string& root, bool resume);
   // A run another process created (rank 0 of a data-parallel launch): nothing is created or
   // written; an Error if `root` holds no config.json.

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <functional>
 
@@ -285,26 +286,53 @@ Ref weights_of(const Ref& root) {
 
 }  // namespace
 
-TensorMap read_torch_checkpoint(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw Error(str("cannot open '", path, "': no such file"));
-  if (!is_zip(path))
-    throw Error(str(path, ": not a zip-format PyTorch checkpoint (the legacy format of torch < 1.6 is not read); "
-                    "re-save it with a newer torch.save or convert it to safetensors"));
+namespace {
+
+// The tensors of an opened archive (`label` names it in errors); see read_torch_checkpoint.
+TensorMap read_archive(caffe2::serialize::PyTorchStreamReader& reader, const std::string& label) {
   TensorMap out;
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    flatten(weights_of(Unpickler(reader, path).run()), "", out);
-  } catch (const c10::Error& e) {
-    const std::string message = e.what_without_backtrace();
-    throw Error(str(path, ": cannot read the PyTorch checkpoint: ", message.substr(0, message.find('\n'))));
-  }
-  if (out.empty()) throw Error(str(path, ": the checkpoint holds no tensors under string keys"));
+  flatten(weights_of(Unpickler(reader, label).run()), "", out);
+  if (out.empty()) throw Error(str(label, ": the checkpoint holds no tensors under string keys"));
   bool all_wrapped = true;  // nn.DataParallel saves "module.<name>"
   for (const auto& [name, t] : out) all_wrapped = all_wrapped && name.rfind("module.", 0) == 0;
   if (!all_wrapped) return out;
   TensorMap stripped;
   for (auto& [name, t] : out) stripped[name.substr(7)] = t;
   return stripped;
+}
+
+[[noreturn]] void rethrow_as_error(const c10::Error& e, const std::string& label) {
+  const std::string message = e.what_without_backtrace();
+  throw Error(str(label, ": cannot read the PyTorch checkpoint: ", message.substr(0, message.find('\n'))));
+}
+
+Error not_a_zip(const std::string& label) {
+  return Error(str(label, ": not a zip-format PyTorch checkpoint (the legacy format of torch < 1.6 is not read); "
+                   "re-save it with a newer torch.save or convert it to safetensors"));
+}
+
+}  // namespace
+
+TensorMap read_torch_checkpoint(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw Error(str("cannot open '", path, "': no such file"));
+  if (!is_zip(path)) throw not_a_zip(path);
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    return read_archive(reader, path);
+  } catch (const c10::Error& e) {
+    rethrow_as_error(e, path);
+  }
+}
+
+TensorMap read_torch_checkpoint_bytes(const std::string& bytes, const std::string& label) {
+  if (bytes.size() < 4 || bytes.compare(0, 4, "PK\3\4", 4) != 0) throw not_a_zip(label);
+  std::istringstream in(bytes);
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(&in);
+    return read_archive(reader, label);
+  } catch (const c10::Error& e) {
+    rethrow_as_error(e, label);
+  }
 }
 
 TensorMap read_tensor_file(const std::string& path) {

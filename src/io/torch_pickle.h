@@ -16,6 +16,8 @@ namespace rewardgen {
 // is stripped from every name. Non-tensor entries (epoch counters, names) are skipped.
 // Throws Error naming the file: missing, legacy (pre-1.6, non-zip) format, unreadable pickle.
 TensorMap read_torch_checkpoint(const std::string& path);
+// The same from the bytes of such a file; `label` names it in errors.
+TensorMap read_torch_checkpoint_bytes(const std::string& bytes, const std::string& label);
 
 // safetensors by extension (.safetensors), else a torch checkpoint (.pt, .pth, .bin, .ckpt).
 TensorMap read_tensor_file(const std::string& path);

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "core/log.h"
 #include "eval/eval_report.h"
 #include "methods/periodic_eval.h"
@@ -54,6 +55,7 @@ RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const
     if (weight > 0) rewards_.push_back({reward, weight});
   }
   if (!config.prompts_file.empty()) {
+    require_regular_file(config.prompts_file);
     std::ifstream in(config.prompts_file);
     if (!in) throw Error(str("cannot open prompts_file '", config.prompts_file, "'"));
     for (std::string line; std::getline(in, line);)

@@ -12,6 +12,7 @@
 #include "dist/collective.h"
 #include "eval/eval_report.h"
 #include "eval/world_eval.h"
+#include "io/output_paths.h"
 #include "io/run_dir.h"
 #include "methods/method.h"
 #include "rewards/reward.h"
@@ -57,8 +58,7 @@ ResolvedJob resolve(const TrainJobOptions& o) {
   ConfigReader reader(file, o.config_file.empty() ? "(defaults)" : o.config_file);
   job.config = job.method.resolve(reader);
   reader.reject_unknown();
-  if (fs::exists(o.out) && fs::absolute(o.out) == fs::absolute(job.model_dir))
-    throw Error(str("the run folder '", o.out, "' is the model folder trained from"));
+  refuse_output_over_inputs(o.out, {job.model_dir, o.config_file});  // the model trained from, or its config
   return job;
 }
 
@@ -88,7 +88,7 @@ std::vector<std::shared_ptr<Reward>> trained_rewards(const Json& config, at::Dev
 // that every rank resolved the same job.
 std::unique_ptr<Collective> join_training_launch(const TrainJobOptions& o, const ResolvedJob& job, const Logger& log) {
   const Json resolved = {{"command", "train"}, {"method", job.method.name}, {"model", job.model_dir}, {"config", job.config},
-                         {"out", fs::absolute(o.out).string()}, {"minutes", o.minutes}, {"resume", o.resume}};
+                         {"out", fs::absolute(o.out).string()}, {"minutes", o.minutes}, {"skip_nonfinite", o.skip_nonfinite}, {"resume", o.resume}};
   return join_launch(resolved.dump(), std::chrono::milliseconds(static_cast<int64_t>(o.dist_timeout_s * 1000)), log);
 }
 
@@ -111,6 +111,7 @@ TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
   }
   TrainerConfig trainer = job.method.trainer(job.config);
   if (o.minutes > 0) trainer.max_minutes = o.minutes;
+  if (o.skip_nonfinite >= 0) trainer.skip_nonfinite = o.skip_nonfinite;
 
   TrainJobResult result;
   result.run_dir = run.root();

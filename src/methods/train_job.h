@@ -19,6 +19,7 @@ struct TrainJobOptions {
   std::string model_dir;    // the pipeline trained from; empty: the shipped world teacher
   std::string out;          // the run folder
   double minutes = 0;       // wall-clock budget of the training over all resumes (0: the config's)
+  int64_t skip_nonfinite = -1;  // non-finite steps skipped before one stops the run (-1: the config's)
   bool resume = false;      // continue the run in `out` from its newest checkpoint
   int64_t eval_limit = 0;   // task-balanced evaluation prompts after training (0: all 504)
   bool evaluate = true;

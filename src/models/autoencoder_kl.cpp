@@ -2,20 +2,21 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "models/config_bounds.h"
 
 namespace rewardgen {
 
 void read_autoencoder_config(ConfigReader& r, AutoencoderKLConfig& c) {
-  r.optional("in_channels", c.in_channels, at_least(1))
-      .optional("out_channels", c.out_channels, at_least(1))
-      .optional("latent_channels", c.latent_channels, at_least(1))
+  r.optional("in_channels", c.in_channels, config_bounds::kWidth)
+      .optional("out_channels", c.out_channels, config_bounds::kWidth)
+      .optional("latent_channels", c.latent_channels, config_bounds::kWidth)
       .optional("down_block_types", c.down_block_types)
       .optional("up_block_types", c.up_block_types)
-      .optional("block_out_channels", c.block_out_channels)
-      .optional("layers_per_block", c.layers_per_block, at_least(1))
+      .optional("block_out_channels", c.block_out_channels, config_bounds::kWidth)
+      .optional("layers_per_block", c.layers_per_block, config_bounds::kLayers)
       .optional("act_fn", c.act_fn)
-      .optional("norm_num_groups", c.norm_num_groups, at_least(1))
-      .optional("sample_size", c.sample_size, at_least(1))
+      .optional("norm_num_groups", c.norm_num_groups, config_bounds::kWidth)
+      .optional("sample_size", c.sample_size, config_bounds::kPositions)
       .optional("scaling_factor", c.scaling_factor, positive())
       .optional("use_quant_conv", c.use_quant_conv)
       .optional("use_post_quant_conv", c.use_post_quant_conv)
@@ -26,6 +27,7 @@ void read_autoencoder_config(ConfigReader& r, AutoencoderKLConfig& c) {
   }
   r.mark_read("force_upcast");  // a dtype hint for fp16 pipelines; rewardgen decodes in the compute dtype
   const size_t n = c.block_out_channels.size();
+  if (n > 8) throw Error(str(r.file(), ": ", n, " blocks (block_out_channels) halve the image ", n - 1, " times; at most 8 are supported"));
   if (n == 0 || c.down_block_types.size() != n || c.up_block_types.size() != n)
     throw Error(str(r.file(), ": block_out_channels, down_block_types and up_block_types must have the same "
                               "non-zero length"));

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "models/attention.h"
+#include "models/config_bounds.h"
 
 namespace rewardgen {
 
@@ -9,13 +10,13 @@ BlipTextConfig read_blip_text_config(const std::string& path) {
   const Json json = load_json_file(path);
   ConfigReader r(json, path);
   BlipTextConfig c;
-  r.optional("vocab_size", c.vocab_size, at_least(1))
-      .optional("hidden_size", c.hidden_size, at_least(1))
-      .optional("num_hidden_layers", c.num_hidden_layers, at_least(1))
-      .optional("num_attention_heads", c.num_attention_heads, at_least(1))
-      .optional("intermediate_size", c.intermediate_size, at_least(1))
-      .optional("max_position_embeddings", c.max_position_embeddings, at_least(1))
-      .optional("encoder_width", c.encoder_width, at_least(1))
+  r.optional("vocab_size", c.vocab_size, config_bounds::kVocabulary)
+      .optional("hidden_size", c.hidden_size, config_bounds::kWidth)
+      .optional("num_hidden_layers", c.num_hidden_layers, config_bounds::kLayers)
+      .optional("num_attention_heads", c.num_attention_heads, config_bounds::kHeads)
+      .optional("intermediate_size", c.intermediate_size, config_bounds::kWidth)
+      .optional("max_position_embeddings", c.max_position_embeddings, config_bounds::kPositions)
+      .optional("encoder_width", c.encoder_width, config_bounds::kWidth)
       .optional("layer_norm_eps", c.layer_norm_eps, positive())
       .optional("hidden_act", c.hidden_act);
   bool cross_attention = false;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "models/attention.h"
+#include "models/config_bounds.h"
 
 namespace rewardgen {
 namespace {
@@ -23,11 +24,11 @@ constexpr const char* kTransformersCommonKeys[] = {
     "name_or_path", "gradient_checkpointing"};
 
 void read_tower(ConfigReader& r, ClipTowerConfig& c) {
-  r.optional("hidden_size", c.hidden_size, at_least(1))
-      .optional("intermediate_size", c.intermediate_size, at_least(1))
-      .optional("num_hidden_layers", c.num_hidden_layers, at_least(1))
-      .optional("num_attention_heads", c.num_attention_heads, at_least(1))
-      .optional("projection_dim", c.projection_dim, at_least(1))
+  r.optional("hidden_size", c.hidden_size, config_bounds::kWidth)
+      .optional("intermediate_size", c.intermediate_size, config_bounds::kWidth)
+      .optional("num_hidden_layers", c.num_hidden_layers, config_bounds::kLayers)
+      .optional("num_attention_heads", c.num_attention_heads, config_bounds::kHeads)
+      .optional("projection_dim", c.projection_dim, config_bounds::kWidth)
       .optional("hidden_act", c.hidden_act)
       .optional("layer_norm_eps", c.layer_norm_eps, positive());
   parse_activation(c.hidden_act);
@@ -54,16 +55,18 @@ void mark_transformers_common_keys(ConfigReader& r) {
 
 void read_clip_text_config(ConfigReader& r, ClipTextConfig& c) {
   read_tower(r, c);
-  r.optional("vocab_size", c.vocab_size, at_least(1))
-      .optional("max_position_embeddings", c.max_position_embeddings, at_least(1))
+  r.optional("vocab_size", c.vocab_size, config_bounds::kVocabulary)
+      .optional("max_position_embeddings", c.max_position_embeddings, config_bounds::kPositions)
       .optional("eos_token_id", c.eos_token_id, at_least(0));
+  if (c.eos_token_id >= c.vocab_size)
+    throw Error(str(r.file(), ": eos_token_id ", c.eos_token_id, " is not a token id (vocab_size ", c.vocab_size, ")"));
 }
 
 void read_clip_vision_config(ConfigReader& r, ClipVisionConfig& c) {
   read_tower(r, c);
-  r.optional("image_size", c.image_size, at_least(1))
-      .optional("patch_size", c.patch_size, at_least(1))
-      .optional("num_channels", c.num_channels, at_least(1));
+  r.optional("image_size", c.image_size, config_bounds::kPositions)
+      .optional("patch_size", c.patch_size, config_bounds::kPositions)
+      .optional("num_channels", c.num_channels, config_bounds::kWidth);
   if (c.image_size % c.patch_size != 0)
     throw Error(str(r.file(), ": image_size ", c.image_size, " is not a multiple of patch_size ", c.patch_size));
 }

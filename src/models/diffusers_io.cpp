@@ -85,7 +85,8 @@ namespace {
 ComponentKind kind_of(const Json& config, const std::string& dir) {
   std::string name;
   if (config.contains("_class_name") && config["_class_name"].is_string()) name = config["_class_name"];
-  else if (config.contains("architectures") && config["architectures"].is_array() && !config["architectures"].empty())
+  else if (config.contains("architectures") && config["architectures"].is_array() && !config["architectures"].empty() &&
+           config["architectures"][0].is_string())
     name = config["architectures"][0];
   if (name == "UNet2DConditionModel") return ComponentKind::unet;
   if (name == "AutoencoderKL") return ComponentKind::vae;
@@ -127,7 +128,11 @@ TensorMap read_component_weights(const std::string& dir) {
     std::set<std::string> shards;
     for (const auto& [tensor, file] : j["weight_map"].items()) {
       if (!file.is_string()) throw Error(str(path, ": weight_map entry '", tensor, "' is not a file name"));
-      shards.insert(file.get<std::string>());
+      // A shard is a file of this folder: a path could read any file on the machine.
+      const std::string shard = file.get<std::string>();
+      if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos)
+        throw Error(str(path, ": weight_map entry '", tensor, "' names '", shard, "', not a file of the model folder"));
+      shards.insert(shard);
     }
     TensorMap all;
     for (const std::string& shard : shards) {
@@ -219,7 +224,10 @@ std::shared_ptr<ClipVisionModel> load_clip_vision(const std::string& dir, const 
 }
 
 ComponentSummary summarize_component(const std::string& dir, const Logger& log) {
-  const Json j = read_config(dir);
+  return summarize_component_config(read_config(dir), dir, log);
+}
+
+ComponentSummary summarize_component_config(const Json& j, const std::string& dir, const Logger& log) {
   const ComponentKind kind = kind_of(j, dir);
   const std::string file = dir + "/config.json";
   ModelOptions meta;

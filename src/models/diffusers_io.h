@@ -52,6 +52,8 @@ struct ComponentSummary {
   int64_t parameters = 0, tensors = 0;
 };
 ComponentSummary summarize_component(const std::string& dir, const Logger& log);
+// The same from a component's parsed config.json; `dir` names it in errors.
+ComponentSummary summarize_component_config(const nlohmann::json& config, const std::string& dir, const Logger& log);
 
 // Writes config.json and the weights (in `dtype`, default: as they are) into `dir`, atomically per file.
 void save_component(const std::string& dir, const Json& config, const torch::nn::Module& module,

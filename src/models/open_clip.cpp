@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/config_bounds.h"
 #include "io/torch_pickle.h"
 
 namespace rewardgen {
@@ -82,7 +83,7 @@ OpenClipArchitecture read_open_clip_config(const std::string& path, const Logger
   OpenClipArchitecture a;
   int64_t embed_dim = 512;
   bool quick_gelu = false;
-  r.required("embed_dim", embed_dim).optional("quick_gelu", quick_gelu);
+  r.required("embed_dim", embed_dim, config_bounds::kWidth).optional("quick_gelu", quick_gelu);
   for (const char* key : {"hf_model_name", "timm_model_name"})
     if (r.child("text_cfg").has(key) || r.child("vision_cfg").has(key))
       throw Error(str(path, ": '", key, "' towers (Hugging Face / timm) are not supported, only OpenCLIP's own ViT"));
@@ -92,8 +93,14 @@ OpenClipArchitecture read_open_clip_config(const std::string& path, const Logger
   ClipVisionConfig& vc = a.vision;
   int64_t head_width = 64;
   double mlp_ratio = 4.0;
-  v.required("width", vc.hidden_size).required("layers", vc.num_hidden_layers).required("patch_size", vc.patch_size)
-      .optional("image_size", vc.image_size).optional("head_width", head_width).optional("mlp_ratio", mlp_ratio);
+  v.required("width", vc.hidden_size, config_bounds::kWidth)
+      .required("layers", vc.num_hidden_layers, config_bounds::kLayers)
+      .required("patch_size", vc.patch_size, config_bounds::kPositions)
+      .optional("image_size", vc.image_size, config_bounds::kPositions)
+      .optional("head_width", head_width, config_bounds::kWidth)
+      .optional("mlp_ratio", mlp_ratio, Range{0, 64, true, false});
+  if (vc.image_size % vc.patch_size != 0)
+    throw Error(str(path, ": vision_cfg.image_size ", vc.image_size, " is not a multiple of patch_size ", vc.patch_size));
   vc.num_attention_heads = heads_for(vc.hidden_size, head_width, "vision", path);
   vc.intermediate_size = static_cast<int64_t>(static_cast<double>(vc.hidden_size) * mlp_ratio);
   vc.projection_dim = embed_dim;
@@ -103,10 +110,18 @@ OpenClipArchitecture read_open_clip_config(const std::string& path, const Logger
   ClipTextConfig& tc = a.text;
   double text_mlp_ratio = 4.0;
   tc.num_attention_heads = 8;  // open_clip's CLIPTextCfg default
-  t.required("width", tc.hidden_size).required("layers", tc.num_hidden_layers)
-      .optional("heads", tc.num_attention_heads).optional("context_length", tc.max_position_embeddings)
-      .optional("vocab_size", tc.vocab_size).optional("mlp_ratio", text_mlp_ratio);
+  t.required("width", tc.hidden_size, config_bounds::kWidth)
+      .required("layers", tc.num_hidden_layers, config_bounds::kLayers)
+      .optional("heads", tc.num_attention_heads, config_bounds::kHeads)
+      .optional("context_length", tc.max_position_embeddings, config_bounds::kPositions)
+      .optional("vocab_size", tc.vocab_size, config_bounds::kVocabulary)
+      .optional("mlp_ratio", text_mlp_ratio, Range{0, 64, true, false});
+  if (tc.hidden_size % tc.num_attention_heads != 0)
+    throw Error(str(path, ": text_cfg.width ", tc.hidden_size, " is not a multiple of its ", tc.num_attention_heads, " heads"));
   tc.intermediate_size = static_cast<int64_t>(static_cast<double>(tc.hidden_size) * text_mlp_ratio);
+  if (vc.intermediate_size < 1 || tc.intermediate_size < 1)
+    throw Error(str(path, ": mlp_ratio gives an MLP narrower than one unit (vision ", vc.intermediate_size, ", text ",
+                    tc.intermediate_size, ")"));
   tc.projection_dim = embed_dim;
   tc.hidden_act = act;
   tc.eos_token_id = 2;

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/config_bounds.h"
 
 namespace rewardgen {
 namespace {
@@ -53,31 +54,32 @@ int64_t UNet2DConditionConfig::transformer_layers(size_t b) const {
 int64_t UNet2DConditionConfig::cross_dim(size_t b) const { return per_block(cross_attention_dim, b, "cross_attention_dim"); }
 
 void read_unet_config(ConfigReader& r, UNet2DConditionConfig& c) {
-  r.optional("sample_size", c.sample_size, at_least(1))
-      .optional("in_channels", c.in_channels, at_least(1))
-      .optional("out_channels", c.out_channels, at_least(1))
+  r.optional("sample_size", c.sample_size, config_bounds::kPositions)
+      .optional("in_channels", c.in_channels, config_bounds::kWidth)
+      .optional("out_channels", c.out_channels, config_bounds::kWidth)
       .optional("center_input_sample", c.center_input_sample)
       .optional("flip_sin_to_cos", c.flip_sin_to_cos)
-      .optional("freq_shift", c.freq_shift)
+      .optional("freq_shift", c.freq_shift, between(0, 1))
       .optional("down_block_types", c.down_block_types)
       .optional_choice("mid_block_type", c.mid_block_type, {"UNetMidBlock2DCrossAttn"})
       .optional("up_block_types", c.up_block_types)
-      .optional("block_out_channels", c.block_out_channels)
-      .optional_int_or_list("layers_per_block", c.layers_per_block)
-      .optional("downsample_padding", c.downsample_padding, at_least(0))
+      .optional("block_out_channels", c.block_out_channels, config_bounds::kWidth)
+      .optional_int_or_list("layers_per_block", c.layers_per_block, config_bounds::kLayers)
+      .optional("downsample_padding", c.downsample_padding, between(0, 16))
       .optional("mid_block_scale_factor", c.mid_block_scale_factor, positive())
       .optional("act_fn", c.act_fn)
-      .optional("norm_num_groups", c.norm_num_groups, at_least(1))
+      .optional("norm_num_groups", c.norm_num_groups, config_bounds::kWidth)
       .optional("norm_eps", c.norm_eps, positive())
-      .optional_int_or_list("cross_attention_dim", c.cross_attention_dim)
-      .optional_int_or_list("attention_head_dim", c.attention_head_dim)
-      .optional_int_or_list("num_attention_heads", c.num_attention_heads)
-      .optional_int_or_list("transformer_layers_per_block", c.transformer_layers_per_block)
+      .optional_int_or_list("cross_attention_dim", c.cross_attention_dim, config_bounds::kWidth)
+      .optional_int_or_list("attention_head_dim", c.attention_head_dim, config_bounds::kHeads)
+      .optional_int_or_list("num_attention_heads", c.num_attention_heads, config_bounds::kHeads)
+      .optional_int_or_list("transformer_layers_per_block", c.transformer_layers_per_block, config_bounds::kLayers)
       .optional("use_linear_projection", c.use_linear_projection)
       .optional("upcast_attention", c.upcast_attention)
-      .optional("time_cond_proj_dim", c.time_cond_proj_dim, at_least(0));
+      .optional("time_cond_proj_dim", c.time_cond_proj_dim, between(0, 1 << 17));
   reject_unsupported(r, r.file());
   const size_t n = c.block_out_channels.size();
+  if (n > 8) throw Error(str(r.file(), ": ", n, " blocks (block_out_channels) halve the latents ", n - 1, " times; at most 8 are supported"));
   if (n == 0 || c.down_block_types.size() != n || c.up_block_types.size() != n)
     throw Error(str(r.file(), ": block_out_channels, down_block_types and up_block_types must have the same "
                               "non-zero length, got ", n, ", ", c.down_block_types.size(), ", ", c.up_block_types.size()));

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "text/unicode.h"
 
 namespace rewardgen {
@@ -52,6 +53,7 @@ std::u32string strip_accents(const std::u32string& word) {
 }  // namespace
 
 BertTokenizer BertTokenizer::from_vocab_file(const std::string& path, const std::vector<std::string>& extra_special_tokens) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(str("cannot open the WordPiece vocabulary '", path, "'"));
   std::vector<std::string> tokens;

@@ -6,12 +6,12 @@
 #include <array>
 #include <climits>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/json_config.h"
 #include "text/unicode.h"
 
@@ -42,7 +42,7 @@ const std::array<std::string, 256>& byte_symbols() {
 }
 
 std::string read_gzip_file(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw Error(str("cannot open '", path, "': no such file"));
+  require_regular_file(path);
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) throw Error(str("cannot open '", path, "'"));
   std::string content;
@@ -58,14 +58,6 @@ std::string read_gzip_file(const std::string& path) {
   if (plain) throw Error(str("'", path, "': not a gzip file"));
   if (close_code != Z_OK) throw Error(str("'", path, "': corrupt or truncated gzip data (zlib code ", close_code, ")"));
   return content;
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(str("cannot open '", path, "'"));
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
 }
 
 std::vector<std::string> split_lines(const std::string& text) {

@@ -86,6 +86,16 @@ std::vector<std::pair<int64_t, std::string>> CheckpointManager::list() const {
   return found;
 }
 
+int CheckpointManager::remove_unfinished_saves() const {
+  if (!fs::is_directory(dir_)) return 0;
+  static const std::regex kTemporary(R"(step_\d+\.safetensors\.tmp\.\d+\.\d+)");
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_))
+    if (std::regex_match(entry.path().filename().string(), kTemporary) && fs::remove(entry.path(), ec)) ++removed;
+  return removed;
+}
+
 Checkpoint CheckpointManager::load(const std::string& path) {
   const SafetensorsFile file = SafetensorsFile::open(path);
   Checkpoint c;

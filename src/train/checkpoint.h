@@ -50,6 +50,9 @@ class CheckpointManager {
   // The newest checkpoint that reads back valid; an invalid newer one is skipped with a warning.
   std::optional<Checkpoint> load_latest(const Logger& log) const;
   static Checkpoint load(const std::string& path);  // throws Error
+  // Deletes the temporary files of saves that never finished (a SIGKILL skips the writer's own
+  // clean-up): step_<N>.safetensors.tmp.<pid>.<n>. Returns how many.
+  int remove_unfinished_saves() const;
 
   const std::string& dir() const { return dir_; }
 

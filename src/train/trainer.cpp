@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "dist/collective.h"
@@ -27,7 +28,8 @@ void read_trainer_config(ConfigReader& r, TrainerConfig& c) {
       .optional("min_lr_ratio", c.min_lr_ratio, between(0, 1))
       .optional("grad_clip", c.grad_clip, at_least(0))
       .optional("eval_every", c.eval_every, at_least(0))
-      .optional("max_minutes", c.max_minutes, Range{0, 1e6});
+      .optional("max_minutes", c.max_minutes, Range{0, 1e6})
+      .optional("skip_nonfinite", c.skip_nonfinite, between(0, 1000000));
   int64_t seed = static_cast<int64_t>(c.seed);
   r.optional("seed", seed, at_least(0));
   c.seed = static_cast<uint64_t>(seed);
@@ -46,6 +48,7 @@ nlohmann::json trainer_config_json(const TrainerConfig& c) {
           {"warmup_steps", c.warmup_steps}, {"min_lr_ratio", c.min_lr_ratio},
           {"grad_clip", c.grad_clip},       {"seed", c.seed},
           {"eval_every", c.eval_every},     {"max_minutes", c.max_minutes},
+          {"skip_nonfinite", c.skip_nonfinite},
           {"adam",
            {{"beta1", c.adam.beta1},
             {"beta2", c.adam.beta2},
@@ -155,13 +158,16 @@ void check_finite(const MetricsWriter::Values& values) {
     if (!std::isfinite(value)) throw NonFiniteError(str("'", name, "' is ", value));
 }
 
-// Rank 0's `flag` on every rank (one: as is): the ranks must leave the loop on the same step.
-bool rank0_decides(Collective* collective, bool flag) {
-  if (collective == nullptr) return flag;
-  const at::Tensor vote = at::full({1}, collective->rank() == 0 && flag ? static_cast<double>(collective->size()) : 0.0, at::kDouble);
+// Rank 0's `value` on every rank (one process: as is): the ranks must leave the loop on the same step.
+int rank0_decides(Collective* collective, int value) {
+  if (collective == nullptr) return value;
+  const at::Tensor vote = at::full({1}, collective->rank() == 0 ? static_cast<double>(value) * collective->size() : 0.0, at::kDouble);
   collective->all_reduce_mean({vote});
-  return vote.item<double>() > 0.5;
+  return static_cast<int>(std::lround(vote.item<double>()));
 }
+
+// Why a run leaves its loop before max_steps, decided by rank 0.
+constexpr int kGoOn = 0, kBudgetSpent = -1;  // else the signal that asked to stop
 
 // A step's metrics averaged over the ranks (each a mean over its own shard of equal size: their
 // mean is the global batch's).
@@ -189,7 +195,11 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
   TrainSummary summary;
   double wall_before = 0.0;
+  int64_t skipped = 0;  // non-finite steps skipped, over resumes
 
+  if (writer)
+    if (const int removed = checkpoints.remove_unfinished_saves(); removed > 0)
+      log_.info(str("removed ", removed, " unfinished checkpoint save(s) of an interrupted run from ", checkpoints.dir()));
   // A run interrupted before its first checkpoint starts over; one whose checkpoints are all
   // unreadable is an error (starting over would silently throw its training away).
   if (resume && checkpoints.list().empty()) {
@@ -206,6 +216,8 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
     summary.last_checkpoint = checkpoint->path;
     if (const auto it = checkpoint->metadata.find("rewardgen.wall_time"); it != checkpoint->metadata.end())
       wall_before = std::stod(it->second);
+    if (const auto it = checkpoint->metadata.find("rewardgen.skipped_nonfinite"); it != checkpoint->metadata.end())
+      skipped = std::stoll(it->second);
     log_.info(str("resuming from ", checkpoint->path, " (step ", checkpoint->step, ")"));
   }
   if (collective_ != nullptr) collective_->check_same("the checkpoint resumed (its step)", std::to_string(summary.first_step));
@@ -220,7 +232,8 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
     task.save_state(state);
     for (size_t i = 0; i < groups.size(); ++i) optimizers[i]->save_state(state, optimizer_prefix(i));
     state["rng/cpu"] = generator.get_state();
-    summary.last_checkpoint = checkpoints.save(steps_done, state, {{"rewardgen.wall_time", std::to_string(wall_time())}});
+    summary.last_checkpoint = checkpoints.save(
+        steps_done, state, {{"rewardgen.wall_time", std::to_string(wall_time())}, {"rewardgen.skipped_nonfinite", std::to_string(skipped)}});
   };
 
   const double budget = config_.max_minutes * 60.0;
@@ -232,9 +245,14 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   if (!writer) bar_options.mode = ProgressMode::off;  // one bar per launch: rank 0's
   ProgressBar bar(timed ? "train (s)" : "train", bar_total,
                   timed ? std::min(bar_total, static_cast<int64_t>(wall_before)) : summary.first_step, bar_options);
-  auto budget_spent = [&] { return rank0_decides(collective_, budget > 0 && wall_time() >= budget); };
+  const InterruptCatcher interrupts;
+  auto stop_reason = [&] {
+    const int reason = interrupts.signal() != 0 ? interrupts.signal() : budget > 0 && wall_time() >= budget ? kBudgetSpent : kGoOn;
+    return rank0_decides(collective_, reason);
+  };
   int64_t step = summary.first_step;
-  bool stop = budget_spent();
+  int reason = stop_reason();
+  bool stop = reason != kGoOn;
   for (; step < last_step && !stop; ++step) {
     const double lr = learning_rate(config_, step);
     std::vector<StepContext::Group> step_groups;
@@ -250,16 +268,28 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
       values = task.train_step(context);
       for (const EmaPair& pair : emas) ema_update(*pair.ema, *pair.model, pair.decay, step);
       average_over_ranks(collective_, values);
-      // Decided before the evaluation, so that the step that spends the budget is always checkpointed.
-      final_step = budget_spent() || final_step;
+      // Decided before the evaluation, so that the step that spends the budget, or that a signal
+      // ends, is always checkpointed.
+      reason = stop_reason();
+      final_step = reason != kGoOn || final_step;
       if (writer && config_.eval_every > 0 && (done % config_.eval_every == 0 || final_step)) {
         const MetricsWriter::Values evaluation = task.evaluate(done, run_.samples_dir());
         values.insert(values.end(), evaluation.begin(), evaluation.end());
       }
       check_finite(values);
     } catch (const NonFiniteError& e) {
-      throw Error(str("training stopped at step ", step + 1, ": ", e.what(), "; the last good checkpoint is ",
-                      summary.last_checkpoint.empty() ? std::string("(none yet)") : summary.last_checkpoint));
+      if (skipped >= config_.skip_nonfinite || collective_ != nullptr)
+        throw Error(str("training stopped at step ", step + 1, ": ", e.what(), "; the last good checkpoint is ",
+                        summary.last_checkpoint.empty() ? std::string("(none yet)") : summary.last_checkpoint,
+                        skipped > 0 ? str(" (", skipped, " non-finite step(s) skipped before)") : std::string()));
+      ++skipped;
+      for (const auto& optimizer : optimizers) optimizer->zero_grad();  // a gradient of the failed step may remain
+      log_.warn(str("step ", done, " skipped: ", e.what(), " (", skipped, " of ", config_.skip_nonfinite, " allowed skips used)"));
+      reason = stop_reason();
+      final_step = reason != kGoOn || final_step;
+      if (done % config_.checkpoint_every == 0 || final_step) save(done);
+      stop = final_step;
+      continue;
     }
     values.emplace_back("lr", lr);
     for (const auto& [name, norm] : context.grad_norms()) values.emplace_back(name.empty() ? "grad_norm" : "grad_norm/" + name, norm);
@@ -272,9 +302,13 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
     stop = final_step;
   }
   bar.finish();
-  if (step < last_step && writer) log_.info(str("stopped at step ", step, ": the wall-clock budget of ", config_.max_minutes, " min is spent"));
   summary.last_step = std::max(summary.first_step, step);
   summary.wall_time = wall_time();
+  if (step < last_step && reason > 0)
+    throw InterruptedError(reason, str("stopped by ", signal_name(reason), " after step ", summary.last_step, "; the checkpoint is ",
+                                       summary.last_checkpoint.empty() ? std::string("(none: no step ran)") : summary.last_checkpoint,
+                                       ": continue with --resume"));
+  if (step < last_step && writer) log_.info(str("stopped at step ", step, ": the wall-clock budget of ", config_.max_minutes, " min is spent"));
   return summary;
 }
 

@@ -40,6 +40,10 @@ struct TrainerConfig {
   uint64_t seed = 0;                     // of the run's CPU generator
   double max_minutes = 0;                // wall-clock budget over all resumed runs; 0 = none (stops after a step, checkpointed)
   int64_t eval_every = 0;                // TrainTask::evaluate every N steps (and after the last); 0 = never
+  // Steps whose loss, gradient or metric is NaN or infinite that are skipped (no update, a warning)
+  // before the next such step stops the run; counted over resumes. One process only: under a
+  // data-parallel launch every non-finite step stops the run (the ranks would part ways).
+  int64_t skip_nonfinite = 0;
   AdamWOptions adam;                     // adam.lr is overwritten by the schedule each step
 };
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace rewardgen::world {
 
@@ -262,6 +263,7 @@ std::string eval_prompts_jsonl(const std::vector<EvalPrompt>& prompts) {
 }
 
 std::vector<EvalPrompt> read_prompts_file(const std::string& path) {
+  require_regular_file(path);
   std::ifstream file(path);
   if (!file) throw Error(str("cannot open prompts file '", path, "'"));
   std::vector<EvalPrompt> prompts;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "core/log.h"
@@ -89,6 +91,27 @@ TEST(JsonConfig, NullMeansDefaultAndIntOrListKeysBecomeLists) {
   EXPECT_TRUE(throws_error_containing([&] { r.optional_int_or_list("bad", dims); },
                                       "key 'bad' must be an integer or an array of integers, got \"x\""));
   EXPECT_TRUE(throws_error_containing([&] { r.required("lr", lr); }, "missing required key 'lr'"));
+}
+
+TEST(JsonConfig, RangesHoldOnlyFiniteNumbersAndCheckEveryElement) {
+  EXPECT_FALSE(at_least(1).contains(std::numeric_limits<double>::infinity()));  // an open end is still finite
+  EXPECT_FALSE(positive().contains(std::nan("")));
+  EXPECT_TRUE(at_least(1).contains(1e300));
+  EXPECT_EQ(between(1, 1 << 22).describe(), "[1, 4194304]");
+  const Json j = Json::parse(R"({"heads": 8, "dims": [5, 0, 7], "zero": 0, "scales": [0.5, -1.5], "n": 3})");
+  ConfigReader r(j, "e.json");
+  std::vector<int64_t> heads, dims;
+  std::vector<double> scales;
+  r.optional_int_or_list("heads", heads, at_least(1));
+  EXPECT_EQ(heads, (std::vector<int64_t>{8}));
+  EXPECT_TRUE(throws_error_containing([&] { r.optional("dims", dims, at_least(1)); }, "e.json: key 'dims[1]' must be >= 1, got 0"));
+  EXPECT_TRUE(throws_error_containing([&] { r.optional_int_or_list("dims", dims, at_least(1)); }, "key 'dims[1]' must be >= 1"));
+  EXPECT_TRUE(throws_error_containing([&] { r.optional_int_or_list("zero", heads, at_least(1)); }, "key 'zero' must be >= 1, got 0"));
+  EXPECT_TRUE(throws_error_containing([&] { r.optional("scales", scales, positive()); }, "key 'scales[1]' must be > 0, got -1.5"));
+  int64_t n = 0;
+  EXPECT_TRUE(throws_error_containing([&] { r.required("missing", n, at_least(1)); }, "missing required key 'missing' (an integer, >= 1)"));
+  r.required("n", n, between(1, 4));
+  EXPECT_EQ(n, 3);
 }
 
 TEST(JsonConfig, RequiredKeysMustBePresent) {

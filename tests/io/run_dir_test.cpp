@@ -14,7 +14,7 @@ namespace {
 using testing::TempDir;
 using testing::throws_error_containing;
 
-TEST(RunDir, CreatesItsFoldersAndRefusesToOverwriteARun) {
+TEST(RunDir, CreatesItsFoldersAndRefusesToOverwriteARunWithCheckpoints) {
   TempDir tmp;
   const std::string root = tmp.file("run");
   const RunDir run = RunDir::create(root, /*resume=*/false);
@@ -22,6 +22,9 @@ TEST(RunDir, CreatesItsFoldersAndRefusesToOverwriteARun) {
   EXPECT_TRUE(std::filesystem::is_directory(run.samples_dir()));
   run.write_config({{"lr", 0.1}});
   EXPECT_EQ(nlohmann::json::parse(read_text_file(run.config_path()))["lr"], 0.1);
+  // No checkpoint yet: the run failed at its start, and a corrected retry replaces it.
+  EXPECT_NO_THROW(RunDir::create(root, false));
+  write_file_atomic(run.checkpoints_dir() + "/step_00000001.safetensors", "x");
   EXPECT_TRUE(throws_error_containing([&] { RunDir::create(root, false); }, "already holds a run"));
   EXPECT_NO_THROW(RunDir::create(root, true));
   EXPECT_TRUE(throws_error_containing([&] { RunDir::create(tmp.file("other"), true); }, "holds no config.json"));

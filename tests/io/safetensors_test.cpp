@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -186,6 +189,29 @@ TEST(Safetensors, WriterRejectsWhatTheFormatCannotHold) {
       "cannot be stored in safetensors"));
   EXPECT_TRUE(throws_error_containing([&] { serialize_safetensors({{"__metadata__", at::zeros({1})}}); }, "reserved"));
   EXPECT_FALSE(std::filesystem::exists(dir.file("c.safetensors")));
+}
+
+TEST(Safetensors, AHeaderOfManySmallTensorsParsesInLinearTime) {
+  // 64k one-byte tensors (a 5 MB header): 2 s here is generous for a linear parse; the quadratic
+  // one took 17 s for 32k. A repeated key among them is still found.
+  constexpr int kTensors = 1 << 16;
+  std::string header = "{", data(kTensors, '\x01');
+  for (int i = 0; i < kTensors; ++i)
+    header += str(i ? "," : "", "\"t", i, "\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[", i, ",", i + 1, "]}");
+  const auto start = std::chrono::steady_clock::now();
+  const SafetensorsFile file = SafetensorsFile::from_bytes(image(header + "}", data), "many.safetensors");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
+  EXPECT_EQ(file.tensors().size(), static_cast<size_t>(kTensors));
+  const std::string repeated = header + ",\"t7\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+  EXPECT_TRUE(throws_error_containing([&] { SafetensorsFile::from_bytes(image(repeated, data), "many.safetensors"); },
+                                      "header repeats the key 't7'"));
+}
+
+TEST(Safetensors, OpenRefusesAFifoWithoutBlocking) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo(dir.file("w.fifo").c_str(), 0600), 0);
+  EXPECT_TRUE(throws_error_containing([&] { SafetensorsFile::open(dir.file("w.fifo")); }, "not a regular file"));
+  EXPECT_TRUE(throws_error_containing([&] { read_text_file(dir.file("w.fifo")); }, "it is a FIFO"));
 }
 
 TEST(Safetensors, OpenNamesAMissingFile) {

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/paths.h"
 #include "io/atomic_file.h"
+#include "io/safetensors.h"
 #include "test_util.h"
 #include "tiny_models.h"
 
@@ -91,6 +92,21 @@ TEST(DiffusersIo, MissingUnexpectedAndMisShapedTensorsAreNamed) {
   EXPECT_TRUE(throws_error_containing([&] { load_unet(tmp.file("unet"), {}, log); }, "holds no weights"));
   EXPECT_TRUE(throws_error_containing([&] { load_vae(tmp.file("unet"), {}, log); }, "expected an AutoencoderKL, found UNet2DConditionModel"));
   EXPECT_TRUE(throws_error_containing([&] { load_unet(tmp.file("nowhere"), {}, log); }, "has no config.json"));
+}
+
+TEST(DiffusersIo, ShardedWeightsStayInsideTheModelFolder) {
+  TempDir dir;
+  const std::string component = dir.file("unet");
+  std::filesystem::create_directories(component);
+  save_safetensors(component + "/part-1.safetensors", {{"a", at::ones({2})}});
+  save_safetensors(dir.file("outside.safetensors"), {{"b", at::ones({2})}});
+  const std::string index = component + "/diffusion_pytorch_model.safetensors.index.json";
+  write_file_atomic(index, R"({"weight_map": {"a": "part-1.safetensors"}})");
+  EXPECT_EQ(read_component_weights(component).count("a"), 1u);
+  for (const char* shard : {"../outside.safetensors", "/etc/passwd", "..", ""}) {
+    write_file_atomic(index, str(R"({"weight_map": {"a": "part-1.safetensors", "b": ")", shard, R"("}})"));
+    EXPECT_TRUE(throws_error_containing([&] { read_component_weights(component); }, "not a file of the model folder")) << shard;
+  }
 }
 
 TEST(DiffusersIo, ModelInfoCountsFromTheConfigAlone) {

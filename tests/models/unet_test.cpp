@@ -108,6 +108,14 @@ TEST(UNet2DConditionModel, ConfigErrorsNameTheKey) {
                                       "unsupported down block type 'SimpleCrossAttnDownBlock2D'"));
   EXPECT_TRUE(throws_error_containing([&] { read(R"({"block_out_channels": [320, 640]})"); }, "must have the same"));
   EXPECT_TRUE(throws_error_containing([&] { read(R"({"norm_num_groups": 7})"); }, "not a multiple of norm_num_groups"));
+  // Counts: zero heads once divided by zero (SIGFPE); negative layers built another model.
+  EXPECT_TRUE(throws_error_containing([&] { read(R"({"attention_head_dim": 0})"); }, "key 'attention_head_dim' must be [1, 4096], got 0"));
+  EXPECT_TRUE(throws_error_containing([&] { read(R"({"num_attention_heads": [8, 0, 8, 8]})"); },
+                                      "key 'num_attention_heads[1]' must be [1, 4096], got 0"));
+  EXPECT_TRUE(throws_error_containing([&] { read(R"({"layers_per_block": -2})"); }, "key 'layers_per_block' must be [1, 128]"));
+  EXPECT_TRUE(throws_error_containing([&] { read(R"({"block_out_channels": [320, 0, 1280, 1280]})"); },
+                                      "key 'block_out_channels[1]' must be [1, 131072], got 0"));
+  EXPECT_TRUE(throws_error_containing([&] { read(R"({"cross_attention_dim": 1000000000000})"); }, "key 'cross_attention_dim' must be"));
 }
 
 }  // namespace

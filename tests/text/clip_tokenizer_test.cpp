@@ -201,7 +201,7 @@ TEST(ClipTokenizerReal, LongInputIsTruncatedWithEotLast) {
 
 TEST(ClipTokenizerErrors, MissingFiles) {
   EXPECT_TRUE(throws_error_containing([] { ClipTokenizer::from_gzip_merges("/nonexistent/bpe.txt.gz"); },
-                                      "'/nonexistent/bpe.txt.gz': no such file"));
+                                      "cannot open '/nonexistent/bpe.txt.gz': No such file or directory"));
   TempDir dir;
   write_file(dir.file("vocab.json"), kTinyVocab);
   EXPECT_TRUE(throws_error_containing([&] { ClipTokenizer::from_directory(dir.path()); }, "merges.txt': no such file"));

@@ -3,11 +3,16 @@
 #include <gtest/gtest.h>
 #include <torch/nn.h>
 
+#include <signal.h>
+
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <sstream>
 
+#include "core/interrupt.h"
 #include "core/log.h"
+#include "io/atomic_file.h"
 #include "io/json_config.h"
 #include "train/checkpoint.h"
 #include "test_util.h"
@@ -31,10 +36,12 @@ struct RegressionNetImpl : torch::nn::Module {
 TORCH_MODULE(RegressionNet);
 
 // A small task that uses everything a method does: the run's generator (data and a dropout-like
-// mask), a buffer updated each step, the optimizer. `fail_at` / `nan_at` simulate a crash / NaN.
+// mask), a buffer updated each step, the optimizer. `fail_at` / `nan_at` / `interrupt_at` simulate a
+// crash / NaN / Ctrl-C at that step.
 class RegressionTask : public TrainTask {
  public:
-  explicit RegressionTask(int64_t fail_at = -1, int64_t nan_at = -1) : fail_at_(fail_at), nan_at_(nan_at) {
+  explicit RegressionTask(int64_t fail_at = -1, int64_t nan_at = -1, int64_t interrupt_at = -1)
+      : fail_at_(fail_at), nan_at_(nan_at), interrupt_at_(interrupt_at) {
     at::manual_seed(42);  // identical initial weights in every run of a test
     net_ = RegressionNet();
   }
@@ -47,6 +54,7 @@ class RegressionTask : public TrainTask {
   void load_state(const TensorMap& in) override { load_module_state(in, "task/net/", *net_); }
   MetricsWriter::Values train_step(StepContext& ctx) override {
     if (ctx.step() + 1 == fail_at_) throw std::runtime_error("simulated crash");
+    if (ctx.step() + 1 == interrupt_at_) std::raise(SIGINT);  // Ctrl-C in the middle of the step
     const at::Tensor x = at::randn({8, 4}, ctx.generator());
     const at::Tensor keep = at::bernoulli(at::full({8, 1}, 0.8), ctx.generator());
     const at::Tensor target = x.sum(1, true).sin();
@@ -67,7 +75,7 @@ class RegressionTask : public TrainTask {
 
  private:
   RegressionNet net_{nullptr};
-  int64_t fail_at_, nan_at_;
+  int64_t fail_at_, nan_at_, interrupt_at_;
 };
 
 TrainerConfig small_config(int64_t max_steps) {
@@ -124,6 +132,27 @@ TEST(Trainer, ACrashedRunResumesFromItsLastCheckpointExactly) {
   EXPECT_EQ(losses(tmp.file("straight/metrics.jsonl")), losses(tmp.file("crash/metrics.jsonl")));
 }
 
+TEST(Trainer, ASignalEndsTheRunAfterItsStepWithACheckpointAndTheResumeIsExact) {
+  TempDir tmp;
+  const TensorMap straight = train(tmp.file("straight"), false);
+  try {
+    train(tmp.file("signal"), false, 0, RegressionTask(-1, -1, /*interrupt_at=*/6));
+    ADD_FAILURE() << "the run went on after SIGINT";
+  } catch (const InterruptedError& e) {
+    EXPECT_EQ(e.signal(), SIGINT);
+    EXPECT_NE(std::string(e.what()).find("stopped by SIGINT after step 6; the checkpoint is "), std::string::npos) << e.what();
+  }
+  CheckpointManager checkpoints(tmp.file("signal/checkpoints"), 3);
+  ASSERT_FALSE(checkpoints.list().empty());
+  EXPECT_EQ(checkpoints.list().back().first, 6);  // the step the signal fell in, though checkpoints come every 4
+  EXPECT_EQ(read_metrics(tmp.file("signal/metrics.jsonl")).size(), 6u);
+  struct sigaction now {};
+  sigaction(SIGINT, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, SIG_DFL);  // the handler is the process's again
+  expect_identical(straight, train(tmp.file("signal"), true));
+  EXPECT_EQ(losses(tmp.file("straight/metrics.jsonl")), losses(tmp.file("signal/metrics.jsonl")));
+}
+
 TEST(Trainer, StopsOnANonFiniteLossAndKeepsTheLastGoodCheckpoint) {
   TempDir tmp;
   EXPECT_TRUE(throws_error_containing([&] { train(tmp.file("nan"), false, 0, RegressionTask(-1, /*nan_at=*/7)); },
@@ -135,6 +164,31 @@ TEST(Trainer, StopsOnANonFiniteLossAndKeepsTheLastGoodCheckpoint) {
   // Resuming from it reproduces the clean run's first 6 steps.
   const TensorMap six = train(tmp.file("six"), false, 6);
   expect_identical(six, train(tmp.file("nan"), true, 6));
+}
+
+TEST(Trainer, SkipsAsManyNonFiniteStepsAsAllowedThenStops) {
+  TempDir tmp;
+  std::ostringstream log_text;
+  Logger log(LogLevel::warn, log_text);
+  TrainerConfig config = small_config(12);
+  config.skip_nonfinite = 1;
+  {
+    RegressionTask task(-1, /*nan_at=*/7);
+    const RunDir run = RunDir::create(tmp.file("skip"), false);
+    run.write_config(trainer_config_json(config));
+    Trainer(config, run, log).run(task, false);
+    for (const auto& [name, t] : task.parameters()) EXPECT_TRUE(at::isfinite(t).all().item<bool>()) << name;
+    EXPECT_EQ(task.parameters().at("batches_seen").item<float>(), 11.f);  // step 7 made no update
+  }
+  EXPECT_NE(log_text.str().find("step 7 skipped: the loss is nan (1 of 1 allowed skips used)"), std::string::npos) << log_text.str();
+  std::vector<int64_t> steps;
+  for (const auto& row : read_metrics(tmp.file("skip/metrics.jsonl"))) steps.push_back(row["step"].get<int64_t>());
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12}));
+  // The allowance counts over resumes: the skip before the checkpoint at 8 is remembered.
+  config.max_steps = 16;
+  RegressionTask again(-1, /*nan_at=*/14);
+  EXPECT_TRUE(throws_error_containing([&] { Trainer(config, RunDir::create(tmp.file("skip"), true), log).run(again, true); },
+                                      "training stopped at step 14: the loss is nan; the last good checkpoint is"));
 }
 
 // A run stopped before its first checkpoint starts over on --resume (its metrics rows dropped) and
@@ -171,6 +225,19 @@ TEST(Checkpoints, KeepsTheLastKAndSkipsACorruptNewest) {
   EXPECT_EQ(latest->step, 20);
   EXPECT_EQ(latest->tensors.at("extra/x")[0].item<float>(), 20.f);
   EXPECT_NE(sink.str().find("skipping unreadable checkpoint"), std::string::npos) << sink.str();
+}
+
+TEST(Checkpoints, UnfinishedSavesOfAKilledRunAreRemovedAndNothingElse) {
+  TempDir tmp;
+  CheckpointManager checkpoints(tmp.file("ckpt"), 3);
+  checkpoints.save(4, {{"extra/x", at::ones({2})}});
+  write_file_atomic(tmp.file("ckpt/step_00000008.safetensors.tmp.4242.0"), "half a file");
+  write_file_atomic(tmp.file("ckpt/notes.txt"), "the user's");
+  EXPECT_EQ(checkpoints.remove_unfinished_saves(), 1);
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("ckpt/step_00000008.safetensors.tmp.4242.0")));
+  EXPECT_TRUE(std::filesystem::exists(tmp.file("ckpt/notes.txt")));
+  ASSERT_EQ(checkpoints.list().size(), 1u);
+  EXPECT_EQ(checkpoints.remove_unfinished_saves(), 0);
 }
 
 TEST(Checkpoints, ModuleStateLoadingIsStrict) {
