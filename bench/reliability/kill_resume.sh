@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 methods=r0,refl,ddpo,lcd,rlcm,distar,distar-kl
 kills=20
-steps=12
+steps=24
 out=runs/kill_resume
 seed=1
 while [ $# -gt 0 ]; do
@@ -30,6 +30,7 @@ done
 for value in "$kills" "$steps" "$seed"; do
   [[ "$value" =~ ^[1-9][0-9]*$ ]] || { echo "kill_resume.sh: counts must be integers >= 1, got '$value'" >&2; exit 2; }
 done
+[ "$steps" -gt $((kills * 4 / 5)) ] || { echo "kill_resume.sh: --steps must exceed 4/5 of --kills (each kill in training takes a step)" >&2; exit 2; }
 bin=${REWARDGEN_BIN:-build/rewardgen}
 [ -x "$bin" ] || { echo "kill_resume.sh: no binary at $bin (build first: scripts/build.sh)" >&2; exit 2; }
 RANDOM=$seed
@@ -40,7 +41,13 @@ mkdir -p "$out"
 job() {  # $1 method, $2 run folder
   local command=train
   [ "$1" = lcd ] && command=distill
-  echo "$bin --threads 2 --log-level warn $command --method $1 --config $out/$1.json --out $2 --no-eval"
+  echo "$bin --threads 2 --log-level info $command --method $1 --config $out/$1.json --out $2 --no-eval"
+}
+# The newest step checkpointed in run folder $1 (0: none).
+newest_step() {
+  local newest
+  newest=$(ls "$1/checkpoints" 2> /dev/null | sed -n 's/^step_0*\([0-9][0-9]*\)\.safetensors$/\1/p' | sort -n | tail -1)
+  echo "${newest:-0}"
 }
 without_wall_time() { sed -E 's/"wall_time":[^,}]*,?//' "$1"; }
 now() { date +%s.%N; }
@@ -50,13 +57,18 @@ for method in ${methods//,/ }; do
   printf '{"batch_size": 2, "trainer": {"max_steps": %d, "checkpoint_every": 1, "eval_every": 0}}\n' "$steps" > "$out/$method.json"
   straight="$out/$method.straight"
   killed="$out/$method.killed"
-  rm -rf "$straight" "$killed"
+  rm -rf "$straight" "$killed" "$out/$method.killed.log"
   start=$(now)
-  $(job "$method" "$straight") > /dev/null
+  $(job "$method" "$straight") > /dev/null 2> "$out/$method.straight.log"
   seconds=$(awk -v a="$start" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}')
-  # Kill delays uniform in [0.1 s, 0.1 s + 3 x straight / kills]: about a third of the run between
-  # kills on average, so the run moves on while most kills still land mid-run.
-  span_ms=$(awk -v s="$seconds" -v k="$kills" 'BEGIN {printf "%d", 3000 * s / k + 1}')
+  # A launch spends O seconds starting (loading the models) and exporting, T training: the last
+  # wall_time of the straight run. Kill k (of N) waits until the launch has checkpointed a step of
+  # its own and the run has reached step k·S/N, then a random part of a step, so that the kills
+  # spread over the whole run and land in steps and in checkpoint saves; every fifth instead lands
+  # at a random moment of the start-up. (S must exceed the N·4/5 kills that each take a step.)
+  train_seconds=$(awk -F'"wall_time":' 'END {split($2, a, /[,}]/); print a[1]}' "$straight/metrics.jsonl")
+  startup_ms=$(awk -v s="$seconds" -v t="$train_seconds" 'BEGIN {printf "%d", 1000 * (s - t) + 1}')
+  step_ms=$(awk -v t="$train_seconds" -v n="$steps" 'BEGIN {printf "%d", 1000 * t / n + 1}')
   done_kills=0
   launches=0
   while :; do
@@ -66,8 +78,15 @@ for method in ${methods//,/ }; do
     pid=$!
     launches=$((launches + 1))
     if [ "$done_kills" -lt "$kills" ]; then
-      delay_ms=$((100 + (RANDOM * 32768 + RANDOM) % span_ms))
-      sleep "$(awk -v ms="$delay_ms" 'BEGIN {printf "%.3f", ms / 1000}')"
+      if [ $((done_kills % 5)) -eq 4 ]; then
+        sleep "$(awk -v ms=$((RANDOM % startup_ms)) 'BEGIN {printf "%.3f", ms / 1000}')"
+      else
+        target=$((done_kills * steps / kills))
+        own=$(( $(newest_step "$killed") + 1 ))
+        [ "$own" -gt "$target" ] && target=$own
+        while kill -0 "$pid" 2> /dev/null && [ "$(newest_step "$killed")" -lt "$target" ]; do sleep 0.02; done
+        sleep "$(awk -v ms=$((RANDOM % step_ms)) 'BEGIN {printf "%.3f", ms / 1000}')"
+      fi
       if kill -9 "$pid" 2> /dev/null; then
         wait "$pid" 2> /dev/null || true
         done_kills=$((done_kills + 1))
@@ -90,7 +109,11 @@ for method in ${methods//,/ }; do
   [ -n "$weights" ] || same=no
   diff -q <(without_wall_time "$straight/metrics.jsonl") <(without_wall_time "$killed/metrics.jsonl") > /dev/null || same=no
   [ "$same" = yes ] || failures=$((failures + 1))
-  printf '%-10s straight %6.1f s, %2d steps; %2d kills over %2d launches; weights and metrics equal: %s\n' \
-    "$method" "$seconds" "$steps" "$done_kills" "$launches" "$same"
+  # What the kills hit, from the resumed launches' logs: a save cut short (its temporary file is
+  # removed at the next start), or a start before the first checkpoint (the run begins again).
+  in_save=$(grep -c "unfinished checkpoint save" "$out/$method.killed.log" || true)
+  before_first=$(grep -c "no checkpoint in" "$out/$method.killed.log" || true)
+  printf '%-10s straight %6.1f s, %2d steps; %2d kills over %2d launches (%d during a save, %d before the first checkpoint); weights and metrics equal: %s\n' \
+    "$method" "$seconds" "$steps" "$done_kills" "$launches" "$in_save" "$before_first" "$same"
 done
 [ "$failures" -eq 0 ] || { echo "kill_resume.sh: $failures failure(s)" >&2; exit 1; }

@@ -55,6 +55,14 @@ class Unpickler {
     auto [ptr, size] = reader_.getRecord("data.pkl");
     data_.assign(static_cast<const char*>(ptr.get()), size);
   }
+  ~Unpickler() {
+    for (const Ref& node : nodes_) {
+      node->items.clear();
+      node->entries.clear();
+    }
+  }
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
 
   Ref run() {
     for (;;) {
@@ -106,9 +114,9 @@ class Unpickler {
           for (size_t k = 0; k + 1 < v.size(); k += 2) set_item(d, v[k], v[k + 1]);
           break;
         }
-        case 'q': memo_[le(1)] = stack_.back(); break;  // BINPUT
-        case 'r': memo_[le(4)] = stack_.back(); break;  // LONG_BINPUT
-        case 0x94: memo_[memo_.size()] = stack_.back(); break;  // MEMOIZE
+        case 'q': memo_[le(1)] = peek("BINPUT"); break;
+        case 'r': memo_[le(4)] = peek("LONG_BINPUT"); break;
+        case 0x94: memo_[memo_.size()] = peek("MEMOIZE"); break;
         case 'h': push(memo(le(1))); break;             // BINGET
         case 'j': push(memo(le(4))); break;             // LONG_BINGET
         case 'c': {                                      // GLOBAL "module\nname\n"
@@ -153,6 +161,16 @@ class Unpickler {
     return out;
   }
   void push(Ref r) { stack_.push_back(std::move(r)); }
+  Ref peek(const char* op) const {
+    if (stack_.empty()) throw Error(str(source_, ": malformed pickle (", op, " on an empty stack at byte ", pos_, ")"));
+    return stack_.back();
+  }
+  // Every node made, so that the destructor can break the cycles a malformed pickle can build
+  // through its memo (a list appended to itself): shared pointers in a cycle are never freed.
+  Ref make(Node::Kind kind) {
+    nodes_.push_back(rewardgen::make(kind));
+    return nodes_.back();
+  }
   Ref pop() {
     if (stack_.empty()) throw Error(str(source_, ": malformed pickle (stack underflow at byte ", pos_, ")"));
     Ref r = stack_.back();
@@ -253,6 +271,7 @@ class Unpickler {
   size_t pos_ = 0;
   std::vector<Ref> stack_;
   std::map<uint64_t, Ref> memo_;
+  std::vector<Ref> nodes_;
   std::map<std::string, at::Tensor> storages_;
 };
 
@@ -265,14 +284,16 @@ bool is_zip(const std::string& path) {
   return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
 }
 
-void flatten(const Ref& value, const std::string& prefix, TensorMap& out) {
+void flatten(const Ref& value, const std::string& prefix, TensorMap& out, const std::string& source, int depth = 0) {
   if (value->kind == Node::Kind::tensor) {
     if (!prefix.empty()) out[prefix] = value->tensor;
     return;
   }
   if (value->kind != Node::Kind::dict) return;  // numbers, strings, lists, objects: bookkeeping, not weights
+  // A dict inside itself (through the memo) would recurse forever; no state dict nests this deep.
+  if (depth > 64) throw Error(str(source, ": dicts nested more than 64 deep in data.pkl (a cycle?)"));
   for (const auto& [key, item] : value->entries)
-    if (key->kind == Node::Kind::string) flatten(item, prefix.empty() ? key->s : prefix + "." + key->s, out);
+    if (key->kind == Node::Kind::string) flatten(item, prefix.empty() ? key->s : prefix + "." + key->s, out, source, depth + 1);
 }
 
 // The dict of weights inside a training checkpoint: {"state_dict": {...}, "epoch": ...}.
@@ -291,7 +312,7 @@ namespace {
 // The tensors of an opened archive (`label` names it in errors); see read_torch_checkpoint.
 TensorMap read_archive(caffe2::serialize::PyTorchStreamReader& reader, const std::string& label) {
   TensorMap out;
-  flatten(weights_of(Unpickler(reader, label).run()), "", out);
+  flatten(weights_of(Unpickler(reader, label).run()), "", out, label);
   if (out.empty()) throw Error(str(label, ": the checkpoint holds no tensors under string keys"));
   bool all_wrapped = true;  // nn.DataParallel saves "module.<name>"
   for (const auto& [name, t] : out) all_wrapped = all_wrapped && name.rfind("module.", 0) == 0;

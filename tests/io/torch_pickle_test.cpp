@@ -1,6 +1,9 @@
 #include "io/torch_pickle.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
+
+#include "io/atomic_file.h"
 
 #include "test_util.h"
 
@@ -35,6 +38,36 @@ TEST(TorchCheckpoint, ClearErrors) {
                                                "cannot open '" + kData + "missing.pth'"));
   // A zip that is not a torch archive (a safetensors file is not a zip; use the jpeg fixture's bytes).
   EXPECT_TRUE(testing::throws_error_containing([] { read_torch_checkpoint(kData + "jpeg.safetensors"); }, "not a zip-format"));
+}
+
+// A torch.save-like archive (zip) holding `pickle` as its data.pkl.
+std::string archive_with_pickle(const std::string& pickle) {
+  std::string out;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
+    out.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  writer.writeEndOfFile();
+  return out;
+}
+
+TEST(TorchCheckpoint, MalformedPicklesEndInErrorsNotCrashes) {
+  using testing::throws_error_containing;
+  // BINPUT on an empty stack: the fuzzer's crash (back() of an empty vector).
+  EXPECT_TRUE(throws_error_containing([] { read_torch_checkpoint_bytes(archive_with_pickle(std::string("\x80\x02q\x00.", 5)), "a.pt"); },
+                                      "a.pt: malformed pickle (BINPUT on an empty stack"));
+  // A dict stored in itself through the memo: {"a": <itself>}; flattening it would recurse forever.
+  const std::string self_dict = std::string("\x80\x02}q\x00X\x01\x00\x00\x00", 10) + "ah" + std::string("\x00s.", 3);
+  EXPECT_TRUE(throws_error_containing([&] { read_torch_checkpoint_bytes(archive_with_pickle(self_dict), "b.pt"); },
+                                      "b.pt: dicts nested more than 64 deep"));
+  EXPECT_TRUE(throws_error_containing([] { read_torch_checkpoint_bytes("PK\x03\x04 not really a zip", "c.pt"); },
+                                      "c.pt: cannot read the PyTorch checkpoint"));
+  EXPECT_TRUE(throws_error_containing([] { read_torch_checkpoint_bytes("plain text", "d.pt"); }, "d.pt: not a zip-format"));
+}
+
+TEST(TorchCheckpoint, TheBytesOfAFileReadAsTheFile) {
+  expect_fixture_tensors(read_torch_checkpoint_bytes(read_text_file(kData + "pth_tensors.pth"), "memory"));
 }
 
 TEST(TorchCheckpoint, ReadTensorFileDispatchesOnExtension) {
