@@ -44,7 +44,6 @@ std::vector<std::string> read_prompts(const SampleArgs& a) {
 
 void run_sample(const SampleArgs& a, const Context& context) {
   const std::vector<std::string> prompts = read_prompts(a);
-  if (a.batch < 1 || a.images_per_prompt < 1) throw Error("--batch and --images-per-prompt must be >= 1");
   refuse_output_over_inputs(a.out, {a.model, a.prompts_file});
   LoadOptions load;
   load.device = parse_device(a.device);

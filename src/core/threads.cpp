@@ -21,9 +21,7 @@ int usable_threads(int requested, int cores, bool* capped) {
 }
 
 int set_threads(int threads) {
-  if (threads < 0) throw Error(str("--threads must be >= 0 (0 = all cores), got ", threads));
-  const int n = threads == 0 ? hardware_cores() : threads;
-  at::set_num_threads(n);
+  at::set_num_threads(usable_threads(threads, hardware_cores()));
   return at::get_num_threads();
 }
 

@@ -10,8 +10,9 @@ int hardware_cores();  // >= 1
 // for a negative request.
 int usable_threads(int requested, int cores, bool* capped = nullptr);
 
-// Sets ATen's (and through OpenMP, OpenBLAS's) intra-op threads; 0 means hardware_cores().
-// Throws Error for a negative count. Returns the count in force.
+// Sets ATen's (and through OpenMP, OpenBLAS's) intra-op threads to usable_threads(threads,
+// hardware_cores()): 0 means every core, more are lowered to them. Throws Error for a negative
+// count. Returns the count in force.
 int set_threads(int threads);
 
 }  // namespace rewardgen

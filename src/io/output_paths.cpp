@@ -1,6 +1,5 @@
 #include "io/output_paths.h"
 
-#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"

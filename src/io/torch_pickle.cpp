@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace rewardgen {
 namespace {
@@ -335,7 +336,7 @@ Error not_a_zip(const std::string& label) {
 }  // namespace
 
 TensorMap read_torch_checkpoint(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw Error(str("cannot open '", path, "': no such file"));
+  require_regular_file(path);
   if (!is_zip(path)) throw not_a_zip(path);
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
