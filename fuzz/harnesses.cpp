@@ -1,6 +1,7 @@
 #include "harnesses.h"
 
 #include <c10/util/Exception.h>
+#include <zlib.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -37,6 +38,24 @@ void expect_clean(const char* target, Body body) {
     std::fprintf(stderr, "fuzz target %s: not a rewardgen::Error: %s\n", target, e.what());
     std::abort();
   }
+}
+
+// The mutant with every chunk's CRC recomputed: otherwise nearly every mutant would end at the
+// first CRC check and the decoder behind it would go unexercised. Chunks are walked as
+// length (4 bytes, big-endian), type (4), data, CRC (4) until one runs past the end.
+std::string with_png_crcs_fixed(std::string file) {
+  size_t at = 8;
+  while (at + 12 <= file.size()) {
+    const auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(file[i])); };
+    const uint64_t length = byte(at) << 24 | byte(at + 1) << 16 | byte(at + 2) << 8 | byte(at + 3);
+    if (length > file.size() - at - 12) break;
+    const size_t crc_at = at + 8 + static_cast<size_t>(length);
+    const uint32_t crc = static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(file.data() + at + 4), static_cast<uInt>(length + 4)));
+    for (int i = 0; i < 4; ++i) file[crc_at + i] = static_cast<char>(crc >> (24 - 8 * i));
+    at = crc_at + 4;
+  }
+  return file;
 }
 
 }  // namespace
@@ -95,13 +114,18 @@ void bert_tokenizer(const uint8_t* data, size_t size) {
 }
 
 void png(const uint8_t* data, size_t size) {
-  expect_clean("png", [&] { (void)decode_png(bytes_of(data, size), "fuzz.png").sum(); });
+  expect_clean("png", [&] { (void)decode_png(with_png_crcs_fixed(bytes_of(data, size)), "fuzz.png").sum(); });
+}
+
+void jpeg(const uint8_t* data, size_t size) {
+  expect_clean("jpeg", [&] { (void)decode_jpeg(bytes_of(data, size), "fuzz.jpg").sum(); });
 }
 
 const std::vector<Target>& targets() {
   static const std::vector<Target> all = {{"safetensors", safetensors},     {"torch_checkpoint", torch_checkpoint},
                                           {"model_config", model_config},   {"clip_tokenizer", clip_tokenizer},
-                                          {"bert_tokenizer", bert_tokenizer}, {"png", png}};
+                                          {"bert_tokenizer", bert_tokenizer}, {"png", png},
+                                          {"jpeg", jpeg}};
   return all;
 }
 

@@ -23,7 +23,8 @@ void torch_checkpoint(const uint8_t* data, size_t size);  // torch.save archives
 void model_config(const uint8_t* data, size_t size);      // a config.json through its reader to the model, built on the meta device
 void clip_tokenizer(const uint8_t* data, size_t size);    // the shipped CLIP BPE: encode, pad, decode
 void bert_tokenizer(const uint8_t* data, size_t size);    // BLIP's WordPiece (the test data's vocabulary)
-void png(const uint8_t* data, size_t size);               // decode_png
+void png(const uint8_t* data, size_t size);               // decode_png, the mutant's chunk CRCs made right first
+void jpeg(const uint8_t* data, size_t size);              // decode_jpeg
 
 const std::vector<Target>& targets();
 

@@ -38,10 +38,10 @@ mkdir -p "$out"
 
 # The command of one method's run: distill for LCD, train for the others; rlcm and the DI* pair
 # start from the shipped LCM (their default).
-job() {  # $1 method, $2 run folder
+job() {  # $1 method, $2 run folder: sets the array `launch` (paths may hold spaces)
   local command=train
   [ "$1" = lcd ] && command=distill
-  echo "$bin --threads 2 --log-level info $command --method $1 --config $out/$1.json --out $2 --no-eval"
+  launch=("$bin" --threads 2 --log-level info "$command" --method "$1" --config "$out/$1.json" --out "$2" --no-eval)
 }
 # The newest step checkpointed in run folder $1 (0: none).
 newest_step() {
@@ -59,13 +59,15 @@ for method in ${methods//,/ }; do
   killed="$out/$method.killed"
   rm -rf "$straight" "$killed" "$out/$method.killed.log"
   start=$(now)
-  $(job "$method" "$straight") > /dev/null 2> "$out/$method.straight.log"
+  job "$method" "$straight"
+  "${launch[@]}" > /dev/null 2> "$out/$method.straight.log"
   seconds=$(awk -v a="$start" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}')
   # A launch spends O seconds starting (loading the models) and exporting, T training: the last
   # wall_time of the straight run. Kill k (of N) waits until the launch has checkpointed a step of
   # its own and the run has reached step k·S/N, then a random part of a step, so that the kills
-  # spread over the whole run and land in steps and in checkpoint saves; every fifth instead lands
-  # at a random moment of the start-up. (S must exceed the N·4/5 kills that each take a step.)
+  # spread over the whole run and land in steps and in checkpoint saves; of every five, the third
+  # lands inside the launch's first checkpoint save and the fifth at a random moment of the
+  # start-up. (S must exceed the N·4/5 kills that each take a step.)
   train_seconds=$(awk -F'"wall_time":' 'END {split($2, a, /[,}]/); print a[1]}' "$straight/metrics.jsonl")
   startup_ms=$(awk -v s="$seconds" -v t="$train_seconds" 'BEGIN {printf "%d", 1000 * (s - t) + 1}')
   step_ms=$(awk -v t="$train_seconds" -v n="$steps" 'BEGIN {printf "%d", 1000 * t / n + 1}')
@@ -74,12 +76,17 @@ for method in ${methods//,/ }; do
   while :; do
     resume=()
     [ -f "$killed/config.json" ] && resume=(--resume)
-    $(job "$method" "$killed") "${resume[@]}" > /dev/null 2>> "$out/$method.killed.log" &
+    job "$method" "$killed"
+    "${launch[@]}" "${resume[@]}" > /dev/null 2>> "$out/$method.killed.log" &
     pid=$!
     launches=$((launches + 1))
     if [ "$done_kills" -lt "$kills" ]; then
       if [ $((done_kills % 5)) -eq 4 ]; then
         sleep "$(awk -v ms=$((RANDOM % startup_ms)) 'BEGIN {printf "%.3f", ms / 1000}')"
+      elif [ $((done_kills % 5)) -eq 2 ]; then
+        # Inside a checkpoint save: as soon as its temporary file appears (a busy poll: a save of
+        # a LoRA or of a small model lasts milliseconds).
+        while kill -0 "$pid" 2> /dev/null && ! compgen -G "$killed/checkpoints/step_*.safetensors.tmp.*" > /dev/null; do :; done
       else
         target=$((done_kills * steps / kills))
         own=$(( $(newest_step "$killed") + 1 ))

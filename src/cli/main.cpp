@@ -4,6 +4,8 @@
 #include <torch/version.h>
 
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/allocator.h"
@@ -36,8 +38,18 @@ int run(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RequiredError& e) {
+    // `rewardgen nope`: CLI11 would only say that a command is required; name the word it got.
+    const std::vector<std::string> unknown = app.remaining();
+    if (app.get_subcommands().empty() && !unknown.empty()) {
+      std::cerr << "unknown command '" << unknown.front() << "'\n" << app.help();
+      return 2;
+    }
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);  // 0 for --help/--version, non-zero with a message for bad arguments
+    // app.exit prints the message: 0 for --help and --version; a bad command line exits with 2, the
+    // usage-error code of POSIX tools (CLI11's own codes, 105 and up, would mean nothing to a script).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   context.log.set_level(parse_log_level(log_level));
   report_blas_core_choice(context.log);

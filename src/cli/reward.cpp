@@ -1,4 +1,6 @@
-// rewardgen reward: scores the PNG images of a folder with a reward, one prompt per image.
+// rewardgen reward: scores the PNG and JPEG images of a folder with a reward, one prompt per image.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "io/image.h"
 #include "rewards/reward.h"
+#include "text/prompt_lines.h"
 
 namespace rewardgen::cli {
 namespace {
@@ -21,25 +24,25 @@ struct RewardArgs {
   bool list = false;
 };
 
-std::vector<std::string> png_files(const std::string& dir) {
+bool is_image_name(const fs::path& path) {
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
+  return extension == ".png" || extension == ".jpg" || extension == ".jpeg";
+}
+
+std::vector<std::string> image_files(const std::string& dir) {
   if (!fs::is_directory(dir)) throw Error(str("--images: '", dir, "' is not a folder"));
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.is_regular_file() && entry.path().extension() == ".png") names.push_back(entry.path().filename().string());
+    if (entry.is_regular_file() && is_image_name(entry.path())) names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
-  if (names.empty()) throw Error(str("--images: '", dir, "' holds no .png files"));
+  if (names.empty()) throw Error(str("--images: '", dir, "' holds no .png, .jpg or .jpeg files"));
   return names;
 }
 
 std::vector<std::string> prompt_lines(const std::string& file) {
-  require_regular_file(file);
-  std::ifstream in(file);
-  if (!in) throw Error(str("cannot open prompts file '", file, "'"));
   std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();  // a file written on Windows
-    lines.push_back(line);
-  }
+  for (text::PromptLine& line : text::read_prompt_lines(file, text::BlankLines::keep)) lines.push_back(std::move(line.text));
   return lines;
 }
 
@@ -56,7 +59,7 @@ void run_reward(const RewardArgs& a, const Context& context) {
   if (a.reward.empty() || a.images.empty() || a.prompts.empty())
     throw Error("give --reward NAME, --images DIR and --prompts FILE (or --list)");
   if (a.batch < 1) throw Error(str("--batch must be >= 1, got ", a.batch));
-  const std::vector<std::string> files = png_files(a.images);
+  const std::vector<std::string> files = image_files(a.images);
   const std::vector<std::string> prompts = prompt_lines(a.prompts);
   if (prompts.size() != files.size())
     throw Error(str("'", a.prompts, "' has ", prompts.size(), " prompts for ", files.size(), " images in '", a.images,
@@ -69,10 +72,10 @@ void run_reward(const RewardArgs& a, const Context& context) {
   double total = 0.0;
   // Batches of consecutive images of one size (a batch tensor needs one size).
   for (size_t start = 0; start < files.size();) {
-    std::vector<at::Tensor> images{load_png(a.images + "/" + files[start])};
+    std::vector<at::Tensor> images{load_image(a.images + "/" + files[start])};
     size_t end = start + 1;
     for (; end < files.size() && end - start < static_cast<size_t>(a.batch); ++end) {
-      at::Tensor next = load_png(a.images + "/" + files[end]);
+      at::Tensor next = load_image(a.images + "/" + files[end]);
       if (next.sizes() != images.front().sizes()) break;
       images.push_back(next);
     }
@@ -93,9 +96,9 @@ void run_reward(const RewardArgs& a, const Context& context) {
 
 void add_reward_command(CLI::App& app, Context& context, Commands& commands) {
   auto a = std::make_shared<RewardArgs>();
-  auto* cmd = app.add_subcommand("reward", "Score the PNG images of a folder with a reward (one prompt per image)");
+  auto* cmd = app.add_subcommand("reward", "Score the PNG and JPEG images of a folder with a reward (one prompt per image)");
   cmd->add_option("--reward", a->reward, "reward spec, e.g. jpeg_compressibility, aesthetic:DIR, or a JSON composite");
-  cmd->add_option("--images", a->images, "folder of .png images, scored in name order");
+  cmd->add_option("--images", a->images, "folder of .png/.jpg/.jpeg images, scored in name order");
   cmd->add_option("--prompts", a->prompts, "text file, one prompt a line, one line per image");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->default_val("cpu");
   cmd->add_option("--batch", a->batch, "images scored together")->default_val(16)->check(CLI::Range(int64_t{1}, int64_t{4096}));

@@ -18,6 +18,7 @@
 #include "io/output_paths.h"
 #include "sampling/pipeline.h"
 #include "sampling/text_to_image.h"
+#include "text/prompt_lines.h"
 
 namespace rewardgen::cli {
 namespace {
@@ -32,11 +33,9 @@ struct SampleArgs {
 std::vector<std::string> read_prompts(const SampleArgs& a) {
   std::vector<std::string> prompts = a.prompts;
   if (!a.prompts_file.empty()) {
-    require_regular_file(a.prompts_file);
-    std::ifstream in(a.prompts_file);
-    if (!in) throw Error(str("cannot open prompts file '", a.prompts_file, "'"));
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) prompts.push_back(line);
+    const std::vector<text::PromptLine> lines = text::read_prompt_lines(a.prompts_file);
+    if (lines.empty()) throw Error(str("prompts file '", a.prompts_file, "' holds no prompt (blank lines are skipped)"));
+    for (const text::PromptLine& line : lines) prompts.push_back(line.text);
   }
   if (prompts.empty()) throw Error("no prompts: give --prompt TEXT (repeatable) or --prompts FILE (one per line)");
   return prompts;

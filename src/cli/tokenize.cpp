@@ -9,6 +9,7 @@
 #include "io/atomic_file.h"
 #include "core/paths.h"
 #include "text/clip_tokenizer.h"
+#include "text/prompt_lines.h"
 
 namespace rewardgen::cli {
 
@@ -36,11 +37,8 @@ void add_tokenize_command(CLI::App& app, Context& context, Commands& commands) {
                           std::cout << nlohmann::json(tokenizer.encode_padded(*text, *length)).dump() << '\n';
                           return;
                         }
-                        require_regular_file(*file);
-                        std::ifstream in(*file);
-                        if (!in) throw Error(str("cannot open '", *file, "'"));
-                        for (std::string line; std::getline(in, line);)
-                          std::cout << nlohmann::json(tokenizer.encode_padded(line, *length)).dump() << '\n';
+                        for (const text::PromptLine& line : text::read_prompt_lines(*file, text::BlankLines::keep))
+                          std::cout << nlohmann::json(tokenizer.encode_padded(line.text, *length)).dump() << '\n';
                       }});
 }
 

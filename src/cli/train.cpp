@@ -1,5 +1,4 @@
 // rewardgen train: post-train a generator with a method (the training job of methods/train_job.h).
-#include <algorithm>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -26,6 +25,7 @@ void add_job_command(CLI::App& app, Context& context, Commands& commands, const 
   std::string listed;
   for (const std::string& m : shown) listed += (listed.empty() ? "" : " | ") + m;
   sub->add_option("--method", o->method, listed + " (default " + default_method + "); their config keys are listed below")
+      ->check(CLI::IsMember(shown))  // a misspelt method is a bad command line (exit 2), found before anything starts
       ->capture_default_str();
   sub->add_option("--config", o->config_file, "JSON object with the method's keys (default: the defaults below)");
   sub->add_option("--model", o->model_dir, "pipeline folder to start from (default: the shipped world teacher, models/world; rlcm, distar, distar-kl: its LCM, models/world/lcm)");
@@ -53,9 +53,7 @@ void add_job_command(CLI::App& app, Context& context, Commands& commands, const 
       ->check(finite_range(1.0, 86400.0))
       ->capture_default_str();
   sub->footer("Methods:\n" + describe_methods(methods));
-  commands.push_back({sub, [o, no_eval, &context, name, methods, listed] {
-                        if (!methods.empty() && std::find(methods.begin(), methods.end(), o->method) == methods.end())
-                          throw Error(str("'", o->method, "' is not a method of ", name, " (", listed, "); see rewardgen train --help"));
+  commands.push_back({sub, [o, no_eval, &context] {
                         TrainJobOptions options = *o;
                         options.evaluate = !*no_eval;
                         const TrainJobResult result = run_train_job(options, context.log);

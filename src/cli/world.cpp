@@ -86,10 +86,10 @@ void add_world_command(CLI::App& app, Context& context, Commands& commands) {
   auto* check_app = world_app->add_subcommand("check", "Detect the objects of a 64x64 image and decide each clause of a prompt");
   auto image = std::make_shared<std::string>();
   auto check_prompt = std::make_shared<std::string>();
-  check_app->add_option("image", *image, "PNG image, 64x64")->required();
+  check_app->add_option("image", *image, "PNG or JPEG image, 64x64")->required();
   check_app->add_option("prompt", *check_prompt, "the prompt to check")->required();
   commands.push_back({check_app, [image, check_prompt] {
-                        const world::CheckResult result = world::check(load_png(*image), world::parse_prompt(*check_prompt));
+                        const world::CheckResult result = world::check(load_image(*image), world::parse_prompt(*check_prompt));
                         std::cout << result.explain();
                       }});
 

@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -26,6 +29,18 @@ Fn openblas_symbol(const char* name) {
   return reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+// Whether the OS saves the AMX tile state (XCR0 bits 17, 18: XTILECFG and XTILEDATA), read with
+// XGETBV once CPUID says the OS enabled it (CPUID.1:ECX[27], OSXSAVE).
+bool os_saves_amx_tiles() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || !(ecx >> 27 & 1)) return false;
+  unsigned xcr0_low = 0, xcr0_high = 0;
+  __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+  return (xcr0_low >> 17 & 3) == 3;
+}
+#endif
+
 }  // namespace
 
 CpuFeatures detect_cpu_features() {
@@ -39,8 +54,13 @@ CpuFeatures detect_cpu_features() {
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512dq = __builtin_cpu_supports("avx512dq");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
-  f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
-  f.amx_bf16 = __builtin_cpu_supports("amx-bf16");
+  // The BF16 features from CPUID itself: clang 14's __builtin_cpu_supports knows neither name.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool leaf7 = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) != 0;
+  const bool amx_bf16_cpu = leaf7 && (edx >> 22 & 1);  // CPUID.(7, 0):EDX[22]
+  const bool avx512_bf16_cpu = leaf7 && eax >= 1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 && (eax >> 5 & 1);
+  f.avx512_bf16 = f.avx512f && avx512_bf16_cpu;  // avx512f already includes the OS's AVX-512 state
+  f.amx_bf16 = amx_bf16_cpu && os_saves_amx_tiles();
 #endif
   return f;
 }

@@ -88,7 +88,7 @@ std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& mode
 
 std::string eval_comparison_table(const std::vector<std::string>& files, const std::vector<std::string>& names) {
   if (!names.empty() && names.size() != files.size())
-    throw Error(str("eval_comparison_table: ", names.size(), " names for ", files.size(), " files"));
+    throw Error(str(names.size(), " row names for ", files.size(), " evaluation files: give one --name per file, or none"));
   const std::vector<std::string> tasks = {"single_object", "two_object", "counting", "colors", "position", "color_attr", "overall"};
   std::string out = "| model |";
   for (const std::string& t : tasks) out += " " + t + " |";
@@ -103,11 +103,14 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
   };
   for (size_t i = 0; i < files.size(); ++i) {
     const Json j = load_json_file(files[i]);
-    out += "| " + (names.empty() ? j.value("model", files[i]) : names[i]) + " |";
+    if (!j.is_object() || !j.contains("accuracy") || !j["accuracy"].is_object())
+      throw Error(str(files[i], ": not an evaluation (an eval.json is a JSON object with an \"accuracy\" object)"));
+    const bool named = j.contains("model") && j["model"].is_string();
+    out += "| " + (!names.empty() ? names[i] : named ? j["model"].get<std::string>() : files[i]) + " |";
+    const Json accuracy = j.contains("accuracy") && j["accuracy"].is_object() ? j["accuracy"] : Json::object();
     for (const std::string& t : tasks) {
-      const Json& accuracy = j.contains("accuracy") ? j["accuracy"] : Json::object();
-      char text[32] = "–";
-      if (accuracy.contains(t)) std::snprintf(text, sizeof text, "%.1f", 100 * accuracy[t].get<double>());
+      char text[32] = "–";  // a missing or non-numeric entry shows as a dash
+      if (accuracy.contains(t) && accuracy[t].is_number()) std::snprintf(text, sizeof text, "%.1f", 100 * accuracy[t].get<double>());
       out += std::string(" ") + text + " |";
     }
     out += " " + number(j, "frechet_distance", 3) + " | " + number(j, "diversity", 3) + " | " + number(j, "nfe_per_image", 0) +

@@ -544,20 +544,24 @@ ReportResult write_report(const ReportOptions& o, const Logger& log) {
     entries.push_back(reference_entry(o, teacher, steps, inputs, lines, reward_names, models, result, log));
   for (Entry& e : inputs) entries.push_back(std::move(e));
 
-  // Each run's resolved config, copied beside the page so that the link survives moving the folder.
+  // Each run's resolved config (a reference's: the eval.json that records its recipe), copied beside
+  // the page so that the link survives moving the folder.
   std::map<std::string, std::string> config_links;
-  for (const Entry& e : entries)
+  for (const Entry& e : entries) {
+    std::string source, file;
     if (!e.run_dir.empty() && fs::exists(e.run_dir + "/config.json")) {
-      const std::string file = "configs/" + e.id + ".json";
-      fs::create_directories(o.out + "/configs");
-      write_file_atomic(o.out + "/" + file, read_text_file(e.run_dir + "/config.json"));
-      config_links[e.id] = file;
+      source = e.run_dir + "/config.json";
+      file = "configs/" + e.id + ".json";
     } else if (e.reference && !e.eval_file.empty()) {
-      const std::string file = "configs/" + e.id + ".eval.json";
-      fs::create_directories(o.out + "/configs");
-      write_file_atomic(o.out + "/" + file, read_text_file(e.eval_file));
-      config_links[e.id] = file;
+      source = e.eval_file;
+      file = "configs/" + e.id + ".eval.json";
+    } else {
+      continue;
     }
+    fs::create_directories(o.out + "/configs");
+    write_file_atomic(o.out + "/" + file, read_text_file(source));
+    config_links[e.id] = file;
+  }
 
   std::vector<RunSeries> runs;
   for (const Entry& e : entries)

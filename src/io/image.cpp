@@ -1,6 +1,7 @@
 #include "io/image.h"
 
 #include <png.h>
+#include <turbojpeg.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -50,8 +51,8 @@ namespace {
 
 // Decoded images are bounded before any pixel is decoded: libpng refuses a larger IHDR itself.
 constexpr png_uint_32 kMaxPngSide = 16384;
-constexpr uint64_t kMaxPngPixels = uint64_t{1} << 26;  // 8192 x 8192
-constexpr uint64_t kMaxPngFileBytes = uint64_t{1} << 30;
+constexpr uint64_t kMaxImagePixels = uint64_t{1} << 26;  // 8192 x 8192, for JPEGs too
+constexpr uint64_t kMaxImageFileBytes = uint64_t{1} << 30;
 
 struct PngSource {
   const uint8_t* data;
@@ -104,21 +105,40 @@ bool decode_png_rgba(png_structp png, png_infop info, png_bytepp rows, png_uint_
   return true;
 }
 
-}  // namespace
-
-at::Tensor load_png(const std::string& path) {
+// The bytes of an image file: a regular file of at most 1 GiB (`kind` names the format in errors).
+std::string read_image_file(const std::string& path, const char* kind) {
   try {
     require_regular_file(path);
   } catch (const Error& e) {
-    throw Error(str("cannot read PNG: ", e.what()));
+    throw Error(str("cannot read ", kind, ": ", e.what()));
   }
   const uint64_t file_bytes = std::filesystem::file_size(path);
-  if (file_bytes > kMaxPngFileBytes) throw Error(str("cannot read PNG '", path, "': ", file_bytes, " bytes is more than 1 GiB"));
-  return decode_png(read_text_file(path), path);
+  if (file_bytes > kMaxImageFileBytes) throw Error(str("cannot read ", kind, " '", path, "': ", file_bytes, " bytes is more than 1 GiB"));
+  return read_text_file(path);
+}
+
+bool has_png_signature(const std::string& bytes) {
+  return bytes.size() >= 8 && png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) == 0;
+}
+
+bool has_jpeg_signature(const std::string& bytes) {  // SOI, then the first marker's 0xFF
+  return bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xff && static_cast<uint8_t>(bytes[1]) == 0xd8 &&
+         static_cast<uint8_t>(bytes[2]) == 0xff;
+}
+
+}  // namespace
+
+at::Tensor load_png(const std::string& path) { return decode_png(read_image_file(path, "PNG"), path); }
+
+at::Tensor load_image(const std::string& path) {
+  const std::string bytes = read_image_file(path, "image");
+  if (has_png_signature(bytes)) return decode_png(bytes, path);
+  if (has_jpeg_signature(bytes)) return decode_jpeg(bytes, path);
+  throw Error(str("cannot read image '", path, "': neither a PNG nor a JPEG file (no PNG signature, no JPEG start marker)"));
 }
 
 at::Tensor decode_png(const std::string& bytes, const std::string& path) {
-  if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0)
+  if (!has_png_signature(bytes))
     throw Error(str("cannot read PNG '", path, "': not a PNG file (no PNG signature)"));
   PngSource source{reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 0, {}, {}};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, on_png_error, on_png_warning);
@@ -136,8 +156,8 @@ at::Tensor decode_png(const std::string& bytes, const std::string& path) {
   png_set_user_limits(png, kMaxPngSide, kMaxPngSide);
   png_uint_32 width = 0, height = 0;
   if (!read_png_header(png, info, width, height)) throw Error(str("cannot read PNG '", path, "': ", source.message()));
-  if (uint64_t{width} * height > kMaxPngPixels)
-    throw Error(str("cannot read PNG '", path, "': ", width, " x ", height, " pixels is more than ", kMaxPngPixels, " (8192 x 8192)"));
+  if (uint64_t{width} * height > kMaxImagePixels)
+    throw Error(str("cannot read PNG '", path, "': ", width, " x ", height, " pixels is more than ", kMaxImagePixels, " (8192 x 8192)"));
   at::Tensor rgba = at::empty({static_cast<int64_t>(height), static_cast<int64_t>(width), 4}, at::kByte);
   std::vector<png_bytep> rows(height);
   for (png_uint_32 y = 0; y < height; ++y) rows[y] = rgba.data_ptr<uint8_t>() + static_cast<size_t>(y) * width * 4;
@@ -146,6 +166,33 @@ at::Tensor decode_png(const std::string& bytes, const std::string& path) {
   const at::Tensor wide = rgba.to(at::kInt);
   const at::Tensor rgb = (wide.slice(2, 0, 3) * wide.slice(2, 3, 4) + 127).div(255, "floor").to(at::kByte);
   return from_rgb8(rgb.contiguous());
+}
+
+at::Tensor decode_jpeg(const std::string& bytes, const std::string& label) {
+  if (!has_jpeg_signature(bytes)) throw Error(str("cannot read JPEG '", label, "': not a JPEG file (no start-of-image marker)"));
+  tjhandle handle = tjInitDecompress();
+  if (handle == nullptr) throw Error(str("cannot read JPEG '", label, "': ", tjGetErrorStr2(nullptr)));
+  struct Release {  // the decompressor, on every path out of this function
+    tjhandle handle;
+    ~Release() { tjDestroy(handle); }
+  } release{handle};
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  const unsigned long size = bytes.size();
+  int width = 0, height = 0, subsampling = 0, colour_space = 0;
+  if (tjDecompressHeader3(handle, data, size, &width, &height, &subsampling, &colour_space) != 0)
+    throw Error(str("cannot read JPEG '", label, "': ", tjGetErrorStr2(handle)));
+  if (width < 1 || height < 1) throw Error(str("cannot read JPEG '", label, "': its header gives ", width, " x ", height, " pixels"));
+  if (uint64_t(width) * uint64_t(height) > kMaxImagePixels)
+    throw Error(str("cannot read JPEG '", label, "': ", width, " x ", height, " pixels is more than ", kMaxImagePixels, " (8192 x 8192)"));
+  if (colour_space == TJCS_CMYK || colour_space == TJCS_YCCK)
+    throw Error(str("cannot read JPEG '", label, "': a CMYK image (convert it to RGB first)"));
+  at::Tensor rgb = at::empty({height, width, 3}, at::kByte);
+  // A warning (corrupt or missing data, which libjpeg fills with grey) stops the decoding, and so
+  // does a progressive file of more than 500 scans (a file crafted to take minutes).
+  const int flags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
+  if (tjDecompress2(handle, data, size, rgb.data_ptr<uint8_t>(), width, 0, height, TJPF_RGB, flags) != 0)
+    throw Error(str("cannot decode JPEG '", label, "': ", tjGetErrorStr2(handle)));
+  return from_rgb8(rgb);
 }
 
 at::Tensor make_grid(const at::Tensor& images, int64_t columns, int64_t padding, double fill) {

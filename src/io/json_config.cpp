@@ -21,6 +21,8 @@ Json load_json_file(const std::string& path) {
       if (text[i] == '\n') { ++line; column = 1; } else { ++column; }
     }
     throw Error(str(path, ":", line, ":", column, ": invalid JSON: ", e.what()));
+  } catch (const Json::exception& e) {  // e.g. a number beyond a double (1e999)
+    throw Error(str(path, ": invalid JSON: ", e.what()));
   }
 }
 

@@ -71,6 +71,14 @@ std::vector<nlohmann::json> read_metrics(const std::string& path) {
 
 MetricsWriter::MetricsWriter(const std::string& path, bool resume, int64_t resumed_step) : path_(path) {
   if (resume && fs::exists(path)) {
+    // A last line without its '\n' is a write that a crash cut short. Metrics are written before
+    // the step's checkpoint, so it belongs to a step after the newest checkpoint: it goes, and the
+    // resumed run writes that step again.
+    const std::string text = read_text_file(path);
+    if (!text.empty() && text.back() != '\n') {
+      const size_t end = text.rfind('\n');
+      write_file_atomic(path, end == std::string::npos ? std::string() : text.substr(0, end + 1));
+    }
     // Keep the original lines (and their key order); read_metrics validated every one of them.
     const auto rows = read_metrics(path);
     std::ifstream in(path);

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "eval/eval_report.h"
 #include "methods/periodic_eval.h"
+#include "text/prompt_lines.h"
 
 namespace rewardgen {
 
@@ -24,13 +25,21 @@ void read_reward_backprop_config(ConfigReader& r, RewardBackpropConfig& c) {
     if (!rewards.is_object() || rewards.empty())
       throw Error(str(r.file(), ": 'rewards' must be a non-empty object {\"reward spec\": weight, ...}"));
     c.rewards.clear();
+    const RewardRegistry registry = builtin_reward_registry();
     for (const auto& [spec, weight] : rewards.items()) {
       if (!weight.is_number() || !std::isfinite(weight.get<double>()) || weight.get<double>() < 0)
         throw Error(str(r.file(), ": rewards.", spec, " must be a finite weight >= 0, got ", weight.dump()));
+      // Known names are checked here, before a run folder is written; a spec's argument (a folder)
+      // is checked when the reward is built.
+      if (!registry.contains(spec.substr(0, spec.find(':'))))
+        throw Error(str(r.file(), ": rewards: unknown reward '", spec, "' (see rewardgen reward --list)"));
       c.rewards.emplace_back(spec, weight.get<double>());
     }
     r.mark_read("rewards");
   }
+  // Read once here too, so that a missing or malformed file stops the run before anything is written.
+  if (!c.prompts_file.empty() && text::read_prompt_lines(c.prompts_file).empty())
+    throw Error(str(r.file(), ": prompts_file '", c.prompts_file, "' holds no prompt"));
 }
 
 Json reward_backprop_config_json(const RewardBackpropConfig& c) {
@@ -55,11 +64,7 @@ RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const
     if (weight > 0) rewards_.push_back({reward, weight});
   }
   if (!config.prompts_file.empty()) {
-    require_regular_file(config.prompts_file);
-    std::ifstream in(config.prompts_file);
-    if (!in) throw Error(str("cannot open prompts_file '", config.prompts_file, "'"));
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) file_prompts_.push_back(line);
+    for (text::PromptLine& line : text::read_prompt_lines(config.prompts_file)) file_prompts_.push_back(std::move(line.text));
     if (file_prompts_.empty()) throw Error(str("prompts_file '", config.prompts_file, "' holds no prompt"));
   }
   image_encoder_ = load_eval_image_encoder(model_dir, LoadOptions{at::kFloat, device}, log);

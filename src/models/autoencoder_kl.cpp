@@ -14,10 +14,10 @@ void read_autoencoder_config(ConfigReader& r, AutoencoderKLConfig& c) {
       .optional("up_block_types", c.up_block_types)
       .optional("block_out_channels", c.block_out_channels, config_bounds::kWidth)
       .optional("layers_per_block", c.layers_per_block, config_bounds::kLayers)
-      .optional("act_fn", c.act_fn)
+      .optional_choice("act_fn", c.act_fn, config_bounds::kActivations)
       .optional("norm_num_groups", c.norm_num_groups, config_bounds::kWidth)
       .optional("sample_size", c.sample_size, config_bounds::kPositions)
-      .optional("scaling_factor", c.scaling_factor, positive())
+      .optional("scaling_factor", c.scaling_factor, Range{0, 100, true})  // published: 0.13 to 1; 1e300 decoded grey
       .optional("use_quant_conv", c.use_quant_conv)
       .optional("use_post_quant_conv", c.use_post_quant_conv)
       .optional("mid_block_add_attention", c.mid_block_add_attention);

@@ -17,8 +17,8 @@ BlipTextConfig read_blip_text_config(const std::string& path) {
       .optional("intermediate_size", c.intermediate_size, config_bounds::kWidth)
       .optional("max_position_embeddings", c.max_position_embeddings, config_bounds::kPositions)
       .optional("encoder_width", c.encoder_width, config_bounds::kWidth)
-      .optional("layer_norm_eps", c.layer_norm_eps, positive())
-      .optional("hidden_act", c.hidden_act);
+      .optional("layer_norm_eps", c.layer_norm_eps, Range{0, 1, true})
+      .optional_choice("hidden_act", c.hidden_act, config_bounds::kActivations);
   bool cross_attention = false;
   r.optional("add_cross_attention", cross_attention);
   if (!cross_attention)

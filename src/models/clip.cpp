@@ -29,9 +29,8 @@ void read_tower(ConfigReader& r, ClipTowerConfig& c) {
       .optional("num_hidden_layers", c.num_hidden_layers, config_bounds::kLayers)
       .optional("num_attention_heads", c.num_attention_heads, config_bounds::kHeads)
       .optional("projection_dim", c.projection_dim, config_bounds::kWidth)
-      .optional("hidden_act", c.hidden_act)
-      .optional("layer_norm_eps", c.layer_norm_eps, positive());
-  parse_activation(c.hidden_act);
+      .optional_choice("hidden_act", c.hidden_act, config_bounds::kActivations)
+      .optional("layer_norm_eps", c.layer_norm_eps, Range{0, 1, true});
   if (c.hidden_size % c.num_attention_heads != 0)
     throw Error(str(r.file(), ": hidden_size ", c.hidden_size, " is not divisible by num_attention_heads ",
                     c.num_attention_heads));

@@ -66,10 +66,10 @@ void read_unet_config(ConfigReader& r, UNet2DConditionConfig& c) {
       .optional("block_out_channels", c.block_out_channels, config_bounds::kWidth)
       .optional_int_or_list("layers_per_block", c.layers_per_block, config_bounds::kLayers)
       .optional("downsample_padding", c.downsample_padding, between(0, 16))
-      .optional("mid_block_scale_factor", c.mid_block_scale_factor, positive())
-      .optional("act_fn", c.act_fn)
+      .optional("mid_block_scale_factor", c.mid_block_scale_factor, Range{0, 100, true})
+      .optional_choice("act_fn", c.act_fn, config_bounds::kActivations)
       .optional("norm_num_groups", c.norm_num_groups, config_bounds::kWidth)
-      .optional("norm_eps", c.norm_eps, positive())
+      .optional("norm_eps", c.norm_eps, Range{0, 1, true})  // a huge eps would flatten every activation to grey
       .optional_int_or_list("cross_attention_dim", c.cross_attention_dim, config_bounds::kWidth)
       .optional_int_or_list("attention_head_dim", c.attention_head_dim, config_bounds::kHeads)
       .optional_int_or_list("num_attention_heads", c.num_attention_heads, config_bounds::kHeads)

@@ -122,7 +122,7 @@ std::unique_ptr<CompositeReward> make_composite_reward(const std::string& text, 
   nlohmann::ordered_json j;
   try {
     j = nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number beyond a double (1e999)
     throw Error(str("composite reward ", text, ": not valid JSON (", e.what(), ")"));
   }
   std::vector<std::pair<std::string, double>> specs;

@@ -91,9 +91,11 @@ std::shared_ptr<ImageRewardModel> load_image_reward_model(const std::string& dir
   m.skip_init = true;
   auto model = std::make_shared<ImageRewardModel>(vision, text, aesthetic_head_widths(tensors, "mlp.", path), m);
   std::vector<std::string> ignorable{"blip.text_encoder.embeddings.position_ids"};
-  for (const auto& [key, tensor] : tensors)
+  for (const auto& entry : tensors) {
+    const std::string& key = entry.first;  // a named variable: C++17 lambdas cannot capture a structured binding
     if (std::none_of(std::begin(kModelPrefixes), std::end(kModelPrefixes), [&](const char* p) { return starts_with(key, p); }))
       ignorable.push_back(key);
+  }
   if (ignorable.size() > 1) log.debug(str(path, ": ", ignorable.size() - 1, " tensors outside the scoring path ignored"));
   load_module_weights(*model, tensors, path, ignorable);
   model->eval();

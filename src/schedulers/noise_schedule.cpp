@@ -25,15 +25,21 @@ std::string to_string(PredictionType type) {
 
 void read_scheduler_config(ConfigReader& r, SchedulerConfig& c) {
   std::string prediction = to_string(c.prediction_type);
-  r.optional("num_train_timesteps", c.num_train_timesteps, at_least(2))
-      .optional("beta_start", c.beta_start, positive())
+  // Upper bounds far above every published scheduler (1000 timesteps, offsets 0 or 1, scaling 10):
+  // a 10^12-step schedule would be allocated before anything else failed.
+  r.optional("num_train_timesteps", c.num_train_timesteps, between(2, 100000))
+      .optional("beta_start", c.beta_start, Range{0, 1, true, true})
       .optional("beta_end", c.beta_end, Range{0, 1, true, true})
       .optional_choice("beta_schedule", c.beta_schedule, {"scaled_linear", "linear"})
       .optional_choice("prediction_type", prediction, {"epsilon", "v_prediction", "sample"})
       .optional("set_alpha_to_one", c.set_alpha_to_one)
-      .optional("steps_offset", c.steps_offset, at_least(0))
-      .optional("timestep_scaling", c.timestep_scaling, positive())
-      .optional("original_inference_steps", c.original_inference_steps, at_least(1));
+      .optional("steps_offset", c.steps_offset, between(0, 100000))
+      .optional("timestep_scaling", c.timestep_scaling, Range{0, 10000, true})
+      .optional("original_inference_steps", c.original_inference_steps, between(1, 100000));
+  if (c.beta_start > c.beta_end)
+    throw Error(str(r.file(), ": beta_start ", c.beta_start, " is above beta_end ", c.beta_end, " (betas grow over the schedule)"));
+  if (c.steps_offset >= c.num_train_timesteps)
+    throw Error(str(r.file(), ": steps_offset ", c.steps_offset, " must be below num_train_timesteps ", c.num_train_timesteps));
   c.prediction_type = parse_prediction_type(prediction);
   if (r.has("rewardgen_recipe")) {
     ConfigReader recipe = r.child("rewardgen_recipe");

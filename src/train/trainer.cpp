@@ -22,7 +22,7 @@ void read_trainer_config(ConfigReader& r, TrainerConfig& c) {
       .optional("checkpoint_every", c.checkpoint_every, at_least(1))
       .optional("keep_last", c.keep_last, at_least(1))
       .optional("log_every", c.log_every, at_least(1))
-      .optional("lr", c.lr, positive())
+      .optional("lr", c.lr, Range{0, 10, true})  // (0, 10]: above, every optimizer step diverges (1e300 overflowed fp32)
       .optional_choice("lr_schedule", c.lr_schedule, {"constant", "cosine"})
       .optional("warmup_steps", c.warmup_steps, at_least(0))
       .optional("min_lr_ratio", c.min_lr_ratio, between(0, 1))
@@ -36,7 +36,7 @@ void read_trainer_config(ConfigReader& r, TrainerConfig& c) {
   ConfigReader adam = r.child("adam");
   adam.optional("beta1", c.adam.beta1, Range{0, 1, false, true})
       .optional("beta2", c.adam.beta2, Range{0, 1, false, true})
-      .optional("eps", c.adam.eps, positive())
+      .optional("eps", c.adam.eps, Range{0, 1, true})
       .optional("weight_decay", c.adam.weight_decay, at_least(0))
       .optional("decoupled_weight_decay", c.adam.decoupled_weight_decay);
 }

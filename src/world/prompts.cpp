@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "text/prompt_lines.h"
 
 namespace rewardgen::world {
 
@@ -263,14 +264,10 @@ std::string eval_prompts_jsonl(const std::vector<EvalPrompt>& prompts) {
 }
 
 std::vector<EvalPrompt> read_prompts_file(const std::string& path) {
-  require_regular_file(path);
-  std::ifstream file(path);
-  if (!file) throw Error(str("cannot open prompts file '", path, "'"));
   std::vector<EvalPrompt> prompts;
-  std::string line;
-  for (int number = 1; std::getline(file, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = str("'", path, "' line ", number);
+  for (const text::PromptLine& prompt_line : text::read_prompt_lines(path)) {
+    const std::string& line = prompt_line.text;
+    const std::string where = str("'", path, "' line ", prompt_line.number);
     std::string text = line;
     std::optional<Task> stated;
     if (line[line.find_first_not_of(" \t")] == '{') {  // JSON lines {"prompt": ..., "task": ...}

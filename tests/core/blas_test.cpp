@@ -3,6 +3,12 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
+#include <string>
+
 namespace rewardgen {
 namespace {
 
@@ -38,6 +44,22 @@ TEST(BlasCore, OverrideOnlyWhenGenericAndUnset) {
   EXPECT_EQ(openblas_core_override("Haswell", avx512(), false), "");   // not generic: left alone
   EXPECT_EQ(openblas_core_override("Zen", avx512(), false), "");
   EXPECT_EQ(openblas_core_override("Prescott", {}, false), "");        // nothing better to offer
+}
+
+// The features read from CPUID agree with the kernel's list of this machine's CPU (Linux x86).
+TEST(CpuFeatures, AgreeWithTheKernelsFlags) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line) && line.rfind("flags", 0) != 0) {
+  }
+  if (line.empty()) GTEST_SKIP() << "no flags line in /proc/cpuinfo";
+  std::istringstream words(line.substr(line.find(':') + 1));
+  const std::set<std::string> flags{std::istream_iterator<std::string>(words), std::istream_iterator<std::string>()};
+  const CpuFeatures f = detect_cpu_features();
+  EXPECT_EQ(f.avx2, flags.count("avx2") == 1);
+  EXPECT_EQ(f.avx512f, flags.count("avx512f") == 1);
+  EXPECT_EQ(f.avx512_bf16, flags.count("avx512_bf16") == 1);
+  EXPECT_EQ(f.amx_bf16, flags.count("amx_bf16") == 1);
 }
 
 TEST(BlasCore, InfoNamesTheLoadedLibrary) {

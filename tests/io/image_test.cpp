@@ -1,9 +1,11 @@
 // load_png reads every PNG colour type and bit depth to the sample values as stored, so the same
 // scene in any format gets the same pixels and so the same checker verdict; sizes are checked
 // before decoding. The files are encoded here, byte by byte, as other tools write them (no gAMA).
+// JPEGs (load_image) are encoded here by libturbojpeg in the layouts cameras and tools write.
 #include "io/image.h"
 
 #include <gtest/gtest.h>
+#include <turbojpeg.h>
 #include <zlib.h>
 
 #include <chrono>
@@ -131,6 +133,88 @@ TEST(Png, SizesAreCheckedBeforeDecodingAndBrokenFilesNamed) {
   write_file_atomic(dir.file("text.png"), "hello, world");
   EXPECT_TRUE(throws_error_containing([&] { load_png(dir.file("text.png")); }, "not a PNG file"));
   EXPECT_TRUE(throws_error_containing([&] { load_png(dir.file("missing.png")); }, "cannot read PNG"));
+}
+
+// The JPEG of `rgb8` ([H, W, 3] bytes) as libturbojpeg writes it; TJSAMP_GRAY stores the luma only.
+std::string encode_jpeg(const at::Tensor& rgb8, int subsampling, int quality, bool progressive = false,
+                        int pixel_format = TJPF_RGB) {
+  tjhandle handle = tjInitCompress();
+  unsigned char* out = nullptr;
+  unsigned long size = 0;
+  const int width = static_cast<int>(rgb8.size(1)), height = static_cast<int>(rgb8.size(0));
+  const int flags = TJFLAG_ACCURATEDCT | (progressive ? TJFLAG_PROGRESSIVE : 0);
+  const int status = tjCompress2(handle, rgb8.data_ptr<uint8_t>(), width, 0, height, pixel_format, &out, &size,
+                                 subsampling, quality, flags);
+  std::string bytes = status == 0 ? std::string(reinterpret_cast<const char*>(out), size) : std::string();
+  tjFree(out);
+  tjDestroy(handle);
+  EXPECT_EQ(status, 0) << "tjCompress2 failed";
+  return bytes;
+}
+
+at::Tensor loaded_rgb8(const TempDir& dir, const std::string& name, const std::string& bytes) {
+  write_file_atomic(dir.file(name), bytes);
+  return to_rgb8(load_image(dir.file(name)));
+}
+
+TEST(Jpeg, EveryLayoutDecodesCloseToTheSceneAndGetsTheSameVerdict) {
+  TempDir dir;
+  const std::string prompt = "a red circle to the left of a blue square";
+  world::Rng rng(7);
+  const at::Tensor scene = world::render(world::scene_for_prompt(world::parse_prompt(prompt), rng));
+  const at::Tensor rgb8 = to_rgb8(scene);  // [64, 64, 3]
+  struct Layout {
+    std::string name;
+    int subsampling, quality;
+    bool progressive;
+    int max_error;  // the largest |decoded - scene| over pixels and channels that the layout allows
+  };
+  // 4:4:4 at quality 100 loses only rounding; 4:2:0 blurs the colour edges of the shapes.
+  for (const Layout& layout : {Layout{"444_q100", TJSAMP_444, 100, false, 4}, Layout{"420_q95", TJSAMP_420, 95, false, 128},
+                               Layout{"422_q90_progressive", TJSAMP_422, 90, true, 128}}) {
+    const at::Tensor decoded = loaded_rgb8(dir, layout.name + ".jpg", encode_jpeg(rgb8, layout.subsampling, layout.quality, layout.progressive));
+    ASSERT_EQ(decoded.sizes(), rgb8.sizes()) << layout.name;
+    const int max_error = (decoded.to(at::kInt) - rgb8.to(at::kInt)).abs().max().item<int>();
+    EXPECT_LE(max_error, layout.max_error) << layout.name;
+    EXPECT_GT((decoded.to(at::kInt) - rgb8.to(at::kInt)).abs().to(at::kFloat).mean().item<float>(), 0.0f) << layout.name << ": lossy, not a copy";
+    EXPECT_TRUE(world::check(from_rgb8(decoded), world::parse_prompt(prompt)).passed) << layout.name;
+  }
+  // Grey: the luma replicated to r = g = b.
+  const at::Tensor grey = loaded_rgb8(dir, "grey.jpg", encode_jpeg(rgb8, TJSAMP_GRAY, 95));
+  EXPECT_TRUE(at::equal(grey.select(2, 0), grey.select(2, 1)) && at::equal(grey.select(2, 1), grey.select(2, 2)));
+  // load_image reads a PNG as load_png does, whatever the file is called.
+  save_png(dir.file("scene.jpg"), scene);
+  EXPECT_TRUE(at::equal(to_rgb8(load_image(dir.file("scene.jpg"))), rgb8));
+}
+
+TEST(Jpeg, SizesAreCheckedFromTheHeaderAndCorruptDataIsAnError) {
+  TempDir dir;
+  const at::Tensor rgb8 = at::randint(0, 256, {64, 64, 3}, at::kByte);  // noise: the scan is most of the file
+  const std::string good = encode_jpeg(rgb8, TJSAMP_420, 90);
+  // A frame header (SOF0: FF C0, length, precision, height, width) patched to 60000 x 60000.
+  std::string huge = good;
+  const size_t sof = huge.find("\xff\xc0");
+  ASSERT_NE(sof, std::string::npos);
+  huge[sof + 5] = huge[sof + 7] = static_cast<char>(60000 >> 8);
+  huge[sof + 6] = huge[sof + 8] = static_cast<char>(60000 & 0xff);
+  const auto start = std::chrono::steady_clock::now();
+  write_file_atomic(dir.file("huge.jpg"), huge);
+  EXPECT_TRUE(throws_error_containing([&] { load_image(dir.file("huge.jpg")); }, "60000 x 60000 pixels is more than"));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  // Cut inside the scan data: libjpeg would fill the rest with grey and call it a warning.
+  write_file_atomic(dir.file("cut.jpg"), good.substr(0, good.size() * 2 / 3));
+  EXPECT_TRUE(throws_error_containing([&] { load_image(dir.file("cut.jpg")); }, "cannot decode JPEG"));
+  // CMYK (written by print workflows) is refused by name, not decoded to wrong colours.
+  const at::Tensor cmyk = at::randint(0, 256, {16, 16, 4}, at::kByte);
+  write_file_atomic(dir.file("cmyk.jpg"), encode_jpeg(cmyk, TJSAMP_444, 90, false, TJPF_CMYK));
+  EXPECT_TRUE(throws_error_containing([&] { load_image(dir.file("cmyk.jpg")); }, "CMYK"));
+  // Neither format; a PNG signature with a JPEG body; a bare start marker.
+  write_file_atomic(dir.file("text.jpg"), "hello, world");
+  EXPECT_TRUE(throws_error_containing([&] { load_image(dir.file("text.jpg")); }, "neither a PNG nor a JPEG"));
+  write_file_atomic(dir.file("soi.jpg"), std::string("\xff\xd8\xff", 3));
+  EXPECT_TRUE(throws_error_containing([&] { load_image(dir.file("soi.jpg")); }, "soi.jpg"));
+  EXPECT_TRUE(throws_error_containing([&] { decode_jpeg(std::string(), "empty"); }, "not a JPEG file"));
+  EXPECT_TRUE(throws_error_containing([&] { load_image(dir.file("missing.jpg")); }, "cannot read image"));
 }
 
 }  // namespace

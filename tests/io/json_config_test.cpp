@@ -34,6 +34,12 @@ void read(ConfigReader& r, Example& e) {
   r.child("data").optional("batch", e.batch, between(1, 1024));
 }
 
+TEST(JsonConfig, ANumberBeyondADoubleNamesTheFile) {
+  TempDir dir;
+  write_file_atomic(dir.file("run.json"), R"({"trainer": {"lr": 1e999}})");
+  EXPECT_TRUE(throws_error_containing([&] { load_json_file(dir.file("run.json")); }, "run.json: invalid JSON: [json.exception.out_of_range.406]"));
+}
+
 TEST(JsonConfig, KeepsDefaultsAndReadsPresentKeys) {
   const Json j = Json::parse(R"({"lr": 0.5, "ema": true, "timesteps": [999, 749, 499], "data": {"batch": 64}})");
   Example e;

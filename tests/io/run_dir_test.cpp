@@ -59,6 +59,26 @@ TEST(MetricsWriter, ResumingDropsRowsWrittenAfterTheCheckpoint) {
   EXPECT_EQ(rows[3]["loss"], 7.0);
 }
 
+// A crash during a metrics write leaves a last line without its '\n': resuming drops it (its step
+// comes after the checkpoint and is trained again); a corrupt line that was finished stays an error.
+TEST(MetricsWriter, ResumingDropsALineACrashCutShort) {
+  TempDir tmp;
+  write_file_atomic(tmp.file("m.jsonl"), "{\"step\":1}\n{\"step\":2}\n{\"step\":3,\"rew");
+  {
+    MetricsWriter metrics(tmp.file("m.jsonl"), /*resume=*/true, /*resumed_step=*/2);
+    metrics.write(3, 3.0, {{"reward", 0.5}});
+  }
+  const auto rows = read_metrics(tmp.file("m.jsonl"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2]["step"], 3);
+  EXPECT_EQ(rows[2]["reward"], 0.5);
+  write_file_atomic(tmp.file("cut.jsonl"), "{\"step\":1,\"rew");  // cut inside the first line
+  { MetricsWriter metrics(tmp.file("cut.jsonl"), true, 0); }
+  EXPECT_TRUE(read_metrics(tmp.file("cut.jsonl")).empty());
+  write_file_atomic(tmp.file("bad.jsonl"), "{\"step\":1}\nnot json\n");
+  EXPECT_TRUE(throws_error_containing([&] { MetricsWriter(tmp.file("bad.jsonl"), true, 1); }, "bad.jsonl:2: not a JSON object"));
+}
+
 TEST(MetricsWriter, ReadingACorruptLineNamesIt) {
   TempDir tmp;
   write_file_atomic(tmp.file("m.jsonl"), "{\"step\":1}\nnot json\n");

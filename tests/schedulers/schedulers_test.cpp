@@ -199,5 +199,22 @@ TEST(SchedulerConfig, ReadsADiffusersSchedulerConfig) {
   EXPECT_TRUE(throws_error_containing([&] { read_scheduler_config(rb, c); }, "s.json: key 'prediction_type' must be one of"));
 }
 
+// Counts and scales far beyond any published scheduler are refused before a schedule is built (a
+// 10^12-step schedule would be allocated first), and so is an offset past the last timestep.
+TEST(SchedulerConfig, AbsurdCountsAndOffsetsAreRefusedNamingTheKey) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"num_train_timesteps": 1000000000000})", "key 'num_train_timesteps' must be [2, 100000]"},
+      {R"({"beta_start": 1.5})", "key 'beta_start' must be (0, 1)"},
+      {R"({"timestep_scaling": 1e300})", "key 'timestep_scaling' must be (0, 10000]"},
+      {R"({"num_train_timesteps": 1000, "steps_offset": 1000})", "steps_offset 1000 must be below num_train_timesteps 1000"},
+      {R"({"beta_start": 0.5, "beta_end": 0.012})", "s.json: beta_start 0.5 is above beta_end 0.012"}};
+  for (const auto& [text, message] : cases) {
+    const Json j = Json::parse(text);
+    ConfigReader r(j, "s.json");
+    SchedulerConfig c;
+    EXPECT_TRUE(throws_error_containing([&] { read_scheduler_config(r, c); }, message)) << text;
+  }
+}
+
 }  // namespace
 }  // namespace rewardgen
