@@ -3,7 +3,6 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "cli/commands.h"
 #include "core/device.h"
@@ -58,7 +57,6 @@ void run_reward(const RewardArgs& a, const Context& context) {
   if (a.list) return list_rewards(registry);
   if (a.reward.empty() || a.images.empty() || a.prompts.empty())
     throw Error("give --reward NAME, --images DIR and --prompts FILE (or --list)");
-  if (a.batch < 1) throw Error(str("--batch must be >= 1, got ", a.batch));
   const std::vector<std::string> files = image_files(a.images);
   const std::vector<std::string> prompts = prompt_lines(a.prompts);
   if (prompts.size() != files.size())

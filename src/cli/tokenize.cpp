@@ -1,6 +1,5 @@
 // rewardgen tokenize TEXT: the CLIP token ids a prompt becomes (SOT, BPE ids, EOT, padding), as a
 // JSON array on one line; for checking prompts against other implementations.
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 

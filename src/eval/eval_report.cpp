@@ -107,7 +107,7 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
       throw Error(str(files[i], ": not an evaluation (an eval.json is a JSON object with an \"accuracy\" object)"));
     const bool named = j.contains("model") && j["model"].is_string();
     out += "| " + (!names.empty() ? names[i] : named ? j["model"].get<std::string>() : files[i]) + " |";
-    const Json accuracy = j.contains("accuracy") && j["accuracy"].is_object() ? j["accuracy"] : Json::object();
+    const Json& accuracy = j["accuracy"];
     for (const std::string& t : tasks) {
       char text[32] = "–";  // a missing or non-numeric entry shows as a dash
       if (accuracy.contains(t) && accuracy[t].is_number()) std::snprintf(text, sizeof text, "%.1f", 100 * accuracy[t].get<double>());

@@ -1,7 +1,5 @@
 #include "methods/reward_backprop.h"
 
-#include <fstream>
-
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "core/log.h"
