@@ -296,7 +296,7 @@ for fault in "${!text_edits[@]}"; do
   m=$(model "text_$fault"); edit "$m/text_encoder/config.json" "${text_edits[$fault]}"; sample_with "text_$fault" "text_encoder" "$m"
 done
 m=$(model tokenizer_vocab_broken); edit "$m/tokenizer/vocab.json" '1s/^/[/'; sample_with tokenizer_vocab_broken vocab.json "$m"
-m=$(model tokenizer_merges_empty); rm "$m/tokenizer/merges.txt"; : > "$m/tokenizer/merges.txt"; sample_with tokenizer_merges_empty "" "$m"
+m=$(model tokenizer_merges_empty); rm "$m/tokenizer/merges.txt"; : > "$m/tokenizer/merges.txt"; sample_with tokenizer_merges_empty merges.txt "$m"
 m=$(model tokenizer_merges_garbage); rm "$m/tokenizer/merges.txt"; printf 'a b c d\nzz\n' > "$m/tokenizer/merges.txt"; sample_with tokenizer_merges_garbage merges.txt "$m"
 m=$(model tokenizer_length_zero); edit "$m/tokenizer/tokenizer_config.json" 's/"model_max_length": 16/"model_max_length": 0/'; sample_with tokenizer_length_zero model_max_length "$m"
 # Unusual but valid: a scheduler's class is metadata (the sampler comes from the recipe and the

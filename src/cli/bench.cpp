@@ -10,10 +10,12 @@
 #include "core/blas.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/version.h"
 #include "eval/bench_suite.h"
 #include "eval/gemm_peak.h"
 #include "io/atomic_file.h"
 #include "io/json_config.h"
+#include "io/output_paths.h"
 #include "eval/unet_bench.h"
 #include "methods/method.h"
 #include "methods/train_job.h"
@@ -31,7 +33,7 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
   struct SuiteArgs {
     BenchSuiteOptions suite;
     int64_t method_steps = 3;
-    std::string out, configs = "bench/configs";
+    std::string out, configs = kSourceBenchConfigsDir;
     std::vector<std::string> extra_generators;
     bool no_methods = false;
   };
@@ -95,6 +97,8 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
                         else if (a.suite.methods.empty())
                           for (const MethodEntry& m : method_registry()) a.suite.methods.push_back(m.name);
                         for (const std::string& m : a.suite.methods) find_method(m);  // a bad name before any timing
+                        refuse_output_over_inputs(a.out, a.suite.generators);
+                        prepare_output_folder(a.out);  // an unwritable --out before the minutes of timing, not after
                         const std::string work_dir = a.out + "/method_runs";
                         const int64_t steps = a.method_steps;
                         a.suite.time_method = [work_dir, steps](const std::string& method) {
@@ -105,7 +109,6 @@ void add_bench_command(CLI::App& app, Context& context, Commands& commands) {
                         std::error_code ignored;
                         std::filesystem::remove(work_dir, ignored);  // empty by now: each timing removes its run
                         const std::string markdown = bench_suite_markdown(result);
-                        std::filesystem::create_directories(a.out);
                         save_json_file(a.out + "/bench.json", result);
                         write_file_atomic(a.out + "/bench.md", markdown);
                         std::printf("%s\nwrote %s/bench.json and %s/bench.md\n", markdown.c_str(), a.out.c_str(), a.out.c_str());

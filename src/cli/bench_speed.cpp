@@ -7,13 +7,14 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/format.h"
+#include "core/version.h"
 #include "eval/speed_suite.h"
 
 namespace rewardgen::cli {
 namespace {
 
 struct SpeedArgs {
-  std::string configs = "bench/configs", diffusers_timer;
+  std::string configs = kSourceBenchConfigsDir, diffusers_timer;
   std::vector<std::string> rows{"world", "fifth", "sd15"};
   std::vector<std::string> precisions{"fp32", "auto"};
   int repeats = 3;

@@ -21,7 +21,7 @@ struct BenchUnetRow {
 };
 
 struct BenchSuiteOptions {
-  std::vector<BenchUnetRow> unets;        // default: bench_suite_unet_rows("bench/configs")
+  std::vector<BenchUnetRow> unets;        // default: bench_suite_unet_rows(kSourceBenchConfigsDir)
   std::string teacher;                    // "" : the shipped world teacher
   std::vector<int64_t> teacher_steps = {25, 50};
   double teacher_guidance = 3;

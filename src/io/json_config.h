@@ -38,6 +38,7 @@ class ConfigReader {
  public:
   // `object` must outlive the reader; `file` names the source in messages.
   ConfigReader(const Json& object, std::string file);
+  ConfigReader(Json&& temporary, std::string file) = delete;  // it would dangle after the statement
 
   bool has(const std::string& key) const;
   // Reads `key` into `out` when present, leaving the default otherwise. Supported: bool, int,

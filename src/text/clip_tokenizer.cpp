@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -112,6 +113,33 @@ std::vector<std::pair<std::string, std::string>> read_merges_txt(const std::stri
     merges.push_back(parse_merge(lines[i], path, i + 1));
   }
   return merges;
+}
+
+size_t utf8_code_points(const std::string& text) {
+  size_t count = 0;
+  for (unsigned char c : text) count += (c & 0xC0) != 0x80;
+  return count;
+}
+
+// A byte-level BPE vocabulary holds the byte symbols (alone or with "</w>"), one token per merge
+// and special tokens in angle brackets. A longer token that no merge makes is one the tokenizer
+// can never produce: an empty or cut-short merges.txt leaves a character-level tokenizer whose
+// ids the text encoder was never trained on. Returns that token (the lowest id), or "".
+std::string first_token_no_merge_makes(const std::unordered_map<std::string, int64_t>& token_ids,
+                                       const std::vector<std::pair<std::string, std::string>>& merges) {
+  std::unordered_set<std::string> made;
+  for (const auto& [first, second] : merges) made.insert(first + second);
+  std::string unmade;
+  int64_t unmade_id = INT64_MAX;
+  for (const auto& [token, id] : token_ids) {
+    std::string symbols = token;
+    if (symbols.size() > 4 && symbols.compare(symbols.size() - 4, 4, kEndOfWord) == 0) symbols.resize(symbols.size() - 4);
+    const bool special = token.size() >= 2 && token.front() == '<' && token.back() == '>';
+    if (utf8_code_points(symbols) <= 1 || special || made.count(token) != 0 || id >= unmade_id) continue;
+    unmade = token;
+    unmade_id = id;
+  }
+  return unmade;
 }
 
 // Python's str.strip() then `regex.sub(r"\s+", " ", ...)` then strip() again (whitespace_clean).
@@ -248,7 +276,14 @@ ClipTokenizer ClipTokenizer::from_directory(const std::string& dir) {
   const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
   for (const std::string& required : {vocab_path, merges_path})
     if (!std::filesystem::exists(required)) throw Error(str("cannot open '", required, "': no such file"));
-  ClipTokenizer tokenizer(dir, read_vocab_json(vocab_path), read_merges_txt(merges_path), merges_path);
+  std::unordered_map<std::string, int64_t> token_ids = read_vocab_json(vocab_path);
+  std::vector<std::pair<std::string, std::string>> merges = read_merges_txt(merges_path);
+  const std::string unmade = first_token_no_merge_makes(token_ids, merges);
+  ClipTokenizer tokenizer(dir, token_ids, std::move(merges), merges_path);
+  // After the constructor, whose checks of each merge name the line at fault.
+  if (!unmade.empty())
+    throw Error(str("'", merges_path, "': no merge makes the vocabulary's token '", unmade, "' (id ", token_ids.at(unmade),
+                    "), so it could never be produced; is the file empty or cut short?"));
 
   // special_tokens_map.json is read last so that it wins, as in transformers' from_pretrained.
   for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {

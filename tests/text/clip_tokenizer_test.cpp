@@ -235,6 +235,22 @@ TEST(ClipTokenizerErrors, MergesNamingUnknownSymbols) {
   EXPECT_TRUE(throws_error_containing([&] { three.load(); }, "merges.txt' line 1: expected two symbols"));
 }
 
+// An empty merges.txt used to load as a character-level tokenizer: "abc" became [a, b, c</w>],
+// ids the text encoder was never trained on. Every multi-symbol token must be some merge's result.
+TEST(ClipTokenizerErrors, MergesThatCannotMakeTheVocabularyAreRefused) {
+  TinyTokenizer empty("merges.txt", "");
+  EXPECT_TRUE(throws_error_containing([&] { empty.load(); },
+                                      "merges.txt': no merge makes the vocabulary's token 'ab' (id 6)"));
+  TinyTokenizer header_only("merges.txt", "#version: 0.2\n");
+  EXPECT_TRUE(throws_error_containing([&] { header_only.load(); }, "is the file empty or cut short?"));
+  TinyTokenizer cut("merges.txt", "#version: 0.2\na b\nab c</w>\nb c</w>\na b</w>\n");  // the last merge lost
+  EXPECT_TRUE(throws_error_containing([&] { cut.load(); }, "no merge makes the vocabulary's token 'ca' (id 14)"));
+  // Byte symbols, with or without </w>, and bracketed special tokens need no merge.
+  TinyTokenizer special("vocab.json", R"({"a": 0, "b": 1, "c": 2, "a</w>": 3, "b</w>": 4, "c</w>": 5, "ab": 6,
+    "abc</w>": 7, "bc</w>": 8, "ab</w>": 9, "<|startoftext|>": 10, "<|endoftext|>": 11, "<pad>": 12, "ca": 14})");
+  EXPECT_EQ(special.load().encode("abc"), (Ids{7}));
+}
+
 TEST(ClipTokenizerErrors, CorruptOrShortGzip) {
   TempDir dir;
   // A gzip header (magic 1f 8b, deflate) followed by bytes that are not a deflate stream.
