@@ -81,6 +81,7 @@ DistarConfig read_distar_config(ConfigReader& r, const std::string& regularizer)
   DistarConfig c;
   c.regularizer = regularizer;
   read_reward_backprop_config(r, c);
+  read_gradient_normalization(r, c.normalization);
   r.optional("alpha", c.alpha, Range{0, 1e6})
       .optional_choice("distance", c.distance, {"pseudo_huber", "l2"})
       .optional("huber_c", c.huber_c, Range{0, 1e6, true, false})
@@ -119,6 +120,7 @@ Json distar_config_json(const DistarConfig& c) {
             {"fake_steps", c.fake_steps},
             {"fake_lr_scale", c.fake_lr_scale},
             {"sid_weighting", c.sid_weighting}});
+  add_gradient_normalization_json(j, c.normalization);
   return j;
 }
 
@@ -181,7 +183,9 @@ DistarTask::DistarTask(const DistarConfig& config, const std::string& model_dir,
   if (config_.t_max >= reference_schedule_.num_timesteps())
     throw Error(str("t_max ", config_.t_max, " is outside the reference's ", reference_schedule_.num_timesteps(), " timesteps"));
   log.info(str(config_.regularizer == "kl" ? "DI*-KL" : "DI*", ": one-step generator at t* = ", config_.t_star, " (",
-               generator_.config().sampler, "), reward scale α = ", config_.alpha, ", reference CFG ", config_.reference_guidance,
+               generator_.config().sampler, "), reward scale α = ", config_.alpha,
+               config_.normalization.enabled ? str(" on gradients normalised per ", config_.normalization.scope) : std::string(),
+               ", reference CFG ", config_.reference_guidance,
                config_.regularizer == "kl" ? std::string(", integral-KL regulariser")
                                            : str(", ", config_.distance, " distance", config_.distance == "l2" ? "" : str(" c = ", config_.huber_c)),
                ", t ~ U{", config_.t_min, "..", config_.t_max, "}"));
@@ -277,7 +281,7 @@ MetricsWriter::Values DistarTask::generator_step(StepContext& context, const Gen
     RewardDirection d;
     if (config_.alpha > 0) {
       const at::Tensor images = generator_.decode(x0);
-      d = reward_direction(rewards_, images, batch.prompts, GradientNormalization::none, 0.0);
+      d = reward_direction(rewards_, images, batch.prompts, config_.normalization.mode(), config_.normalization.eps);
       loss = loss + config_.alpha * surrogate_loss(d.direction, images);
     } else {
       at::NoGradGuard no_grad;

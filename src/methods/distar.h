@@ -31,6 +31,9 @@ struct DistarConfig : RewardBackpropConfig {
   double fake_lr_scale = 1.0;       // ψ's lr = fake_lr_scale × the trainer's lr
   // SiD's per-sample weight 1 / mean|x̂₀ − D_ref(x_t)| (detached) on the divergence term.
   bool sid_weighting = true;
+  // The reward's gradient as the paper has it (off: α ∂r/∂x), or normalised as R0 does, so that α
+  // sets the reward's push per sample against the divergence's (docs/distar.md).
+  GradientNormalizationConfig normalization;
   DistarConfig();
 };
 DistarConfig read_distar_config(ConfigReader& reader, const std::string& regularizer);

@@ -29,12 +29,10 @@ R0Config::R0Config() {
 R0Config read_r0_config(ConfigReader& r) {
   R0Config c;
   read_reward_backprop_config(r, c);
+  read_gradient_normalization(r, c.normalization);
   r.optional("cfg_reward", c.cfg_reward, Range{0, 1e3})
       .optional("cfg_t_min", c.cfg_t_min, Range{0, 999})
       .optional("cfg_t_max", c.cfg_t_max, Range{0, 999})
-      .optional("normalize_gradients", c.normalize_gradients)
-      .optional_choice("normalize_scope", c.normalize_scope, {"sample", "batch"})
-      .optional("normalize_eps", c.normalize_eps, Range{0, 1, true, false})
       .optional("weight_regularization", c.weight_regularization)
       .optional("weight_lambda", c.weight_lambda, Range{0, 1e9})
       .optional("random_eta", c.random_eta)
@@ -50,14 +48,12 @@ Json r0_config_json(const R0Config& c) {
   j.update({{"cfg_reward", c.cfg_reward},
             {"cfg_t_min", c.cfg_t_min},
             {"cfg_t_max", c.cfg_t_max},
-            {"normalize_gradients", c.normalize_gradients},
-            {"normalize_scope", c.normalize_scope},
-            {"normalize_eps", c.normalize_eps},
             {"weight_regularization", c.weight_regularization},
             {"weight_lambda", c.weight_lambda},
             {"random_eta", c.random_eta},
             {"eta_max", c.eta_max},
             {"intermediate_supervision", c.intermediate_supervision}});
+  add_gradient_normalization_json(j, c.normalization);
   return j;
 }
 
@@ -92,15 +88,13 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
   // 3. Decode x̂₀ (no clamp on the gradient path).
   const at::Tensor images = generator_.decode(r.x0);  // [B, 3, H, W]
   // 4. Per-reward (normalised) gradients in image space (regularizer 3).
-  const GradientNormalization normalization = !config_.normalize_gradients      ? GradientNormalization::none
-                                              : config_.normalize_scope == "batch" ? GradientNormalization::per_batch
-                                                                                   : GradientNormalization::per_sample;
-  const RewardDirection d = reward_direction(rewards_, images, prompts, normalization, config_.normalize_eps);
+  const GradientNormalizationConfig& normalization = config_.normalization;
+  const RewardDirection d = reward_direction(rewards_, images, prompts, normalization.mode(), normalization.eps);
   at::Tensor loss = surrogate_loss(d.direction, images);
   // 5. The teacher's CFG direction as an implicit reward on the latent.
   if (config_.cfg_reward > 0) {
     const at::Tensor g_cfg = cfg_direction(generator_.teacher().unet(), generator_.schedule(), c, r.x0, config_.cfg_t_min,
-                                           config_.cfg_t_max, config_.normalize_gradients, config_.normalize_eps, rng, shard);
+                                           config_.cfg_t_max, normalization.enabled, normalization.eps, rng, shard);
     loss = loss + config_.cfg_reward * surrogate_loss(g_cfg, r.x0);
   }
   autocast.reset();
@@ -120,7 +114,6 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
   for (const WeightedReward& wr : rewards_) total += wr.weight * d.scores.at(wr.reward->name()).mean().item<double>();
   values.emplace_back("reward", total);  // Σ wᵢ mean rᵢ: the progress bar's figure
   add_reward_means(d, values);
-  for (const auto& [name, norm] : d.norms) values.emplace_back("reward_grad_norm/" + name, norm.mean().item<double>());
   values.emplace_back("loss", loss.item<double>());
   values.emplace_back("distance_to_initial", distance.item<double>());
   if (config_.intermediate_supervision) values.emplace_back("k_star", static_cast<double>(stop_after));

@@ -11,13 +11,10 @@ struct R0Config : RewardBackpropConfig {
   // t ~ U[cfg_t_min, cfg_t_max] per sample. Weight 2 rather than 1: docs/r0.md, "Choices".
   double cfg_reward = 2.0;
   int64_t cfg_t_min = 20, cfg_t_max = 980;
-  // Regularizer 3: per-reward gradient normalisation ĝ = g / (‖g‖ + eps) (off: raw weighted sum).
-  bool normalize_gradients = true;
-  // Over what the image rewards' norms are taken: "sample" (each sample's ‖gᵢ‖, the design) or
-  // "batch" (the batch mean of ‖gᵢ‖, so saturated samples keep their small share). The CFG
-  // direction is always normalised per sample: its raw scale depends on the random t.
-  std::string normalize_scope = "sample";
-  double normalize_eps = 1e-8;
+  // Regularizer 3: per-reward gradient normalisation ĝ = g / (‖g‖ + eps), on by default, per
+  // sample (the design). The CFG direction, when normalised, is always normalised per sample: its
+  // raw scale depends on the random t.
+  GradientNormalizationConfig normalization{true};
   // Regularizer 1: weight regularization λ ‖θ − θ₀‖² (LoRA: ‖ΔW‖²).
   bool weight_regularization = true;
   double weight_lambda = 20.0;

@@ -40,6 +40,21 @@ void read_reward_backprop_config(ConfigReader& r, RewardBackpropConfig& c) {
     throw Error(str(r.file(), ": prompts_file '", c.prompts_file, "' holds no prompt"));
 }
 
+GradientNormalization GradientNormalizationConfig::mode() const {
+  if (!enabled) return GradientNormalization::none;
+  return scope == "batch" ? GradientNormalization::per_batch : GradientNormalization::per_sample;
+}
+
+void read_gradient_normalization(ConfigReader& r, GradientNormalizationConfig& c) {
+  r.optional("normalize_gradients", c.enabled)
+      .optional_choice("normalize_scope", c.scope, {"sample", "batch"})
+      .optional("normalize_eps", c.eps, Range{0, 1, true, false});
+}
+
+void add_gradient_normalization_json(Json& out, const GradientNormalizationConfig& c) {
+  out.update({{"normalize_gradients", c.enabled}, {"normalize_scope", c.scope}, {"normalize_eps", c.eps}});
+}
+
 Json reward_backprop_config_json(const RewardBackpropConfig& c) {
   Json rewards = Json::object();
   for (const auto& [spec, weight] : c.rewards) rewards[spec] = weight;
@@ -80,6 +95,8 @@ std::vector<std::string> RewardBackpropTask::sample_prompts(int64_t count, at::G
 
 void RewardBackpropTask::add_reward_means(const RewardDirection& d, MetricsWriter::Values& values) {
   for (const auto& [name, scores] : d.scores) values.emplace_back("reward/" + name, scores.mean().item<double>());
+  // ‖∂rᵢ/∂x‖ before any normalisation: what sets a raw reward's pull against the other terms.
+  for (const auto& [name, norms] : d.norms) values.emplace_back("reward_grad_norm/" + name, norms.mean().item<double>());
 }
 
 MetricsWriter::Values RewardBackpropTask::evaluate(int64_t steps_done, const std::string& samples_dir) {

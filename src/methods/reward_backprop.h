@@ -31,6 +31,19 @@ struct RewardBackpropConfig {
 void read_reward_backprop_config(ConfigReader& reader, RewardBackpropConfig& config);
 Json reward_backprop_config_json(const RewardBackpropConfig& config);
 
+// How a method scales each reward's gradient before the weighted sum (R0's regularizer 3, an
+// option of DI*); the keys normalize_gradients, normalize_scope, normalize_eps.
+struct GradientNormalizationConfig {
+  bool enabled = false;  // normalize_gradients: ĝᵢ = gᵢ / (‖gᵢ‖ + eps); off: the raw weighted sum
+  // normalize_scope, over what the norms are taken: "sample" (each sample's ‖gᵢ‖) or "batch" (the
+  // batch mean of ‖gᵢ‖, so that a sample whose reward is saturated keeps its small share).
+  std::string scope = "sample";
+  double eps = 1e-8;  // normalize_eps
+  GradientNormalization mode() const;
+};
+void read_gradient_normalization(ConfigReader& reader, GradientNormalizationConfig& config);
+void add_gradient_normalization_json(Json& out, const GradientNormalizationConfig& config);
+
 class RewardBackpropTask : public MethodTask {
  public:
   // Generator, rewards and the evaluation's image encoder live on `device` (fp32 master weights).
@@ -49,7 +62,8 @@ class RewardBackpropTask : public MethodTask {
  protected:
   // A task-balanced batch of training prompts drawn from the run's generator.
   std::vector<std::string> sample_prompts(int64_t count, at::Generator& generator) const;
-  // Mean of every reward over the batch, for the metrics row: "reward/<name>".
+  // Mean of every reward over the batch, for the metrics row: "reward/<name>", and of its gradient's
+  // norm before normalisation, "reward_grad_norm/<name>" (when the gradient was taken).
   static void add_reward_means(const RewardDirection& d, MetricsWriter::Values& values);
 
   RewardBackpropConfig base_config_;

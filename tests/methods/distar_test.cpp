@@ -252,6 +252,27 @@ TEST_F(DistarWorld, AShortRunRaisesTheRewardAndExportsAOneStepRecipe) {
   EXPECT_EQ(p.scheduler.recipe.guidance_scale, 3.0);
 }
 
+// The reward's gradient is raw by default (the paper's α ∂r/∂x); R0's normalisation is an option
+// whose keys survive the run folder's config.json.
+TEST(DistarConfig, RewardGradientNormalisationIsOffByDefaultAndRoundTrips) {
+  // A ConfigReader keeps a reference to its object: every Json below is named.
+  const Json empty = Json::object();
+  ConfigReader defaults(empty, "distar.json");
+  EXPECT_EQ(read_distar_config(defaults, "score").normalization.mode(), GradientNormalization::none);
+  const Json batch{{"normalize_gradients", true}, {"normalize_scope", "batch"}, {"normalize_eps", 1e-6}};
+  ConfigReader r(batch, "distar.json");
+  const DistarConfig c = read_distar_config(r, "score");
+  EXPECT_EQ(c.normalization.mode(), GradientNormalization::per_batch);
+  const Json written = distar_config_json(c);
+  ConfigReader again(written, "config.json");
+  const DistarConfig back = read_distar_config(again, "score");
+  EXPECT_EQ(back.normalization.mode(), GradientNormalization::per_batch);
+  EXPECT_EQ(back.normalization.eps, 1e-6);
+  const Json sample = Json::object({{"normalize_gradients", true}});
+  ConfigReader per_sample(sample, "distar.json");
+  EXPECT_EQ(read_distar_config(per_sample, "kl").normalization.mode(), GradientNormalization::per_sample);
+}
+
 TEST_F(DistarWorld, ConfigAndModelErrorsNameTheProblem) {
   auto error = [](const Json& j, const std::string& needle) {
     return testing::throws_error_containing([&] {
@@ -267,6 +288,8 @@ TEST_F(DistarWorld, ConfigAndModelErrorsNameTheProblem) {
   EXPECT_TRUE(error({{"fake_steps", 0}}, "fake_steps"));
   EXPECT_TRUE(error({{"distance", "l1"}}, "distance"));
   EXPECT_TRUE(error({{"rewards", {{"brightness", 0.0}}}}, "needs a reward of positive weight"));
+  EXPECT_TRUE(error({{"normalize_scope", "pixel"}}, "normalize_scope"));
+  EXPECT_TRUE(error({{"normalize_eps", 0.0}}, "normalize_eps"));
   DistarConfig c = config();
   c.reference_model = lcm_dir();  // an LCM has no score to match
   EXPECT_TRUE(testing::throws_error_containing([&] { DistarTask(c, lcm_dir(), log_); }, "must be a diffusion model"));
