@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -240,6 +241,17 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   // With a wall-clock budget the bar counts seconds of it (the step is in the postfix), so that its
   // ETA is the budget's, not that of max_steps.
   const bool timed = budget > 0;
+  // The budget counts over resumes (the checkpoint's wall time): say how much is left, so that a
+  // resume given the first launch's --minutes does not end after seconds without a word.
+  if (timed && summary.first_step > 0) {
+    const double left_minutes = (budget - wall_before) / 60.0;
+    const std::string spent = str(fixed_digits(wall_before / 60.0, 1), " of the ", config_.max_minutes, "-minute budget");
+    if (left_minutes <= 0)
+      log_.warn(str("the wall-clock budget counts over resumes and is spent (", spent,
+                    "): no step will run; raise --minutes (trainer.max_minutes) to train longer"));
+    else
+      log_.info(str("wall-clock budget: ", spent, " spent before this launch, ", fixed_digits(left_minutes, 1), " min left"));
+  }
   const int64_t bar_total = timed ? static_cast<int64_t>(std::ceil(budget)) : config_.max_steps;
   ProgressOptions bar_options;
   if (!writer) bar_options.mode = ProgressMode::off;  // one bar per launch: rank 0's

@@ -191,6 +191,21 @@ TEST(Trainer, SkipsAsManyNonFiniteStepsAsAllowedThenStops) {
                                       "training stopped at step 14: the loss is nan; the last good checkpoint is"));
 }
 
+// The wall-clock budget counts over resumes: a resume whose budget the earlier launches spent says
+// so and runs no step (it used to end at once without a word).
+TEST(Trainer, AResumeWhoseBudgetIsSpentSaysSoAndRunsNoStep) {
+  TempDir tmp;
+  train(tmp.file("r"), false, 4);  // checkpoint at step 4, a few milliseconds of wall time
+  TrainerConfig config = small_config(12);
+  config.max_minutes = 1e-7;  // 6 microseconds: spent by the first launch
+  std::ostringstream log_text;
+  Logger log(LogLevel::info, log_text);
+  RegressionTask task;
+  Trainer(config, RunDir::create(tmp.file("r"), true), log).run(task, true);
+  EXPECT_NE(log_text.str().find("the wall-clock budget counts over resumes and is spent"), std::string::npos) << log_text.str();
+  EXPECT_EQ(read_metrics(tmp.file("r/metrics.jsonl")).size(), 4u);  // no step after the checkpoint
+}
+
 // A run stopped before its first checkpoint starts over on --resume (its metrics rows dropped) and
 // ends as an uninterrupted run; one whose checkpoints are all unreadable is an error.
 TEST(Trainer, ResumingWithoutACheckpointStartsOverAndUnreadableOnesAreAnError) {
