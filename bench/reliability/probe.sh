@@ -240,6 +240,15 @@ probe file.reward.aesthetic_missing error "nowhere" -- reward --reward aesthetic
 
 # ---- 3. Model folders, one fault each (sample, and a few through eval, train, bench and report) -----
 sample_with() { probe "model.$1" error "$2" -- sample --model "$3" --prompt "$prompt" --steps 1 --out @OUT; }
+# config_faults PREFIX FILE NEEDLE EDITS: one copy of the teacher per entry of the associative array
+# EDITS (fault name -> sed script), FILE of the copy edited, sampled, refused naming NEEDLE.
+config_faults() {
+  local -n faults=$4
+  local fault m
+  for fault in "${!faults[@]}"; do
+    m=$(model "$1_$fault"); edit "$m/$2" "${faults[$fault]}"; sample_with "$1_$fault" "$3" "$m"
+  done
+}
 m=$(model no_index); rm "$m/model_index.json"; sample_with no_index model_index.json "$m"
 m=$(model index_not_json); printf '{"unet": ' > "$m/model_index.json.new"; mv "$m/model_index.json.new" "$m/model_index.json"; sample_with index_not_json model_index.json "$m"
 m=$(model index_array); printf '[]' > "$m/model_index.json.new"; mv "$m/model_index.json.new" "$m/model_index.json"; sample_with index_array model_index.json "$m"
@@ -260,9 +269,7 @@ declare -A unet_edits=(
   [freq_shift_huge]='s/"freq_shift": 0.0/"freq_shift": 1e300/' [mid_unknown]='s/"UNetMidBlock2DCrossAttn"/"UNetMidBlockFoo"/'
   [transformer_layers_zero]='s/"transformer_layers_per_block": 1/"transformer_layers_per_block": 0/'
   [truncated_json]='$d' [no_class]='/_class_name/d')
-for fault in "${!unet_edits[@]}"; do
-  m=$(model "unet_$fault"); edit "$m/unet/config.json" "${unet_edits[$fault]}"; sample_with "unet_$fault" "unet" "$m"
-done
+config_faults unet unet/config.json unet unet_edits
 m=$(model unet_weights_truncated); w=$m/unet/diffusion_pytorch_model.safetensors; head -c 5000 "$world/unet/diffusion_pytorch_model.safetensors" > "$w.new"; rm "$w"; mv "$w.new" "$w"
 sample_with unet_weights_truncated diffusion_pytorch_model.safetensors "$m"
 m=$(model unet_weights_text); w=$m/unet/diffusion_pytorch_model.safetensors; rm "$w"; printf 'hello' > "$w"; sample_with unet_weights_text diffusion_pytorch_model.safetensors "$m"
@@ -276,25 +283,19 @@ declare -A vae_edits=(
   [scaling_zero]='s/"scaling_factor": [0-9.]*/"scaling_factor": 0/' [scaling_negative]='s/"scaling_factor": [0-9.]*/"scaling_factor": -1/'
   [scaling_huge]='s/"scaling_factor": [0-9.]*/"scaling_factor": 1e300/' [latent_3]='s/"latent_channels": 4/"latent_channels": 3/'
   [groups_5]='s/"norm_num_groups": 8/"norm_num_groups": 5/' [layers_zero]='s/"layers_per_block": 1/"layers_per_block": 0/')
-for fault in "${!vae_edits[@]}"; do
-  m=$(model "vae_$fault"); edit "$m/vae/config.json" "${vae_edits[$fault]}"; sample_with "vae_$fault" "vae" "$m"
-done
+config_faults vae vae/config.json vae vae_edits
 declare -A scheduler_edits=(
   [timesteps_zero]='s/"num_train_timesteps": 1000/"num_train_timesteps": 0/' [timesteps_negative]='s/"num_train_timesteps": 1000/"num_train_timesteps": -5/'
   [timesteps_huge]='s/"num_train_timesteps": 1000/"num_train_timesteps": 1000000000000/' [beta_end_2]='s/"beta_end": 0.012/"beta_end": 2.0/'
   [beta_reversed]='s/"beta_start": 0.00085/"beta_start": 0.5/' [beta_negative]='s/"beta_start": 0.00085/"beta_start": -0.1/'
   [schedule_unknown]='s/"scaled_linear"/"cubic"/' [prediction_unknown]='s/"epsilon"/"noise"/'
   [offset_negative]='s/"steps_offset": 1/"steps_offset": -1/' [offset_huge]='s/"steps_offset": 1/"steps_offset": 5000/')
-for fault in "${!scheduler_edits[@]}"; do
-  m=$(model "scheduler_$fault"); edit "$m/scheduler/scheduler_config.json" "${scheduler_edits[$fault]}"; sample_with "scheduler_$fault" "scheduler" "$m"
-done
+config_faults scheduler scheduler/scheduler_config.json scheduler scheduler_edits
 declare -A text_edits=(
   [hidden_zero]='s/"hidden_size": 128/"hidden_size": 0/' [hidden_130]='s/"hidden_size": 128/"hidden_size": 130/'
   [heads_3]='s/"num_attention_heads": 4/"num_attention_heads": 3/' [positions_2]='s/"max_position_embeddings": 16/"max_position_embeddings": 2/'
   [eos_outside]='s/"eos_token_id": 586/"eos_token_id": 99999/' [act_unknown]='s/"quick_gelu"/"relu7"/')
-for fault in "${!text_edits[@]}"; do
-  m=$(model "text_$fault"); edit "$m/text_encoder/config.json" "${text_edits[$fault]}"; sample_with "text_$fault" "text_encoder" "$m"
-done
+config_faults text text_encoder/config.json text_encoder text_edits
 m=$(model tokenizer_vocab_broken); edit "$m/tokenizer/vocab.json" '1s/^/[/'; sample_with tokenizer_vocab_broken vocab.json "$m"
 m=$(model tokenizer_merges_empty); rm "$m/tokenizer/merges.txt"; : > "$m/tokenizer/merges.txt"; sample_with tokenizer_merges_empty merges.txt "$m"
 m=$(model tokenizer_merges_garbage); rm "$m/tokenizer/merges.txt"; printf 'a b c d\nzz\n' > "$m/tokenizer/merges.txt"; sample_with tokenizer_merges_garbage merges.txt "$m"
