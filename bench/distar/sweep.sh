@@ -6,6 +6,7 @@
 # nothing else on them. Re-running resumes and skips finished runs.
 #   score_a<α>, kl_a<α>   the score divergence (DI*) and the integral KL (DI*-KL) at reward scale α
 #   score_a<α>_c<c>       the pseudo-Huber c sweep at one α
+#   teacher_a<α>          DI* started from the teacher itself (DDIM x̂₀ at t*, no CFG) instead of the LCM
 # Usage: bench/distar/sweep.sh [--minutes M] [--out DIR] [--alphas 0,1,10,100] [--cs 0.1,1,10]
 #          [--c-alpha A] [--precision bf16|fp32|auto] [--only NAME[,NAME...]]
 # REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
@@ -33,30 +34,33 @@ done
 bin=${REWARDGEN_BIN:-build/rewardgen}
 mkdir -p "$out/configs"
 
-# name | method | config (JSON object over the method's defaults)
+# name | method | config (JSON object over the method's defaults) | start model (empty: the method's default, the LCM)
 variants=()
 IFS=',' read -ra alpha_list <<< "$alphas"
 for a in "${alpha_list[@]}"; do
-  variants+=("score_a$a|distar|{\"alpha\": $a, \"precision\": \"$precision\"}"
-             "kl_a$a|distar-kl|{\"alpha\": $a, \"precision\": \"$precision\"}")
+  variants+=("score_a$a|distar|{\"alpha\": $a, \"precision\": \"$precision\"}|"
+             "kl_a$a|distar-kl|{\"alpha\": $a, \"precision\": \"$precision\"}|"
+             "teacher_a$a|distar|{\"alpha\": $a, \"precision\": \"$precision\", \"generator\": {\"sampler\": \"ddim\"}}|models/world")
 done
 IFS=',' read -ra c_list <<< "$cs"
 for c in "${c_list[@]}"; do
-  variants+=("score_a${c_alpha}_c$c|distar|{\"alpha\": $c_alpha, \"huber_c\": $c, \"precision\": \"$precision\"}")
+  variants+=("score_a${c_alpha}_c$c|distar|{\"alpha\": $c_alpha, \"huber_c\": $c, \"precision\": \"$precision\"}|")
 done
 
 names=()
 for v in "${variants[@]}"; do
-  IFS='|' read -r name method config <<< "$v"
+  IFS='|' read -r name method config model <<< "$v"
   if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]]; then continue; fi
   names+=("$name")
   echo "$config" > "$out/configs/$name.json"
   if [ -f "$out/$name/eval/eval.json" ]; then echo "$name: done"; continue; fi
   resume=()
   [ -f "$out/$name/config.json" ] && resume=(--resume)
+  start=()
+  [ -n "$model" ] && start=(--model "$model")
   echo "$name: training $method for $minutes min"
   $bin --threads 2 train --method "$method" --config "$out/configs/$name.json" --out "$out/$name" \
-    --minutes "$minutes" "${resume[@]}" > "$out/$name.log" 2>&1
+    --minutes "$minutes" "${start[@]}" "${resume[@]}" > "$out/$name.log" 2>&1
 done
 [ ${#names[@]} -gt 0 ] || { echo "sweep.sh: --only names no variant" >&2; exit 2; }
 args=(); labels=()

@@ -13,6 +13,8 @@
 #include <cmath>
 #include <optional>
 
+#include <torch/autograd.h>
+
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -99,6 +101,16 @@ DistarConfig read_distar_config(ConfigReader& r, const std::string& regularizer)
   if (r.has("generator") && r.object().at("generator").contains("timesteps"))
     throw Error(str(r.file(), ": DI* trains a one-step generator; set its input timestep with t_star, not generator.timesteps"));
   c.generator.timesteps = {c.t_star};
+  // Started from a diffusion model (the teacher, sampler ddim), the generator is its DDIM x̂₀ at t*:
+  // one UNet evaluation only without classifier-free guidance, so guidance defaults to 1 there and
+  // any other value is refused (an LCM takes its guidance through the w embedding, in the same call).
+  if (c.generator.sampler == "ddim") {
+    const bool guidance_given = r.has("generator") && r.object().at("generator").contains("guidance");
+    if (!guidance_given) c.generator.guidance = 1.0;
+    if (c.generator.guidance != 1.0)
+      throw Error(str(r.file(), ": generator.guidance ", c.generator.guidance, " with the ddim sampler would make DI*'s ",
+                      "one-step generator two UNet calls (classifier-free guidance); use 1, or start from an LCM"));
+  }
   // A reward of weight 0 is dropped (RewardBackpropTask), so α > 0 needs one of positive weight.
   const bool weighted = std::any_of(c.rewards.begin(), c.rewards.end(), [](const auto& reward) { return reward.second > 0; });
   if (c.alpha > 0 && !weighted)
@@ -159,6 +171,24 @@ at::Tensor divergence_loss(const DivergenceInputs& in, const std::string& regula
   }
   if (in.weight.defined()) per_sample = per_sample * in.weight;
   return per_sample.mean();
+}
+
+at::Tensor output_gradient(const at::Tensor& x0, const at::Tensor& divergence, const at::Tensor& reward_term,
+                           MetricsWriter::Values& values) {
+  // Each term's graph up to x̂₀ only (the generator's part is kept for the caller's backward).
+  const at::Tensor divergence_grad = torch::autograd::grad({divergence}, {x0}, {}, /*retain_graph=*/true)[0];
+  const at::Tensor reward_grad =
+      reward_term.defined() ? torch::autograd::grad({reward_term}, {x0}, {}, /*retain_graph=*/true)[0] : at::Tensor();
+  at::NoGradGuard no_grad;
+  const double divergence_norm = divergence_grad.norm().item<double>();
+  values.emplace_back("output_grad_norm/divergence", divergence_norm);
+  if (!reward_grad.defined()) return divergence_grad;
+  const double reward_norm = reward_grad.norm().item<double>();
+  values.emplace_back("output_grad_norm/reward", reward_norm);
+  // cos ∠ over the whole batch: −1 when the divergence undoes the reward's push
+  values.emplace_back("output_grad_cosine",
+                      (reward_grad * divergence_grad).sum().item<double>() / std::max(reward_norm * divergence_norm, 1e-30));
+  return divergence_grad + reward_grad;
 }
 
 DistarTask::DistarTask(const DistarConfig& config, const std::string& model_dir, const Logger& log,
@@ -269,7 +299,7 @@ MetricsWriter::Values DistarTask::generator_step(StepContext& context, const Gen
   }
   if (config_.sid_weighting) in.weight = sid_weight(in.x0, in.reference);
   const at::Tensor divergence = divergence_loss(in, config_.regularizer, config_.distance, config_.huber_c);
-  at::Tensor loss = divergence;
+  at::Tensor reward_term;  // α times the rewards' surrogate; undefined when α = 0
   {
     at::NoGradGuard no_grad;  // logged: the distance itself, d(D_ψ − D_ref)
     values.emplace_back("score_distance", distance_value(in.fake_x0 - in.reference, config_.distance, config_.huber_c).mean().item<double>());
@@ -282,7 +312,7 @@ MetricsWriter::Values DistarTask::generator_step(StepContext& context, const Gen
     if (config_.alpha > 0) {
       const at::Tensor images = generator_.decode(x0);
       d = reward_direction(rewards_, images, batch.prompts, config_.normalization.mode(), config_.normalization.eps);
-      loss = loss + config_.alpha * surrogate_loss(d.direction, images);
+      reward_term = config_.alpha * surrogate_loss(d.direction, images);
     } else {
       at::NoGradGuard no_grad;
       const at::Tensor images = generator_.decode(x0).clamp(-1, 1);
@@ -294,8 +324,11 @@ MetricsWriter::Values DistarTask::generator_step(StepContext& context, const Gen
     add_reward_means(d, values);
   }
   autocast.reset();
+  const at::Tensor loss = reward_term.defined() ? divergence + reward_term : divergence;
+  if (!std::isfinite(loss.item<double>())) throw NonFiniteError(str("the generator's loss is ", loss.item<double>()));
+  const at::Tensor gradient = output_gradient(x0, divergence, reward_term, values);
   context.zero_grad();
-  context.backward(loss);
+  context.backward((x0 * gradient).sum());
   context.optimizer_step("generator");
   values.emplace_back("loss", loss.item<double>());
   return values;

@@ -54,6 +54,15 @@ struct DivergenceInputs {
 };
 at::Tensor divergence_loss(const DivergenceInputs& inputs, const std::string& regularizer, const std::string& distance,
                            double huber_c);
+
+// The generator loss's two terms reach θ only through its output x̂₀ (x_t is made from it): their
+// gradients at x̂₀, taken apart, say which one moves the generator and whether they pull against each
+// other (`values`: output_grad_norm/divergence, output_grad_norm/reward, output_grad_cosine). Returns
+// ∂(L_div + αr)/∂x̂₀, to be sent through the generator (one backward, as loss.backward() would do).
+// `reward_term` may be undefined (α = 0).
+at::Tensor output_gradient(const at::Tensor& x0, const at::Tensor& divergence, const at::Tensor& reward_term,
+                           MetricsWriter::Values& values);
+
 // d′(y) per sample: y / √(‖y‖² + c²) for pseudo_huber, 2y for l2 (norms over all but the batch dim).
 at::Tensor distance_gradient(const at::Tensor& y, const std::string& distance, double huber_c);
 // SiD's detached per-sample weight 1 / max(mean|x̂₀ − D_ref|, 1e-5) [B].

@@ -66,7 +66,8 @@ FewStepGenerator::FewStepGenerator(const GeneratorConfig& config, const std::str
     if (t >= schedule_.num_timesteps()) throw Error(str("generator timestep ", t, " is outside the model's schedule"));
   if (config_.sampler == "lcm" && base_.unet->config().time_cond_proj_dim <= 0)
     throw Error(str("the lcm sampler needs a latent consistency model; the UNet of '", model_dir,
-                    "' has no guidance embedding (time_cond_proj_dim): distil one with `rewardgen distill`"));
+                    "' has no guidance embedding (time_cond_proj_dim): distil one with `rewardgen distill`, or train this model ",
+                    "with the ddim sampler (\"generator\": {\"sampler\": \"ddim\"})"));
   teacher_ = base_.unet;  // frozen: the CFG implicit reward's network and θ₀
   freeze_base(*teacher_);
   if (config_.lora) {

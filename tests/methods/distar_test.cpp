@@ -83,6 +83,45 @@ TEST(DistarDivergence, KlGradientIsTheDetachedScoreDifference) {
   EXPECT_TRUE(at::allclose(g, expected, 1e-12, 1e-12));
 }
 
+// The generator's backward goes through x̂₀: the two terms' gradients there, taken apart and summed,
+// give θ the same gradient as the loss's own backward; the logged norms and cosine by hand.
+TEST(DistarDivergence, OutputGradientSplitsTheTermsAndGivesTheLossGradient) {
+  at::manual_seed(3);
+  const at::Tensor theta = at::randn({2, 3}, at::kDouble).requires_grad_();
+  const at::Tensor input = at::randn({3, 4}, at::kDouble);
+  const at::Tensor target = at::randn({2, 1, 2, 2}, at::kDouble);
+  auto x0_of_theta = [&] { return at::matmul(theta, input).tanh().reshape({2, 1, 2, 2}); };  // a "generator"
+  auto divergence_of = [](const at::Tensor& x0) { return x0.pow(2).sum(); };                // ∂/∂x̂₀ = 2 x̂₀
+  auto reward_term_of = [&](const at::Tensor& x0) { return -3.0 * (x0 * target).sum(); };   // ∂/∂x̂₀ = −3 target
+
+  const at::Tensor x0_direct = x0_of_theta();
+  (divergence_of(x0_direct) + reward_term_of(x0_direct)).backward();
+  const at::Tensor expected = theta.grad().clone();
+  theta.mutable_grad().zero_();
+
+  const at::Tensor x0 = x0_of_theta();
+  MetricsWriter::Values values;
+  const at::Tensor gradient = output_gradient(x0, divergence_of(x0), reward_term_of(x0), values);
+  (x0 * gradient).sum().backward();
+  EXPECT_TRUE(at::allclose(theta.grad(), expected, 1e-12, 1e-12));
+
+  const at::Tensor g_div = 2 * x0.detach(), g_reward = -3 * target;
+  ASSERT_EQ(values.size(), 3u);
+  EXPECT_EQ(values[0].first, "output_grad_norm/divergence");
+  EXPECT_NEAR(values[0].second, g_div.norm().item<double>(), 1e-12);
+  EXPECT_EQ(values[1].first, "output_grad_norm/reward");
+  EXPECT_NEAR(values[1].second, g_reward.norm().item<double>(), 1e-12);
+  EXPECT_EQ(values[2].first, "output_grad_cosine");
+  EXPECT_NEAR(values[2].second, ((g_div * g_reward).sum() / (g_div.norm() * g_reward.norm())).item<double>(), 1e-12);
+
+  // α = 0: no reward term, the divergence's gradient alone.
+  MetricsWriter::Values alone;
+  const at::Tensor x0_again = x0_of_theta();
+  EXPECT_TRUE(at::allclose(output_gradient(x0_again, divergence_of(x0_again), at::Tensor(), alone), g_div, 1e-12, 1e-12));
+  ASSERT_EQ(alone.size(), 1u);
+  EXPECT_EQ(alone[0].first, "output_grad_norm/divergence");
+}
+
 // When the fake score is the reference (same weights, no guidance) y ≡ 0 and the divergence's
 // gradient vanishes, through x̂₀ and through the networks' inputs; a perturbed ψ gives one.
 TEST(DistarDivergence, GradientVanishesWhenTheFakeScoreIsTheReference) {
@@ -242,7 +281,8 @@ TEST_F(DistarWorld, AShortRunRaisesTheRewardAndExportsAOneStepRecipe) {
   ASSERT_EQ(rows.size(), 16u);
   const auto [first, last] = testing::first_and_last_means(rows, "reward/brightness", 4);
   EXPECT_GT(last, first + 0.01) << "first steps " << first << ", last steps " << last;
-  for (const char* key : {"divergence_loss", "score_distance", "fake_score_loss", "grad_norm/generator", "grad_norm/fake_score"})
+  for (const char* key : {"divergence_loss", "score_distance", "fake_score_loss", "grad_norm/generator", "grad_norm/fake_score",
+                          "output_grad_norm/divergence", "output_grad_norm/reward", "output_grad_cosine"})
     EXPECT_TRUE(rows.back().contains(key)) << key;
   EXPECT_TRUE(rows.back().contains("accuracy/overall"));
   const Pipeline p = load_pipeline(r.generator_dir, {}, log_);
@@ -250,6 +290,38 @@ TEST_F(DistarWorld, AShortRunRaisesTheRewardAndExportsAOneStepRecipe) {
   EXPECT_EQ(p.scheduler.recipe.steps, 1);
   EXPECT_EQ(p.scheduler.recipe.timesteps, (std::vector<int64_t>{999}));
   EXPECT_EQ(p.scheduler.recipe.guidance_scale, 3.0);
+}
+
+// The second start: from the teacher itself (a diffusion model, no guidance embedding) the
+// generator is the DDIM x̂₀ at t* without CFG, one UNet call; the export samples it that way.
+TEST_F(DistarWorld, AStartFromTheTeacherTrainsAndExportsAOneStepDdimRecipe) {
+  TempDir runs;
+  const std::string config_file = runs.file("distar.json");
+  save_json_file(config_file, {{"reference_model", dir_->path()},
+                               {"generator", {{"sampler", "ddim"}}},
+                               {"batch_size", 4},
+                               {"rewards", {{"brightness", 1.0}}},
+                               {"t_star", 799},
+                               {"trainer", {{"max_steps", 4}, {"lr", 1e-3}, {"eval_every", 0}}}});
+  TrainJobOptions o;
+  o.method = "distar";
+  o.config_file = config_file;
+  o.model_dir = dir_->path();
+  o.out = runs.file("run");
+  o.evaluate = false;
+  const TrainJobResult r = run_train_job(o, log_);
+  const std::vector<Json> rows = read_metrics(r.run_dir + "/metrics.jsonl");
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_TRUE(std::isfinite(rows.back().at("divergence_loss").get<double>()));
+  const Pipeline p = load_pipeline(r.generator_dir, {}, log_);
+  EXPECT_EQ(p.scheduler.recipe.sampler, "ddim");
+  EXPECT_EQ(p.scheduler.recipe.steps, 1);
+  EXPECT_EQ(p.scheduler.recipe.timesteps, (std::vector<int64_t>{799}));
+  EXPECT_EQ(p.scheduler.recipe.guidance_scale, 1.0);
+  // The run folder's config reads back to the same one-call generator.
+  const Json written = load_json_file(r.run_dir + "/config.json").at("config");
+  ConfigReader again(written, "config.json");
+  EXPECT_EQ(read_distar_config(again, "score").generator.guidance, 1.0);
 }
 
 // The reward's gradient is raw by default (the paper's α ∂r/∂x); R0's normalisation is an option
@@ -290,6 +362,7 @@ TEST_F(DistarWorld, ConfigAndModelErrorsNameTheProblem) {
   EXPECT_TRUE(error({{"rewards", {{"brightness", 0.0}}}}, "needs a reward of positive weight"));
   EXPECT_TRUE(error({{"normalize_scope", "pixel"}}, "normalize_scope"));
   EXPECT_TRUE(error({{"normalize_eps", 0.0}}, "normalize_eps"));
+  EXPECT_TRUE(error({{"generator", {{"sampler", "ddim"}, {"guidance", 3.0}}}}, "two UNet calls"));
   DistarConfig c = config();
   c.reference_model = lcm_dir();  // an LCM has no score to match
   EXPECT_TRUE(testing::throws_error_containing([&] { DistarTask(c, lcm_dir(), log_); }, "must be a diffusion model"));
