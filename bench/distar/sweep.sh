@@ -63,12 +63,24 @@ for v in "${variants[@]}"; do
     --minutes "$minutes" "${start[@]}" "${resume[@]}" > "$out/$name.log" 2>&1
 done
 [ ${#names[@]} -gt 0 ] || { echo "sweep.sh: --only names no variant" >&2; exit 2; }
-args=(); labels=()
-for name in "${names[@]}"; do args+=("$out/$name/eval"); labels+=(--name "$name"); done
+args=(); labels=(); points=()
+for name in "${names[@]}"; do
+  args+=("$out/$name/eval"); labels+=(--name "$name")
+  case "$name" in  # one line per regulariser (and start), its points labelled by α (or c)
+    score_a*_c*) points+=(--name "c=${name##*_c}" --series "DI*, α=$c_alpha, c sweep") ;;
+    score_a*) points+=(--name "α=${name#score_a}" --series "DI* (score divergence)") ;;
+    kl_a*) points+=(--name "α=${name#kl_a}" --series "DI*-KL (integral KL)") ;;
+    teacher_a*) points+=(--name "α=${name#teacher_a}" --series "DI* from the teacher") ;;
+  esac
+done
 $bin compare "${args[@]}" "${labels[@]}" | tee "$out/table.md"
+$bin compare "${args[@]}" "${points[@]}" --plot "$out/accuracy_vs_fd.svg" \
+  --title "DI* / DI*-KL: accuracy against FD (504 prompts, one step)" > /dev/null
+$bin compare "${args[@]}" "${points[@]}" --plot "$out/reward_vs_fd.svg" --y rewards/world.compositional/mean \
+  --title "DI* / DI*-KL: world.compositional against FD (504 prompts, one step)" > /dev/null
 runs=(); run_labels=()
 for name in "${names[@]}"; do runs+=("$out/$name"); run_labels+=(--name "$name"); done
 $bin plot "${runs[@]}" "${run_labels[@]}" --y reward --smooth 20 --title "DI* / DI*-KL: reward (one step)" --out "$out/reward.svg"
 $bin plot "${runs[@]}" "${run_labels[@]}" --y accuracy/overall --title "DI* / DI*-KL: accuracy on 60 prompts (one step)" \
   --out "$out/accuracy.svg"
-echo "wrote $out/table.md, $out/reward.svg, $out/accuracy.svg"
+echo "wrote $out/table.md, $out/accuracy_vs_fd.svg, $out/reward_vs_fd.svg, $out/reward.svg, $out/accuracy.svg"

@@ -1,5 +1,6 @@
 #include "eval/eval_report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -115,6 +116,44 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
     }
     out += " " + number(j, "frechet_distance", 3) + " | " + number(j, "diversity", 3) + " | " + number(j, "nfe_per_image", 0) +
            " | " + number(j, "images_per_second", 1) + " |\n";
+  }
+  return out;
+}
+
+double eval_metric(const Json& eval, const std::string& path, const std::string& file) {
+  const Json* at = &eval;
+  size_t begin = 0;
+  while (true) {
+    const size_t end = path.find('/', begin);
+    const std::string key = path.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    if (!at->is_object() || !at->contains(key))
+      throw Error(str(file, ": no '", path, "' (", key.empty() ? "an empty key" : "'" + key + "'", " is missing)"));
+    at = &(*at)[key];
+    if (end == std::string::npos) break;
+    begin = end + 1;
+  }
+  if (!at->is_number()) throw Error(str(file, ": '", path, "' is not a number"));
+  return at->get<double>();
+}
+
+std::vector<PlotSeries> eval_tradeoff_series(const std::vector<std::string>& files, const std::vector<std::string>& names,
+                                             const std::vector<std::string>& series, const std::string& x_path,
+                                             const std::string& y_path) {
+  if (!names.empty() && names.size() != files.size())
+    throw Error(str(names.size(), " point names for ", files.size(), " evaluation files: give one --name per file, or none"));
+  if (!series.empty() && series.size() != files.size())
+    throw Error(str(series.size(), " series names for ", files.size(), " evaluation files: give one --series per file, or none"));
+  auto scaled = [](const std::string& path, double value) { return path.rfind("accuracy/", 0) == 0 ? 100 * value : value; };
+  std::vector<PlotSeries> out;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const Json j = load_json_file(files[i]);
+    const std::string series_name = series.empty() ? "evaluations" : series[i];
+    auto found = std::find_if(out.begin(), out.end(), [&](const PlotSeries& s) { return s.label == series_name; });
+    if (found == out.end()) found = out.insert(out.end(), PlotSeries{series_name, {}, {}, {}});
+    found->x.push_back(scaled(x_path, eval_metric(j, x_path, files[i])));
+    found->y.push_back(scaled(y_path, eval_metric(j, y_path, files[i])));
+    const bool named = j.is_object() && j.contains("model") && j["model"].is_string();
+    found->point_labels.push_back(!names.empty() ? names[i] : named ? j["model"].get<std::string>() : files[i]);
   }
   return out;
 }

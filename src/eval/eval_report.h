@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/metrics_plot.h"
 #include "eval/world_eval.h"
 
 namespace rewardgen {
@@ -39,5 +40,17 @@ std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& mode
 // A Markdown table of eval.json files side by side, one row per model: accuracy per task and
 // overall (%), FD, diversity, NFE and images/s; `names` label the rows (default: each file's model).
 std::string eval_comparison_table(const std::vector<std::string>& eval_files, const std::vector<std::string>& names = {});
+
+// One figure of an eval.json by its path of keys, e.g. "accuracy/overall", "frechet_distance",
+// "rewards/world.compositional/mean"; Error naming `file` and the path when it is missing or not a
+// number.
+double eval_metric(const Json& eval, const std::string& path, const std::string& file);
+
+// The points of a trade-off plot (accuracy against FD, say): one per eval.json at (x_path, y_path),
+// accuracies in %. `series` names each file's series (files of one series joined in the order given;
+// empty: all in one, "evaluations"); `names` label the points (default: each file's model).
+std::vector<PlotSeries> eval_tradeoff_series(const std::vector<std::string>& eval_files, const std::vector<std::string>& names,
+                                             const std::vector<std::string>& series, const std::string& x_path,
+                                             const std::string& y_path);
 
 }  // namespace rewardgen

@@ -125,6 +125,8 @@ void draw_line_plot(Canvas& canvas, const std::vector<PlotSeries>& series, const
   double x_low = INFINITY, x_high = -INFINITY, y_low = INFINITY, y_high = -INFINITY;
   for (const PlotSeries& s : series) {
     if (s.x.empty() || s.x.size() != s.y.size()) throw Error(str("plot: series '", s.label, "' is empty or uneven"));
+    if (!s.point_labels.empty() && s.point_labels.size() != s.x.size())
+      throw Error(str("plot: series '", s.label, "' has ", s.point_labels.size(), " point labels for ", s.x.size(), " points"));
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) throw Error(str("plot: series '", s.label, "' holds a non-finite value"));
       x_low = std::min(x_low, s.x[i]), x_high = std::max(x_high, s.x[i]);
@@ -156,6 +158,11 @@ void draw_line_plot(Canvas& canvas, const std::vector<PlotSeries>& series, const
     std::vector<std::pair<double, double>> points;
     for (size_t i = 0; i < series[k].x.size(); ++i) points.emplace_back(px(series[k].x[i]), py(series[k].y[i]));
     canvas.polyline(points, colour, 1.6);
+    for (size_t i = 0; i < series[k].point_labels.size(); ++i) {
+      const auto [x, y] = points[i];
+      canvas.rect(x - 3.5, y - 3.5, 7, 7, colour, "");
+      canvas.text(x + 7, y - 6, series[k].point_labels[i], Anchor::start, 11);
+    }
     const double ly = top + 10 + 18.0 * static_cast<double>(k);
     canvas.line(right + 12, ly, right + 32, ly, colour, 3);
     canvas.text(right + 38, ly + 4, series[k].label, Anchor::start, 12);

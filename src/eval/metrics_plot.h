@@ -13,6 +13,9 @@ class Canvas;
 struct PlotSeries {
   std::string label;
   std::vector<double> x, y;
+  // Empty: a plain line. Else one per point: each point is marked and labelled (a trade-off plot,
+  // e.g. accuracy against FD, one point per α).
+  std::vector<std::string> point_labels = {};
 };
 
 // The (x, y) pairs of the rows of a metrics.jsonl that hold both keys, in file order. A key matches
@@ -31,8 +34,9 @@ struct PlotOptions {
   int width = 760, height = 440;  // pixels
 };
 
-// Axes with rounded ticks spanning every series, one coloured polyline per series, a legend. Error on
-// no series or an empty or non-finite one.
+// Axes with rounded ticks spanning every series, one coloured polyline per series (with a marker and
+// its label at each point when the series has point labels), a legend. Error on no series, an empty
+// or non-finite one, or point labels that are not one per point.
 void draw_line_plot(Canvas& canvas, const std::vector<PlotSeries>& series, const PlotOptions& options);
 // The same plot as an SVG document / as the bytes of a PNG file.
 std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptions& options);

@@ -35,5 +35,44 @@ TEST(Compare, FilesThatAreNotEvaluationsAreRefusedByName) {
   EXPECT_TRUE(throws_error_containing([&] { eval_comparison_table({dir.file("array.json")}, {"a", "b"}); }, "2 row names for 1 evaluation files"));
 }
 
+// A trade-off plot's points: one per file at (x, y) by key paths, accuracies in %, files grouped into
+// series in the order given and labelled by --name.
+TEST(Compare, TradeoffSeriesGroupTheFilesAndReadTheirFigures) {
+  TempDir dir;
+  auto eval = [&](const std::string& name, double overall, double fd, double reward) {
+    write_file_atomic(dir.file(name), Json{{"model", name},
+                                           {"accuracy", {{"overall", overall}}},
+                                           {"frechet_distance", fd},
+                                           {"rewards", {{"world.compositional", {{"mean", reward}}}}}}
+                                          .dump());
+    return dir.file(name);
+  };
+  const std::vector<std::string> files = {eval("s1", 0.30, 0.05, 0.35), eval("k1", 0.36, 0.07, 0.36), eval("s10", 0.355, 0.14, 0.36)};
+  const std::vector<PlotSeries> s =
+      eval_tradeoff_series(files, {"α=1", "α=1 KL", "α=10"}, {"score", "kl", "score"}, "frechet_distance", "accuracy/overall");
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].label, "score");
+  EXPECT_EQ(s[0].x, (std::vector<double>{0.05, 0.14}));
+  EXPECT_NEAR(s[0].y[0], 30.0, 1e-12);
+  EXPECT_NEAR(s[0].y[1], 35.5, 1e-12);
+  EXPECT_EQ(s[0].point_labels, (std::vector<std::string>{"α=1", "α=10"}));
+  EXPECT_EQ(s[1].label, "kl");
+  EXPECT_EQ(s[1].point_labels, (std::vector<std::string>{"α=1 KL"}));
+  // No --series: one line; no --name: the models label the points; a reward is not scaled.
+  const std::vector<PlotSeries> one = eval_tradeoff_series(files, {}, {}, "frechet_distance", "rewards/world.compositional/mean");
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].y, (std::vector<double>{0.35, 0.36, 0.36}));
+  EXPECT_EQ(one[0].point_labels, (std::vector<std::string>{"s1", "k1", "s10"}));
+
+  EXPECT_TRUE(throws_error_containing([&] { eval_tradeoff_series(files, {}, {}, "diversity", "accuracy/overall"); },
+                                      "s1: no 'diversity' ('diversity' is missing)"));
+  EXPECT_TRUE(throws_error_containing([&] { eval_tradeoff_series(files, {}, {}, "frechet_distance", "accuracy"); },
+                                      "s1: 'accuracy' is not a number"));
+  EXPECT_TRUE(throws_error_containing([&] { eval_tradeoff_series(files, {}, {}, "frechet_distance", "accuracy//overall"); },
+                                      "an empty key"));
+  EXPECT_TRUE(throws_error_containing([&] { eval_tradeoff_series(files, {}, {"score"}, "frechet_distance", "accuracy/overall"); },
+                                      "1 series names for 3 evaluation files"));
+}
+
 }  // namespace
 }  // namespace rewardgen

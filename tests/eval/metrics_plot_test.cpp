@@ -67,6 +67,25 @@ TEST(MetricsPlot, SvgHoldsOnePolylinePerSeriesAndTheLabels) {
   EXPECT_TRUE(throws_error_containing([&] { line_plot_svg({{"bad", {0, 1}, {0, NAN}}}, options); }, "non-finite"));
 }
 
+// A series with point labels (a trade-off plot) marks each point and writes its label; labels that
+// are not one per point are refused.
+TEST(MetricsPlot, PointLabelsMarkAndNameEachPoint) {
+  PlotOptions options;
+  const std::string plain = line_plot_svg({{"line", {0, 1}, {0, 1}}}, options);
+  PlotSeries marked{"score", {0.05, 0.14}, {30, 35.5}, {"alpha=1", "alpha=10"}};
+  const std::string svg = line_plot_svg({marked}, options);
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(svg, "<rect"), count(plain, "<rect") + 2);  // one marker per point
+  EXPECT_NE(svg.find(">alpha=1<"), std::string::npos);
+  EXPECT_NE(svg.find(">alpha=10<"), std::string::npos);
+  marked.point_labels.pop_back();
+  EXPECT_TRUE(throws_error_containing([&] { line_plot_svg({marked}, options); }, "1 point labels for 2 points"));
+}
+
 // The same plot through cairo: a PNG of the asked size, white where nothing is drawn, each series in
 // its legend colour (Okabe–Ito blue #0072B2, then vermilion #D55E00), dark text.
 TEST(MetricsPlot, PngIsDrawnInTheSeriesColours) {
