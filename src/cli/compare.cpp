@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "eval/eval_report.h"
 #include "io/atomic_file.h"
+#include "io/output_paths.h"
 
 namespace rewardgen::cli {
 
@@ -31,9 +32,7 @@ void add_compare_command(CLI::App& app, Context& context, Commands& commands) {
   commands.push_back({sub, [a, &context] {
                         std::vector<std::string> files;
                         for (const std::string& f : a->files) files.push_back(std::filesystem::is_directory(f) ? f + "/eval.json" : f);
-                        for (const std::string& f : files)
-                          if (!a->plot.empty() && std::filesystem::weakly_canonical(f) == std::filesystem::weakly_canonical(a->plot))
-                            throw Error(str("compare: --plot '", a->plot, "' is one of the evaluations it reads"));
+                        if (!a->plot.empty()) refuse_output_over_inputs(a->plot, files, "--plot");
                         const std::string table = eval_comparison_table(files, a->names);
                         if (!a->plot.empty()) {
                           const std::vector<PlotSeries> series = eval_tradeoff_series(files, a->names, a->series, a->x, a->y);

@@ -279,10 +279,11 @@ ClipTokenizer ClipTokenizer::from_directory(const std::string& dir) {
   std::unordered_map<std::string, int64_t> token_ids = read_vocab_json(vocab_path);
   std::vector<std::pair<std::string, std::string>> merges = read_merges_txt(merges_path);
   const std::string unmade = first_token_no_merge_makes(token_ids, merges);
-  ClipTokenizer tokenizer(dir, token_ids, std::move(merges), merges_path);
+  const int64_t unmade_id = unmade.empty() ? -1 : token_ids.at(unmade);
+  ClipTokenizer tokenizer(dir, std::move(token_ids), std::move(merges), merges_path);
   // After the constructor, whose checks of each merge name the line at fault.
   if (!unmade.empty())
-    throw Error(str("'", merges_path, "': no merge makes the vocabulary's token '", unmade, "' (id ", token_ids.at(unmade),
+    throw Error(str("'", merges_path, "': no merge makes the vocabulary's token '", unmade, "' (id ", unmade_id,
                     "), so it could never be produced; is the file empty or cut short?"));
 
   // special_tokens_map.json is read last so that it wins, as in transformers' from_pretrained.
