@@ -9,8 +9,21 @@
 #include <string>
 
 #include "core/error.h"
+#include "models/layers.h"
 
 namespace rewardgen::testing {
+
+// The largest |a − b| over the elements, computed in double.
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// Builds a model's parameters on the meta device: names, shapes and counts without their memory.
+inline ModelOptions on_meta() {
+  ModelOptions o;
+  o.tensor = at::TensorOptions().dtype(at::kFloat).device(at::kMeta);
+  return o;
+}
 
 class TempDir {
  public:

@@ -21,7 +21,7 @@ namespace rewardgen {
 namespace {
 
 // Set in the re-executed process: the core OpenBLAS had chosen by itself before.
-constexpr const char* kReexecMarker = "REWARDGEN_BLAS_REEXEC_FROM";
+constexpr const char* kBlasReexecMarker = "REWARDGEN_BLAS_REEXEC_FROM";
 
 template <typename Fn>
 Fn openblas_symbol(const char* name) {
@@ -110,7 +110,7 @@ std::string to_string(const BlasInfo& info) {
 }
 
 void choose_blas_core(char** argv) {
-  if (std::getenv(kReexecMarker)) return;  // already re-executed once: never loop
+  if (std::getenv(kBlasReexecMarker)) return;  // already re-executed once: never loop
   BlasInfo info = blas_info();
   // For the end-to-end test of this path on machines whose OpenBLAS knows the CPU: pretend it did not.
   if (const char* pretend = std::getenv("REWARDGEN_TEST_BLAS_CORE")) info.core = pretend;
@@ -118,25 +118,25 @@ void choose_blas_core(char** argv) {
   const std::string core = openblas_core_override(info.core, detect_cpu_features(), std::getenv("OPENBLAS_CORETYPE") != nullptr);
   if (core.empty()) return;
   setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
-  setenv(kReexecMarker, info.core.c_str(), 1);
+  setenv(kBlasReexecMarker, info.core.c_str(), 1);
   std::cerr.flush();
   execv("/proc/self/exe", argv);
   // Only reached when exec failed: go on with the slow kernel, and say so.
   const int error = errno;
   unsetenv("OPENBLAS_CORETYPE");
-  unsetenv(kReexecMarker);
+  unsetenv(kBlasReexecMarker);
   std::cerr << "warning: could not re-execute with OPENBLAS_CORETYPE=" << core << " (" << std::strerror(error)
             << "); GEMMs run on OpenBLAS's generic " << info.core << " kernel\n";
 }
 
 void report_blas_core_choice(const Logger& log) {
-  const char* from = std::getenv(kReexecMarker);
+  const char* from = std::getenv(kBlasReexecMarker);
   if (!from) return;
   const char* to = std::getenv("OPENBLAS_CORETYPE");
   log.info(str("OpenBLAS chose its generic ", from, " kernel for this CPU; re-executed with OPENBLAS_CORETYPE=",
                to ? to : "?", " (now ", blas_info().core, "). Set OPENBLAS_CORETYPE yourself to choose another."));
   // Child processes (a launcher's workers) inherit OPENBLAS_CORETYPE; they need not say it again.
-  unsetenv(kReexecMarker);
+  unsetenv(kBlasReexecMarker);
 }
 
 }  // namespace rewardgen

@@ -16,7 +16,7 @@ namespace rewardgen {
 namespace {
 
 // Set in the re-executed process: the object that served std::filesystem before.
-constexpr const char* kReexecMarker = "REWARDGEN_LIBSTDCXX_REEXEC_FROM";
+constexpr const char* kLibstdcxxReexecMarker = "REWARDGEN_LIBSTDCXX_REEXEC_FROM";
 
 bool is_libstdcxx(const std::string& file) {
   const size_t slash = file.rfind('/');
@@ -57,7 +57,7 @@ std::string libstdcxx_shadow() {
 }
 
 void preload_libstdcxx_if_shadowed(char** argv) {
-  if (std::getenv(kReexecMarker)) return;  // already re-executed once: never loop
+  if (std::getenv(kLibstdcxxReexecMarker)) return;  // already re-executed once: never loop
   const std::string shadow = libstdcxx_shadow();
   if (shadow.empty()) return;
   const std::string libstdcxx = loaded_libstdcxx();
@@ -65,22 +65,22 @@ void preload_libstdcxx_if_shadowed(char** argv) {
   if (libstdcxx.empty() || (preload != nullptr && std::strstr(preload, "libstdc++") != nullptr)) return;
   const std::string value = preload != nullptr && *preload != '\0' ? libstdcxx + ":" + preload : libstdcxx;
   setenv("LD_PRELOAD", value.c_str(), 1);
-  setenv(kReexecMarker, shadow.c_str(), 1);
+  setenv(kLibstdcxxReexecMarker, shadow.c_str(), 1);
   std::cerr.flush();
   execv("/proc/self/exe", argv);
   const int error = errno;  // only reached when exec failed
-  unsetenv(kReexecMarker);
+  unsetenv(kLibstdcxxReexecMarker);
   std::cerr << "warning: std::filesystem is served by " << shadow << ", not libstdc++, and re-executing with LD_PRELOAD="
             << libstdcxx << " failed (" << std::strerror(error) << "); file operations may crash: set LD_PRELOAD yourself\n";
 }
 
 void report_libstdcxx_preload(const Logger& log) {
-  const char* from = std::getenv(kReexecMarker);
+  const char* from = std::getenv(kLibstdcxxReexecMarker);
   if (!from) return;
   // debug, not info: it happens on every start with such a LibTorch, and changes no result.
   log.debug(str("std::filesystem was served by ", from, " (PyTorch's LibTorch exports its own copies); re-executed with the "
                "system's libstdc++ preloaded (docs/cuda.md)"));
-  unsetenv(kReexecMarker);  // child processes inherit LD_PRELOAD; they need not say it again
+  unsetenv(kLibstdcxxReexecMarker);  // child processes inherit LD_PRELOAD; they need not say it again
 }
 
 }  // namespace rewardgen

@@ -28,6 +28,9 @@ std::string draw_png(int width, int height, const std::function<void(Canvas&)>& 
 // Text for SVG and HTML, in content or in a quoted attribute: & < > " escaped.
 std::string escape_markup(const std::string& text);
 
+// A coordinate or an axis label: six significant digits, no trailing zeros.
+std::string number_text(double v);
+
 // "#rrggbb" -> {r, g, b} in [0, 1]; Error naming the text otherwise.
 std::vector<double> parse_colour(const std::string& colour);
 

@@ -9,12 +9,6 @@ namespace rewardgen {
 
 namespace {
 
-std::string number(double v) {
-  std::ostringstream out;
-  out << std::setprecision(6) << v;
-  return out.str();
-}
-
 class SvgCanvas final : public Canvas {
  public:
   SvgCanvas(int width, int height) {
@@ -22,26 +16,26 @@ class SvgCanvas final : public Canvas {
          << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   }
   void rect(double x, double y, double width, double height, const std::string& fill, const std::string& stroke) override {
-    svg_ << "<rect x=\"" << number(x) << "\" y=\"" << number(y) << "\" width=\"" << number(width) << "\" height=\""
-         << number(height) << "\" fill=\"" << (fill.empty() ? "none" : fill) << "\"";
+    svg_ << "<rect x=\"" << number_text(x) << "\" y=\"" << number_text(y) << "\" width=\"" << number_text(width) << "\" height=\""
+         << number_text(height) << "\" fill=\"" << (fill.empty() ? "none" : fill) << "\"";
     if (!stroke.empty()) svg_ << " stroke=\"" << stroke << "\"";
     svg_ << "/>\n";
   }
   void line(double x1, double y1, double x2, double y2, const std::string& colour, double width) override {
-    svg_ << "<line x1=\"" << number(x1) << "\" y1=\"" << number(y1) << "\" x2=\"" << number(x2) << "\" y2=\"" << number(y2)
-         << "\" stroke=\"" << colour << "\" stroke-width=\"" << number(width) << "\"/>\n";
+    svg_ << "<line x1=\"" << number_text(x1) << "\" y1=\"" << number_text(y1) << "\" x2=\"" << number_text(x2) << "\" y2=\"" << number_text(y2)
+         << "\" stroke=\"" << colour << "\" stroke-width=\"" << number_text(width) << "\"/>\n";
   }
   void polyline(const std::vector<std::pair<double, double>>& points, const std::string& colour, double width) override {
-    svg_ << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"" << number(width) << "\" points=\"";
-    for (size_t i = 0; i < points.size(); ++i) svg_ << (i ? " " : "") << number(points[i].first) << "," << number(points[i].second);
+    svg_ << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"" << number_text(width) << "\" points=\"";
+    for (size_t i = 0; i < points.size(); ++i) svg_ << (i ? " " : "") << number_text(points[i].first) << "," << number_text(points[i].second);
     svg_ << "\"/>\n";
   }
   void text(double x, double y, const std::string& content, Anchor anchor, double size, bool vertical) override {
     const char* anchors[] = {"start", "middle", "end"};
     svg_ << "<text ";
-    if (vertical) svg_ << "transform=\"translate(" << number(x) << "," << number(y) << ") rotate(-90)\"";
-    else svg_ << "x=\"" << number(x) << "\" y=\"" << number(y) << "\"";
-    svg_ << " text-anchor=\"" << anchors[static_cast<int>(anchor)] << "\" font-size=\"" << number(size) << "\">" << escape_markup(content)
+    if (vertical) svg_ << "transform=\"translate(" << number_text(x) << "," << number_text(y) << ") rotate(-90)\"";
+    else svg_ << "x=\"" << number_text(x) << "\" y=\"" << number_text(y) << "\"";
+    svg_ << " text-anchor=\"" << anchors[static_cast<int>(anchor)] << "\" font-size=\"" << number_text(size) << "\">" << escape_markup(content)
          << "</text>\n";
   }
   std::string finish() { return svg_.str() + "</svg>\n"; }
@@ -51,6 +45,12 @@ class SvgCanvas final : public Canvas {
 };
 
 }  // namespace
+
+std::string number_text(double v) {
+  std::ostringstream out;
+  out << std::setprecision(6) << v;
+  return out.str();
+}
 
 std::string escape_markup(const std::string& text) {
   std::string out;

@@ -27,12 +27,6 @@ std::string resolve_key(const std::string& file, const std::set<std::string>& ke
   throw Error(str(file, ": '", key, "' fits ", found.size(), " metrics (", found[0], ", ", found[1], ", ...): name one"));
 }
 
-std::string number(double v) {
-  std::ostringstream out;
-  out << std::setprecision(6) << v;
-  return out.str();
-}
-
 // Colours that stay apart for the colour-blind (Okabe–Ito), then repeated.
 const std::vector<std::string> kLineColours = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
                                                "#E69F00", "#56B4E9", "#000000", "#F0E442"};
@@ -144,11 +138,11 @@ void draw_line_plot(Canvas& canvas, const std::vector<PlotSeries>& series, const
   canvas.text((left + right) / 2, 22, options.title, Anchor::middle, 14);
   for (double t : x_ticks) {
     canvas.line(px(t), top, px(t), bottom, "#e4e4e4", 1);
-    canvas.text(px(t), bottom + 16, number(t), Anchor::middle, 12);
+    canvas.text(px(t), bottom + 16, number_text(t), Anchor::middle, 12);
   }
   for (double t : y_ticks) {
     canvas.line(left, py(t), right, py(t), "#e4e4e4", 1);
-    canvas.text(left - 6, py(t) + 4, number(t), Anchor::end, 12);
+    canvas.text(left - 6, py(t) + 4, number_text(t), Anchor::end, 12);
   }
   canvas.rect(left, top, right - left, bottom - top, "", "#444444");
   canvas.text((left + right) / 2, options.height - 14, options.x_label, Anchor::middle, 12);

@@ -10,18 +10,15 @@
 
 namespace rewardgen {
 namespace {
-
 using Clock = std::chrono::steady_clock;
-
-// One open operator: when it started and how much of its time its callees took.
-struct Frame {
-  Clock::time_point start;
-  double callee_s = 0;
-};
-
 }  // namespace
 
 struct OpProfileState {
+  // One open operator: when it started and how much of its time its callees took.
+  struct Frame {
+    Clock::time_point start;
+    double callee_s = 0;
+  };
   std::map<std::string, OpTime> table;
   std::vector<Frame> open;
 };
@@ -39,7 +36,7 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction&) {
 
 void on_end(const at::RecordFunction& fn, at::ObserverContext*) {
   if (active == nullptr || active->open.empty()) return;
-  const Frame frame = active->open.back();
+  const OpProfileState::Frame frame = active->open.back();
   active->open.pop_back();
   const double total = std::chrono::duration<double>(Clock::now() - frame.start).count();
   OpTime& row = active->table[fn.name()];

@@ -10,7 +10,7 @@ namespace {
 
 const std::string kFixture = std::string(REWARDGEN_TEST_DATA) + "/rewards/resize.safetensors";
 
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+using testing::max_abs_diff;
 
 TEST(BicubicResize, KernelByHand) {
   // a = −0.5: 1 − 2.5x² + 1.5x³ on [0, 1), −0.5(x³ − 5x² + 8x − 4) on [1, 2)

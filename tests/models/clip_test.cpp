@@ -7,11 +7,7 @@
 namespace rewardgen {
 namespace {
 
-ModelOptions on_meta() {
-  ModelOptions o;
-  o.tensor = at::TensorOptions().device(at::kMeta);
-  return o;
-}
+using testing::on_meta;
 
 TEST(ClipTextModel, Sd15TextEncoderCountAndNames) {
   ClipTextConfig c;  // openai/clip-vit-large-patch14 text tower = SD 1.x text_encoder

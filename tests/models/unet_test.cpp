@@ -9,11 +9,7 @@ namespace {
 
 using testing::throws_error_containing;
 
-ModelOptions on_meta() {
-  ModelOptions o;
-  o.tensor = at::TensorOptions().dtype(at::kFloat).device(at::kMeta);
-  return o;
-}
+using testing::on_meta;
 
 std::map<std::string, std::vector<int64_t>> shapes(const torch::nn::Module& m) {
   std::map<std::string, std::vector<int64_t>> out;

@@ -25,7 +25,7 @@ RewardContext in_double() {
   return c;
 }
 
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a.to(at::kDouble) - b).abs().max().item<double>(); }
+using testing::max_abs_diff;
 
 // A reward folder: the tiny CLIPModel files plus `extra` files from the fixtures.
 void make_reward_dir(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& extra) {

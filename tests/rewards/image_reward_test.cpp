@@ -19,18 +19,18 @@ namespace fs = std::filesystem;
 using testing::TempDir;
 using testing::throws_error_containing;
 
-const std::string kData = std::string(REWARDGEN_TEST_DATA) + "/rewards";
-const std::string kDir = kData + "/image_reward";
-const std::vector<std::string> kPrompts{"a red circle", "Two blue squares, left of the big circle!"};  // image_reward_prompts.txt
+const std::string kRewardsData = std::string(REWARDGEN_TEST_DATA) + "/rewards";
+const std::string kDir = kRewardsData + "/image_reward";
+const std::vector<std::string> kImageRewardPrompts{"a red circle", "Two blue squares, left of the big circle!"};  // image_reward_prompts.txt
 
-RewardContext in_double() {
+RewardContext quiet_double_context() {
   RewardContext c;
   c.dtype = at::kDouble;
   c.log = Logger(LogLevel::error);
   return c;
 }
 
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>(); }
+using testing::max_abs_diff;
 
 void copy_folder(const std::string& from, const std::string& to) {
   fs::create_directories(to);
@@ -38,7 +38,7 @@ void copy_folder(const std::string& from, const std::string& to) {
 }
 
 TEST(ImageReward, MatchesBlipReferenceStepByStep) {
-  const TensorMap f = SafetensorsFile::open(kData + "/image_reward_expected.safetensors").load_all();
+  const TensorMap f = SafetensorsFile::open(kRewardsData + "/image_reward_expected.safetensors").load_all();
   LoadOptions o;
   o.dtype = at::kDouble;
   const auto model = load_image_reward_model(kDir, o, Logger(LogLevel::error));
@@ -50,16 +50,16 @@ TEST(ImageReward, MatchesBlipReferenceStepByStep) {
   const at::Tensor hidden = model->text_encoder->forward(f.at("input_ids"), f.at("attention_mask"), f.at("image_tokens"));
   EXPECT_LT(max_abs_diff(hidden, f.at("text_hidden")), 1e-9);
   // The whole reward from [-1, 1] images and prompt strings (our preprocessing and tokenizer).
-  auto reward = builtin_reward_registry().make("imagereward:" + kDir, in_double());
-  const at::Tensor scores = reward->score(f.at("images"), kPrompts);
+  auto reward = builtin_reward_registry().make("imagereward:" + kDir, quiet_double_context());
+  const at::Tensor scores = reward->score(f.at("images"), kImageRewardPrompts);
   EXPECT_LT(max_abs_diff(scores, f.at("scores")), 1e-9) << scores << f.at("scores");
   EXPECT_EQ(reward->name(), "imagereward:" + kDir);
 }
 
 TEST(ImageReward, GradientMatchesFiniteDifferences) {
-  const TensorMap f = SafetensorsFile::open(kData + "/image_reward_expected.safetensors").load_all();
-  auto reward = make_image_reward(kDir, in_double());
-  testing::expect_gradient_matches_finite_differences(*reward, f.at("images"), kPrompts);
+  const TensorMap f = SafetensorsFile::open(kRewardsData + "/image_reward_expected.safetensors").load_all();
+  auto reward = make_image_reward(kDir, quiet_double_context());
+  testing::expect_gradient_matches_finite_differences(*reward, f.at("images"), kImageRewardPrompts);
 }
 
 TEST(ImageReward, ReadsSafetensorsLikeThePtFile) {
@@ -68,37 +68,37 @@ TEST(ImageReward, ReadsSafetensorsLikeThePtFile) {
   copy_folder(kDir, dir);
   fs::remove(dir + "/ImageReward.pt");
   save_safetensors(dir + "/ImageReward.safetensors", read_tensor_file(kDir + "/ImageReward.pt"));
-  const TensorMap f = SafetensorsFile::open(kData + "/image_reward_expected.safetensors").load_all();
+  const TensorMap f = SafetensorsFile::open(kRewardsData + "/image_reward_expected.safetensors").load_all();
   at::NoGradGuard no_grad;
-  EXPECT_LT(max_abs_diff(make_image_reward(dir, in_double())->score(f.at("images"), kPrompts), f.at("scores")), 1e-9);
+  EXPECT_LT(max_abs_diff(make_image_reward(dir, quiet_double_context())->score(f.at("images"), kImageRewardPrompts), f.at("scores")), 1e-9);
 }
 
 TEST(ImageReward, BadFoldersAreNamed) {
   TempDir tmp;
-  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("none"), in_double()); }, "is not a folder"));
+  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("none"), quiet_double_context()); }, "is not a folder"));
   const std::string dir = tmp.file("ir");
   copy_folder(kDir, dir);
   fs::remove(dir + "/vocab.txt");
-  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(dir, in_double()); }, "no vocab.txt"));
+  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(dir, quiet_double_context()); }, "no vocab.txt"));
   copy_folder(kDir, tmp.file("ir2"));
   Json med = load_json_file(kDir + "/med_config.json");
   med["add_cross_attention"] = false;
   save_json_file(tmp.file("ir2") + "/med_config.json", med);
-  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("ir2"), in_double()); }, "add_cross_attention"));
+  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("ir2"), quiet_double_context()); }, "add_cross_attention"));
   med["add_cross_attention"] = true;
   med["hidden_size"] = 64;  // the MLP reads 48
   save_json_file(tmp.file("ir2") + "/med_config.json", med);
-  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("ir2"), in_double()); }, "the MLP reads 48 features"));
+  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("ir2"), quiet_double_context()); }, "the MLP reads 48 features"));
   fs::remove(tmp.file("ir2") + "/ImageReward.pt");
-  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("ir2"), in_double()); }, "no ImageReward.safetensors or ImageReward.pt"));
+  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("ir2"), quiet_double_context()); }, "no ImageReward.safetensors or ImageReward.pt"));
   // Without vision_config.json the head count is width / 64 = 1, which also loads (and scores otherwise);
   // a count that does not divide the width is an error naming the file to add.
   copy_folder(kDir, tmp.file("ir3"));
   save_json_file(tmp.file("ir3") + "/vision_config.json", Json{{"num_attention_heads", 5}});
-  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("ir3"), in_double()); }, "does not split into 5 heads"));
+  EXPECT_TRUE(throws_error_containing([&] { make_image_reward(tmp.file("ir3"), quiet_double_context()); }, "does not split into 5 heads"));
   // Inputs are checked as for every reward.
-  auto reward = make_image_reward(kDir, in_double());
-  EXPECT_TRUE(throws_error_containing([&] { reward->score(at::zeros({2, 3, 40, 48}, at::kDouble) * 255 + 255, kPrompts); },
+  auto reward = make_image_reward(kDir, quiet_double_context());
+  EXPECT_TRUE(throws_error_containing([&] { reward->score(at::zeros({2, 3, 40, 48}, at::kDouble) * 255 + 255, kImageRewardPrompts); },
                                       "imagereward:"));
 }
 

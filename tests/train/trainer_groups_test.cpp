@@ -71,7 +71,7 @@ class TwoGroupTask : public TrainTask {
   torch::nn::Linear generator_{nullptr}, critic_{nullptr}, ema_{nullptr};
 };
 
-TensorMap train(const std::string& root, bool resume, int64_t stop_at) {
+TensorMap train_two_groups(const std::string& root, bool resume, int64_t stop_at) {
   std::ostringstream quiet;
   Logger log(LogLevel::warn, quiet);
   TrainerConfig c;
@@ -88,9 +88,9 @@ TensorMap train(const std::string& root, bool resume, int64_t stop_at) {
 
 TEST(TrainerGroups, TwoOptimizersAndAnEmaResumeExactly) {
   TempDir tmp;
-  const TensorMap straight = train(tmp.file("straight"), false, 0);
-  train(tmp.file("split"), false, 5);
-  const TensorMap resumed = train(tmp.file("split"), true, 0);
+  const TensorMap straight = train_two_groups(tmp.file("straight"), false, 0);
+  train_two_groups(tmp.file("split"), false, 5);
+  const TensorMap resumed = train_two_groups(tmp.file("split"), true, 0);
   for (const auto& [name, t] : straight) EXPECT_TRUE(at::equal(t, resumed.at(name))) << name;
   const std::vector<nlohmann::json> a = read_metrics(tmp.file("straight/metrics.jsonl")), b = read_metrics(tmp.file("split/metrics.jsonl"));
   ASSERT_EQ(a.size(), 10u);
