@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "eval/metrics_plot.h"
 #include "io/atomic_file.h"
+#include "io/output_paths.h"
 
 namespace rewardgen::cli {
 
@@ -29,10 +30,14 @@ void add_plot_command(CLI::App& app, Context& context, Commands& commands) {
   commands.push_back({sub, [a, &context] {
                         if (!a->names.empty() && a->names.size() != a->runs.size())
                           throw Error(str("plot: ", a->names.size(), " --name for ", a->runs.size(), " runs"));
+                        std::vector<std::string> files;
+                        for (const std::filesystem::path run : a->runs)
+                          files.push_back(std::filesystem::is_directory(run) ? (run / "metrics.jsonl").string() : run.string());
+                        refuse_output_over_inputs(a->out, files);
                         std::vector<PlotSeries> series;
                         for (size_t i = 0; i < a->runs.size(); ++i) {
                           const std::filesystem::path run = a->runs[i];
-                          const std::string file = std::filesystem::is_directory(run) ? (run / "metrics.jsonl").string() : run.string();
+                          const std::string& file = files[i];
                           const std::string label = a->names.empty() ? (std::filesystem::is_directory(run) ? run.filename() : run.parent_path().filename()).string()
                                                                      : a->names[i];
                           PlotSeries s = read_metric_series(file, a->x, a->y, label);

@@ -325,15 +325,11 @@ MetricsWriter::Values DistarTask::generator_step(StepContext& context, const Gen
   }
   autocast.reset();
   const at::Tensor loss = reward_term.defined() ? divergence + reward_term : divergence;
-  // StepContext::backward guards the value it is given; here that is the surrogate ⟨x̂₀, ∂L/∂x̂₀⟩,
-  // so the loss itself is checked first.
-  const double loss_value = loss.item<double>();
-  if (!std::isfinite(loss_value)) throw NonFiniteError(str("the generator's loss is ", loss_value));
   const at::Tensor gradient = output_gradient(x0, divergence, reward_term, values);
   context.zero_grad();
-  context.backward((x0 * gradient).sum());
+  context.backward(loss, x0, gradient);
   context.optimizer_step("generator");
-  values.emplace_back("loss", loss_value);
+  values.emplace_back("loss", loss.item<double>());
   return values;
 }
 

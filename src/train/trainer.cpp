@@ -68,10 +68,21 @@ double learning_rate(const TrainerConfig& c, int64_t step) {
   return floor + 0.5 * (c.lr - floor) * (1 + std::cos(M_PI * progress));
 }
 
-void StepContext::backward(const at::Tensor& loss) {
+namespace {
+void check_finite_loss(const at::Tensor& loss) {
   const double value = loss.item<double>();
   if (!std::isfinite(value)) throw NonFiniteError(str("the loss is ", value));
+}
+}  // namespace
+
+void StepContext::backward(const at::Tensor& loss) {
+  check_finite_loss(loss);
   loss.backward();
+}
+
+void StepContext::backward(const at::Tensor& loss, const at::Tensor& output, const at::Tensor& output_gradient) {
+  check_finite_loss(loss);
+  output.backward(output_gradient);
 }
 
 void StepContext::average_gradients(Group& g) {

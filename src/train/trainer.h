@@ -101,6 +101,10 @@ class StepContext {
   // loss.backward() with the NaN guard; gradients accumulate until optimizer_step() (gradient accumulation
   // over PPO's timesteps, or two losses into two groups).
   void backward(const at::Tensor& loss);
+  // The same for a loss whose gradient at an intermediate `output` is already taken apart (DI*'s two
+  // terms at x̂₀): the guard on `loss`, then output.backward(output_gradient) through the rest of the
+  // graph, the parameters' gradient of `loss` by the chain rule.
+  void backward(const at::Tensor& loss, const at::Tensor& output, const at::Tensor& output_gradient);
   // Clip, NaN guard, optimizer step and zero grad for the group named `group`, or for every group
   // when `group` is empty. Returns that group's (or the first group's) norm before clipping.
   double optimizer_step(const std::string& group = "");

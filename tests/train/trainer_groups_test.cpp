@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/nn.h>
 
+#include <limits>
 #include <sstream>
 
 #include "core/log.h"
@@ -107,6 +108,24 @@ TEST(TrainerGroups, TwoOptimizersAndAnEmaResumeExactly) {
   EXPECT_TRUE(a[9].contains("eval/ema_norm"));
   // The EMA moved away from its start and differs from the trained weights.
   EXPECT_FALSE(at::equal(straight.at("ema/weight"), straight.at("generator/weight")));
+}
+
+// DI*'s backward: the loss's gradient at an intermediate output, sent on from there, gives the
+// parameters the gradient of loss.backward(); a non-finite loss stops before any gradient is made.
+TEST(TrainerGroups, BackwardFromAnOutputGradientIsTheLossGradientAndGuardsTheLoss) {
+  at::Generator rng = at::detail::createCPUGenerator(1);
+  StepContext context({}, rng, 0);
+  const at::Tensor p = at::tensor({0.5, -1.0, 2.0}, at::kDouble).requires_grad_(true);
+  const at::Tensor output = 3.0 * p;
+  const at::Tensor loss = output.pow(2).sum();
+  context.backward(loss, output, 2.0 * output.detach());  // ∂loss/∂output = 2·output
+  EXPECT_TRUE(at::allclose(p.grad(), 18.0 * p.detach(), 0, 1e-15)) << p.grad();
+
+  const at::Tensor q = at::tensor({1.0, 2.0}, at::kDouble).requires_grad_(true);
+  const at::Tensor q_output = 2.0 * q;
+  const at::Tensor nan_loss = q_output.sum() * std::numeric_limits<double>::quiet_NaN();
+  EXPECT_THROW(context.backward(nan_loss, q_output, at::ones_like(q_output)), NonFiniteError);
+  EXPECT_FALSE(q.grad().defined());
 }
 
 }  // namespace
