@@ -7,7 +7,7 @@
 #   score_a<α>, kl_a<α>   the score divergence (DI*) and the integral KL (DI*-KL) at reward scale α
 #   score_a<α>_c<c>       the pseudo-Huber c sweep at one α
 #   teacher_a<α>          DI* started from the teacher itself (DDIM x̂₀ at t*, no CFG) instead of the LCM
-# Usage: bench/distar/sweep.sh [--minutes M] [--out DIR] [--alphas 0,1,10,100] [--cs 0.1,1,10]
+# Usage: bench/distar/sweep.sh [--minutes M] [--out DIR] [--alphas 0,1,10,100] [--cs 10,100]
 #          [--c-alpha A] [--precision bf16|fp32|auto] [--only NAME[,NAME...]]
 # REWARDGEN_BIN=PATH runs another binary than build/rewardgen (a copy, so that builds may go on).
 set -euo pipefail
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 minutes=20
 out=runs/distar_sweep
 alphas=0,1,10,100
-cs=0.1,1,10
+cs=10,100  # with c = 1, the default, score_a<c-alpha> is the sweep's third point (docs/distar.md)
 c_alpha=10
 precision=bf16
 only=""
