@@ -5,8 +5,10 @@
 # start from different models), one table and a reward-vs-wall-clock plot
 # per reward. A benchmark, not a test: 2 runs x --minutes per reward on 2 cores, nothing else on
 # them. Re-running resumes and skips finished runs.
-# Usage: bench/rlcm/compare.sh --lcm DIR [--minutes M] [--rlcm-minutes M] [--out DIR]
+# Usage: bench/rlcm/compare.sh --lcm DIR [--minutes M] [--rlcm-minutes M] [--out DIR] [--window N]
 #          [--rewards world.jpeg,jpeg_incompressibility,world.compositional]
+# --window (default 5) is the number of logged rounds `rewardgen reach` averages for a final or
+# initial value: a round's reward is the mean of one batch, so a wider window is steadier.
 # --rlcm-minutes (default: --minutes) shortens RLCM's budget: the issue runs RLCM until it passes
 # DDPO's final reward or DDPO's budget ends; `rewardgen reach` says whether it passed, and a run
 # that did not can be resumed longer with a larger --rlcm-minutes after deleting its eval/ folder.
@@ -19,6 +21,7 @@ out=runs/rlcm_vs_ddpo
 lcm=models/world/lcm
 rewards=world.jpeg,jpeg_incompressibility,world.compositional
 precision=bf16
+window=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="$2"; shift 2 ;;
@@ -27,11 +30,13 @@ while [ $# -gt 0 ]; do
     --lcm) lcm="$2"; shift 2 ;;
     --rewards) rewards="$2"; shift 2 ;;
     --precision) precision="$2"; shift 2 ;;
+    --window) window="$2"; shift 2 ;;
     *) echo "compare.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 bin=${REWARDGEN_BIN:-build/rewardgen}
 rlcm_minutes=${rlcm_minutes:-$minutes}
+[[ "$window" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --window must be a whole number >= 1, got '$window'" >&2; exit 2; }
 [ -f "$lcm/model_index.json" ] || { echo "compare.sh: '$lcm' is not an LCM pipeline folder (--lcm)" >&2; exit 2; }
 mkdir -p "$out/configs"
 
@@ -56,9 +61,9 @@ for reward in "${reward_list[@]}"; do
   {
     echo "## $reward"
     echo
-    $bin reach "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward" --window 5
+    $bin reach "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward" --window "$window"
     echo
-    $bin reach "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward" --window 5 --gain
+    $bin reach "$out/ddpo_$reward" "$out/rlcm_$reward" --name DDPO --name RLCM --y "reward/$reward" --window "$window" --gain
     echo
     $bin compare "$out/ddpo_$reward/eval" "$out/rlcm_$reward/eval" --name "DDPO ($reward)" --name "RLCM ($reward)"
     echo
