@@ -1,5 +1,5 @@
-// rewardgen_bench: Google Benchmark figures for the foundation (GEMM peak, safetensors IO).
-// Later issues add model, sampler and reward benchmarks here. Run: build/bench/rewardgen_bench
+// rewardgen_bench: Google Benchmark figures for the foundation (GEMM peak, safetensors IO) and the
+// fused attention against the unfused one. Run: build/bench/rewardgen_bench [--benchmark_filter=attention]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
@@ -14,6 +14,8 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "io/safetensors.h"
+#include "models/attention.h"
+#include "models/attention_kernels.h"
 
 namespace {
 
@@ -46,6 +48,50 @@ void safetensors_round_trip(benchmark::State& state) {
   std::filesystem::remove(path);
 }
 
+// One multi-head attention on all cores, fp32: fused (models/attention_kernels.h) or unfused (bmm),
+// forward alone (no gradient) or forward + backward. Args: fused, backward, B, L, S, heads, d.
+void attention(benchmark::State& state) {
+  const bool fused = state.range(0) != 0, backward = state.range(1) != 0;
+  const int64_t B = state.range(2), L = state.range(3), S = state.range(4), heads = state.range(5), d = state.range(6);
+  at::set_num_threads(rewardgen::hardware_cores());
+  const at::Tensor q = at::randn({B, L, heads * d}).requires_grad_(backward), k = at::randn({B, S, heads * d}).requires_grad_(backward),
+                   v = at::randn({B, S, heads * d}).requires_grad_(backward);
+  const auto run = [&] {
+    return fused ? rewardgen::multi_head_attention(q, k, v, heads) : rewardgen::unfused_multi_head_attention(q, k, v, heads);
+  };
+  for (auto _ : state) {
+    if (backward) {
+      at::Tensor out = run();
+      out.backward(at::ones_like(out));
+      benchmark::DoNotOptimize(q.grad().data_ptr());
+    } else {
+      at::NoGradGuard no_grad;
+      benchmark::DoNotOptimize(run().data_ptr());
+    }
+  }
+  state.SetLabel(fused ? rewardgen::attention_kernels::instruction_set() : "bmm");
+}
+
+void register_attention_benchmarks() {
+  struct Shape {
+    const char* name;
+    int64_t B, L, S, heads, d;
+  };
+  // The world teacher's three shapes at batch 32 (bench/configs/unet_world_teacher.json) and SD1.5's
+  // self-attention at 512² (64×64 latents, head width 40) and at 16×16 (width 160), batch 2.
+  for (const Shape& s : {Shape{"world_16x16_self", 32, 256, 256, 4, 8}, Shape{"world_8x8_self", 32, 64, 64, 4, 16},
+                         Shape{"world_16x16_cross", 32, 256, 16, 4, 8}, Shape{"sd15_64x64_self", 2, 4096, 4096, 8, 40},
+                         Shape{"sd15_16x16_self", 2, 256, 256, 8, 160}})
+    for (int backward : {0, 1})
+      for (int fused : {0, 1})
+        benchmark::RegisterBenchmark(("attention/" + std::string(s.name) + (backward ? "/fwd+bwd/" : "/fwd/") +
+                                      (fused ? "fused" : "unfused"))
+                                         .c_str(),
+                                     attention)
+            ->Args({fused, backward, s.B, s.L, s.S, s.heads, s.d})
+            ->Unit(benchmark::kMillisecond);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,6 +109,7 @@ int main(int argc, char** argv) {
     if (cores == 1) break;
   }
   benchmark::RegisterBenchmark("safetensors_save_open_read_64MiB", safetensors_round_trip)->Unit(benchmark::kMillisecond);
+  register_attention_benchmarks();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

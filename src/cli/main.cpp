@@ -15,6 +15,7 @@
 #include "core/interrupt.h"
 #include "core/threads.h"
 #include "core/version.h"
+#include "models/attention_kernels.h"
 
 namespace {
 
@@ -22,7 +23,8 @@ std::string version_text() {
   return rewardgen::str("rewardgen ", rewardgen::kVersion, " (LibTorch ", TORCH_VERSION_MAJOR, ".",
                         TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH,
                         torch::cuda::is_available() ? ", CUDA available" : ", CPU only", ")\nBLAS: ",
-                        rewardgen::to_string(rewardgen::blas_info()));
+                        rewardgen::to_string(rewardgen::blas_info()),
+                        "\nfused attention kernels: ", rewardgen::attention_kernels::instruction_set());
 }
 
 int run(int argc, char** argv) {

@@ -1,15 +1,111 @@
 #include "models/attention.h"
 
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "models/attention_kernels.h"
 #include "models/flops.h"
 
 namespace rewardgen {
+namespace {
 
-at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                                const at::Tensor& mask, bool upcast_softmax) {
+namespace kernels = attention_kernels;
+
+// One head's rows inside [B, n, h·d]: head `head` = b·h + its index among the h.
+kernels::ConstRows head_rows(const at::Tensor& t, int64_t head, int64_t heads) {
+  const int64_t n = t.size(1), D = t.size(2), d = D / heads;
+  return {t.data_ptr<float>() + (head / heads) * n * D + (head % heads) * d, D};
+}
+kernels::Rows head_rows(at::Tensor& t, int64_t head, int64_t heads) {
+  const int64_t n = t.size(1), D = t.size(2), d = D / heads;
+  return {t.data_ptr<float>() + (head / heads) * n * D + (head % heads) * d, D};
+}
+
+kernels::HeadShape head_shape(const at::Tensor& q, const at::Tensor& k, int64_t heads) {
+  const int64_t d = q.size(2) / heads;
+  return {q.size(1), k.size(1), d, static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)))};
+}
+
+// The fused kernels' forward on contiguous fp32 CPU tensors: out [B, L, h·d] and the per-row
+// log-sum-exp [B·h, L] the backward recomputes the probabilities from. Heads are spread over the
+// threads; with fewer heads than twice the threads, each head's rows are split as well.
+std::pair<at::Tensor, at::Tensor> fused_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                int64_t heads) {
+  const kernels::HeadShape shape = head_shape(q, k, heads);
+  const int64_t head_count = q.size(0) * heads, L = shape.L;
+  at::Tensor out = at::empty_like(q), lse = at::empty({head_count, L}, q.options());
+  const int64_t splits = std::min<int64_t>(std::max<int64_t>(1, 2 * at::get_num_threads() / head_count), (L + 3) / 4);
+  const int64_t rows = (L + splits - 1) / splits;
+  at::parallel_for(0, head_count * splits, 1, [&](int64_t begin, int64_t end) {
+    kernels::Workspace workspace;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t head = item / splits, first = (item % splits) * rows, last = std::min(L, first + rows);
+      if (first >= last) continue;
+      kernels::forward(shape, head_rows(q, head, heads), head_rows(k, head, heads), head_rows(v, head, heads), first,
+                       last, head_rows(out, head, heads), lse.data_ptr<float>() + head * L, workspace);
+    }
+  });
+  return {out, lse};
+}
+
+// dq, dk, dv of fused_forward from d_out [B, L, h·d]; one head per work item (its dk and dv sum
+// over all its rows).
+std::vector<at::Tensor> fused_backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                       const at::Tensor& out, const at::Tensor& lse, const at::Tensor& d_out,
+                                       int64_t heads) {
+  const kernels::HeadShape shape = head_shape(q, k, heads);
+  at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+  at::parallel_for(0, q.size(0) * heads, 1, [&](int64_t begin, int64_t end) {
+    kernels::Workspace workspace;
+    for (int64_t head = begin; head < end; ++head)
+      kernels::backward(shape, head_rows(q, head, heads), head_rows(k, head, heads), head_rows(v, head, heads),
+                        head_rows(out, head, heads), head_rows(d_out, head, heads),
+                        lse.data_ptr<float>() + head * shape.L, head_rows(dq, head, heads), head_rows(dk, head, heads),
+                        head_rows(dv, head, heads), workspace);
+  });
+  return {dq, dk, dv};
+}
+
+// The fused attention as an autograd function: saves q, k, v, the output and the row log-sum-exps,
+// not the [L, S] probabilities. First-order only: its backward is not itself differentiable (no
+// method differentiates a gradient through the UNet).
+struct FusedAttention : public torch::autograd::Function<FusedAttention> {
+  static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, int64_t heads) {
+    auto [out, lse] = fused_forward(q, k, v, heads);
+    context->save_for_backward({q, k, v, out});
+    context->saved_data["lse"] = lse;
+    context->saved_data["heads"] = heads;
+    return out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = context->get_saved_variables();
+    std::vector<at::Tensor> d = fused_backward(saved[0], saved[1], saved[2], saved[3],
+                                               context->saved_data["lse"].toTensor(), grads[0].contiguous(),
+                                               context->saved_data["heads"].toInt());
+    return {d[0], d[1], d[2], at::Tensor()};
+  }
+};
+
+// The fused kernels take CPU tensors without a mask, in fp32, or in bf16 computed in fp32 (the
+// model's bf16 weights or autocast); anything else (CUDA, CLIP's causal mask) runs the unfused path.
+bool fusable(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
+  for (const at::Tensor* t : {&q, &k, &v}) {
+    const bool dtype = t->scalar_type() == at::kFloat || t->scalar_type() == at::kBFloat16;
+    if (!t->device().is_cpu() || !dtype || t->dim() != 3) return false;
+  }
+  return !mask.defined() && q.numel() > 0 && k.numel() > 0;
+}
+
+}  // namespace
+
+at::Tensor unfused_multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
+                                        const at::Tensor& mask, bool upcast_softmax) {
   const int64_t B = q.size(0), L = q.size(1), S = k.size(1), D = q.size(2), d = D / heads;
   auto split = [&](const at::Tensor& t, int64_t n) {  // [B, n, h·d] -> [B·h, n, d]
     return t.reshape({B, n, heads, d}).transpose(1, 2).reshape({B * heads, n, d});
@@ -47,6 +143,17 @@ at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const 
   }
   const at::Tensor out = groups.size() == 1 ? groups[0] : at::cat(groups, 0);              // [B·h, L, d]
   return out.view({B, heads, L, d}).transpose(1, 2).reshape({B, L, D});                  // [B, L, h·d]
+}
+
+at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
+                                const at::Tensor& mask, bool upcast_softmax) {
+  if (!fusable(q, k, v, mask)) return unfused_multi_head_attention(q, k, v, heads, mask, upcast_softmax);
+  count_flops(2.0 * 2.0 * static_cast<double>(q.size(0) * q.size(1) * k.size(1) * q.size(2)));
+  const at::Tensor qc = q.to(at::kFloat).contiguous(), kc = k.to(at::kFloat).contiguous(),
+                   vc = v.to(at::kFloat).contiguous();
+  const bool needs_grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  const at::Tensor out = needs_grad ? FusedAttention::apply(qc, kc, vc, heads) : fused_forward(qc, kc, vc, heads).first;
+  return out.to(q.scalar_type());
 }
 
 Attention::Attention(const AttentionOptions& a, const ModelOptions& o) : config(a) {

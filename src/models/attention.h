@@ -9,12 +9,18 @@
 
 namespace rewardgen {
 
-// softmax(q kᵀ / √d + mask) v over `heads` heads, batched over heads in cache-sized groups.
+// softmax(q kᵀ / √d + mask) v over `heads` heads.
 // q [B, L, h·d], k and v [B, S, h·d], mask broadcastable to [B, h, L, S] (additive) or undefined.
-// Scores use bmm on the pre-scaled q, never baddbmm(beta=0): on LibTorch 1.13 CPU that reads its
-// uninitialised output for small shapes (docs/models.md). `upcast_softmax` computes softmax in fp32.
+// fp32 on the CPU without a mask runs the fused kernels (models/attention_kernels.h, with their own
+// backward); anything else the unfused computation below. `upcast_softmax` computes softmax in fp32.
 at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                 const at::Tensor& mask = {}, bool upcast_softmax = false);
+
+// The same with ATen ops, batched over heads in cache-sized groups: scores by bmm on the pre-scaled
+// q, never baddbmm(beta=0), which on LibTorch 1.13 CPU reads its uninitialised output for small
+// shapes (docs/models.md). Public so that tests and benchmarks compare the two.
+at::Tensor unfused_multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
+                                        const at::Tensor& mask = {}, bool upcast_softmax = false);
 
 struct AttentionOptions {
   int64_t query_dim = 0, heads = 8, dim_head = 64;

@@ -1,7 +1,9 @@
 #include "models/attention.h"
 
 #include <gtest/gtest.h>
+#include <torch/autograd.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -24,11 +26,84 @@ TEST(Attention, BatchedHeadsMatchThePerHeadDefinitionIncludingTinyShapes) {
   // Tiny shapes included on purpose: LibTorch 1.13's baddbmm(beta=0) returns garbage for some (docs/models.md).
   for (auto [B, L, S, heads, d] : std::vector<std::array<int64_t, 5>>{{1, 1, 1, 1, 1}, {2, 1, 3, 1, 4}, {1, 4, 4, 1, 4},
                                                                       {3, 5, 7, 2, 3}, {2, 16, 9, 8, 8},
-                                                                      {1, 600, 1100, 2, 4}}) {  // blocked queries
+                                                                      {1, 600, 1100, 2, 4},  // blocked queries
+                                                                      {4, 256, 256, 4, 8},   // the world UNet's 16x16
+                                                                      {2, 77, 16, 2, 40}, {1, 13, 300, 1, 160}}) {
     const at::Tensor q = at::randn({B, L, heads * d}), k = at::randn({B, S, heads * d}), v = at::randn({B, S, heads * d});
     const at::Tensor fast = multi_head_attention(q, k, v, heads);
     EXPECT_TRUE(at::allclose(fast, attention_per_head(q, k, v, heads), 1e-5, 1e-6)) << B << L << S << heads << d;
     EXPECT_TRUE(at::allclose(multi_head_attention(q, k, v, heads, {}, true), fast, 1e-5, 1e-6));
+  }
+}
+
+TEST(Attention, FusedGradientsEqualTheDefinitionsInDoublePrecision) {
+  // fp32 CPU attention without a mask runs the fused kernels (attention_kernels.h) and their own
+  // backward; its gradients must be autograd's through softmax(q kᵀ/√d) v computed in double.
+  // Shapes: odd widths (padding of d and S to the vector width), one query row, fewer heads than
+  // threads (rows split), the world's 256 tokens, SD-like widths 40 and 160.
+  at::manual_seed(4);
+  for (auto [B, L, S, heads, d] : std::vector<std::array<int64_t, 5>>{{1, 1, 1, 1, 1}, {2, 5, 7, 3, 3}, {1, 37, 9, 1, 8},
+                                                                      {3, 256, 256, 2, 8}, {2, 77, 16, 2, 40},
+                                                                      {1, 13, 300, 1, 160}}) {
+    const at::Tensor q = at::randn({B, L, heads * d}).requires_grad_(), k = at::randn({B, S, heads * d}).requires_grad_(),
+                     v = at::randn({B, S, heads * d}).requires_grad_();
+    const at::Tensor d_out = at::randn({B, L, heads * d});
+    const at::Tensor out = multi_head_attention(q, k, v, heads);
+    const auto grads = torch::autograd::grad({out}, {q, k, v}, {d_out});
+    const at::Tensor qd = q.detach().to(at::kDouble).requires_grad_(), kd = k.detach().to(at::kDouble).requires_grad_(),
+                     vd = v.detach().to(at::kDouble).requires_grad_();
+    const at::Tensor expected = attention_per_head(qd, kd, vd, heads);
+    const auto expected_grads = torch::autograd::grad({expected}, {qd, kd, vd}, {d_out.to(at::kDouble)});
+    EXPECT_TRUE(at::allclose(out.to(at::kDouble), expected, 1e-5, 1e-6)) << B << " " << L << " " << S << " " << d;
+    for (int i = 0; i < 3; ++i)
+      EXPECT_TRUE(at::allclose(grads[i].to(at::kDouble), expected_grads[i], 1e-4, 1e-5))
+          << "gradient " << i << " at " << B << " " << L << " " << S << " " << heads << " " << d << ": max diff "
+          << (grads[i].to(at::kDouble) - expected_grads[i]).abs().max().item<double>();
+  }
+}
+
+TEST(Attention, FusedResultsDoNotDependOnTheThreadCount) {
+  // Heads are spread over the threads and, with fewer heads than twice the threads, each head's
+  // rows too; every row's arithmetic is the same wherever it runs, so the results are bitwise equal.
+  at::manual_seed(6);
+  const int previous = at::get_num_threads();
+  const at::Tensor q = at::randn({1, 45, 16}).requires_grad_(), k = at::randn({1, 19, 16}).requires_grad_(),
+                   v = at::randn({1, 19, 16}).requires_grad_();
+  std::vector<std::vector<at::Tensor>> results;
+  for (int threads : {1, 2, 5}) {
+    at::set_num_threads(threads);
+    const at::Tensor out = multi_head_attention(q, k, v, 2);
+    std::vector<at::Tensor> r = torch::autograd::grad({out}, {q, k, v}, {at::ones_like(out)});
+    r.push_back(out.detach());
+    results.push_back(r);
+  }
+  at::set_num_threads(previous);
+  for (size_t run = 1; run < results.size(); ++run)
+    for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(at::equal(results[run][i], results[0][i])) << "run " << run << " tensor " << i;
+}
+
+TEST(Attention, FusedGradientMatchesFiniteDifferences) {
+  // A directional finite difference in double of the definition against the fused gradient's
+  // inner product with the same direction: catches a wrong formula that a shared mistake in the
+  // reference could hide.
+  at::manual_seed(5);
+  const int64_t B = 2, L = 6, S = 5, heads = 2, d = 3;
+  const at::Tensor q = at::randn({B, L, heads * d}).requires_grad_(), k = at::randn({B, S, heads * d}).requires_grad_(),
+                   v = at::randn({B, S, heads * d}).requires_grad_();
+  const at::Tensor weight = at::randn({B, L, heads * d});
+  const auto grads = torch::autograd::grad({(multi_head_attention(q, k, v, heads) * weight).sum()}, {q, k, v});
+  const double eps = 1e-6;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<at::Tensor> x{q.detach().to(at::kDouble), k.detach().to(at::kDouble), v.detach().to(at::kDouble)};
+    const at::Tensor direction = at::randn(x[i].sizes(), x[i].options());
+    auto loss = [&](double step) {
+      std::vector<at::Tensor> y = x;
+      y[i] = x[i] + step * direction;
+      return (attention_per_head(y[0], y[1], y[2], heads) * weight.to(at::kDouble)).sum().item<double>();
+    };
+    const double numeric = (loss(eps) - loss(-eps)) / (2 * eps);
+    const double analytic = (grads[i].to(at::kDouble) * direction).sum().item<double>();
+    EXPECT_NEAR(analytic, numeric, 1e-4 * std::max(1.0, std::abs(numeric))) << "input " << i;
   }
 }
 

@@ -1,0 +1,71 @@
+#include "models/attention_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace rewardgen::attention_kernels {
+
+namespace generic {
+#include "models/attention_kernels.inc"
+}  // namespace generic
+
+// The x86 copies (attention_kernels_avx2.cpp, attention_kernels_avx512.cpp), compiled with their flags.
+#define RG_DECLARE_KERNELS(isa)                                                                                   \
+  namespace isa {                                                                                                 \
+  void forward(const HeadShape&, ConstRows, ConstRows, ConstRows, int64_t, int64_t, Rows, float*, Workspace&);    \
+  void backward(const HeadShape&, ConstRows, ConstRows, ConstRows, ConstRows, ConstRows, const float*, Rows, Rows, \
+                Rows, Workspace&);                                                                                \
+  }
+#if defined(REWARDGEN_ATTENTION_X86)
+RG_DECLARE_KERNELS(avx2)
+RG_DECLARE_KERNELS(avx512)
+#endif
+#undef RG_DECLARE_KERNELS
+
+namespace {
+enum class Isa { generic, avx2, avx512 };
+
+Isa best_isa() {
+#if defined(REWARDGEN_ATTENTION_X86)
+  static const Isa isa = __builtin_cpu_supports("avx512f")                                   ? Isa::avx512
+                         : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::avx2
+                                                                                            : Isa::generic;
+  return isa;
+#else
+  return Isa::generic;
+#endif
+}
+}  // namespace
+
+void forward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, int64_t row_begin, int64_t row_end,
+             Rows out, float* lse, Workspace& workspace) {
+  switch (best_isa()) {
+#if defined(REWARDGEN_ATTENTION_X86)
+    case Isa::avx512: return avx512::forward(shape, q, k, v, row_begin, row_end, out, lse, workspace);
+    case Isa::avx2: return avx2::forward(shape, q, k, v, row_begin, row_end, out, lse, workspace);
+#endif
+    default: return generic::forward(shape, q, k, v, row_begin, row_end, out, lse, workspace);
+  }
+}
+
+void backward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, ConstRows out, ConstRows d_out,
+              const float* lse, Rows dq, Rows dk, Rows dv, Workspace& workspace) {
+  switch (best_isa()) {
+#if defined(REWARDGEN_ATTENTION_X86)
+    case Isa::avx512: return avx512::backward(shape, q, k, v, out, d_out, lse, dq, dk, dv, workspace);
+    case Isa::avx2: return avx2::backward(shape, q, k, v, out, d_out, lse, dq, dk, dv, workspace);
+#endif
+    default: return generic::backward(shape, q, k, v, out, d_out, lse, dq, dk, dv, workspace);
+  }
+}
+
+const char* instruction_set() {
+  switch (best_isa()) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2+fma";
+    default: return "generic";
+  }
+}
+
+}  // namespace rewardgen::attention_kernels
