@@ -49,13 +49,15 @@ void safetensors_round_trip(benchmark::State& state) {
 }
 
 // One multi-head attention on all cores, fp32: fused (models/attention_kernels.h) or unfused (bmm),
-// forward alone (no gradient) or forward + backward. Args: fused, backward, B, L, S, heads, d.
+// forward alone (no gradient) or forward + backward, on fp32 or bf16 tensors.
+// Args: fused, backward, bf16, B, L, S, heads, d.
 void attention(benchmark::State& state) {
   const bool fused = state.range(0) != 0, backward = state.range(1) != 0;
-  const int64_t B = state.range(2), L = state.range(3), S = state.range(4), heads = state.range(5), d = state.range(6);
+  const at::ScalarType dtype = state.range(2) != 0 ? at::kBFloat16 : at::kFloat;
+  const int64_t B = state.range(3), L = state.range(4), S = state.range(5), heads = state.range(6), d = state.range(7);
   at::set_num_threads(rewardgen::hardware_cores());
-  const at::Tensor q = at::randn({B, L, heads * d}).requires_grad_(backward), k = at::randn({B, S, heads * d}).requires_grad_(backward),
-                   v = at::randn({B, S, heads * d}).requires_grad_(backward);
+  const auto input = [&](int64_t n) { return at::randn({B, n, heads * d}).to(dtype).requires_grad_(backward); };
+  const at::Tensor q = input(L), k = input(S), v = input(S);
   const auto run = [&] {
     return fused ? rewardgen::multi_head_attention(q, k, v, heads) : rewardgen::unfused_multi_head_attention(q, k, v, heads);
   };
@@ -82,14 +84,15 @@ void register_attention_benchmarks() {
   for (const Shape& s : {Shape{"world_16x16_self", 32, 256, 256, 4, 8}, Shape{"world_8x8_self", 32, 64, 64, 4, 16},
                          Shape{"world_16x16_cross", 32, 256, 16, 4, 8}, Shape{"sd15_64x64_self", 2, 4096, 4096, 8, 40},
                          Shape{"sd15_16x16_self", 2, 256, 256, 8, 160}})
-    for (int backward : {0, 1})
-      for (int fused : {0, 1})
-        benchmark::RegisterBenchmark(("attention/" + std::string(s.name) + (backward ? "/fwd+bwd/" : "/fwd/") +
-                                      (fused ? "fused" : "unfused"))
-                                         .c_str(),
-                                     attention)
-            ->Args({fused, backward, s.B, s.L, s.S, s.heads, s.d})
-            ->Unit(benchmark::kMillisecond);
+    for (int bf16 : {0, 1})
+      for (int backward : {0, 1})
+        for (int fused : {0, 1})
+          benchmark::RegisterBenchmark(("attention/" + std::string(s.name) + (bf16 ? "/bf16" : "/fp32") +
+                                        (backward ? "/fwd+bwd/" : "/fwd/") + (fused ? "fused" : "unfused"))
+                                           .c_str(),
+                                       attention)
+              ->Args({fused, backward, bf16, s.B, s.L, s.S, s.heads, s.d})
+              ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace

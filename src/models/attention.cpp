@@ -92,12 +92,16 @@ struct FusedAttention : public torch::autograd::Function<FusedAttention> {
   }
 };
 
-// The fused kernels take CPU tensors without a mask, in fp32, or in bf16 computed in fp32 (the
-// model's bf16 weights or autocast); anything else (CUDA, CLIP's causal mask) runs the unfused path.
-bool fusable(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
+// The fused kernels take CPU tensors without a mask, in fp32, or in bf16 (the model's bf16 weights
+// or autocast) with heads of width ≤ 16, computed in fp32; anything else (CUDA, CLIP's causal mask,
+// wider bf16 heads) runs the unfused path. Measured (`rewardgen_bench --benchmark_filter=attention`,
+// docs/performance.md): fp32 fused is faster at every shape we run; in bf16, oneDNN's bf16 matmuls
+// of the unfused path beat our fp32 arithmetic from head width 40 on (SD), not at 8 and 16 (world).
+bool fusable(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, int64_t heads) {
   for (const at::Tensor* t : {&q, &k, &v}) {
-    const bool dtype = t->scalar_type() == at::kFloat || t->scalar_type() == at::kBFloat16;
-    if (!t->device().is_cpu() || !dtype || t->dim() != 3) return false;
+    const bool fp32 = t->scalar_type() == at::kFloat;
+    const bool narrow_bf16 = t->scalar_type() == at::kBFloat16 && t->dim() == 3 && t->size(2) / heads <= 16;
+    if (!t->device().is_cpu() || !(fp32 || narrow_bf16) || t->dim() != 3) return false;
   }
   return !mask.defined() && q.numel() > 0 && k.numel() > 0;
 }
@@ -147,7 +151,7 @@ at::Tensor unfused_multi_head_attention(const at::Tensor& q, const at::Tensor& k
 
 at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                 const at::Tensor& mask, bool upcast_softmax) {
-  if (!fusable(q, k, v, mask)) return unfused_multi_head_attention(q, k, v, heads, mask, upcast_softmax);
+  if (!fusable(q, k, v, mask, heads)) return unfused_multi_head_attention(q, k, v, heads, mask, upcast_softmax);
   count_flops(2.0 * 2.0 * static_cast<double>(q.size(0) * q.size(1) * k.size(1) * q.size(2)));
   const at::Tensor qc = q.to(at::kFloat).contiguous(), kc = k.to(at::kFloat).contiguous(),
                    vc = v.to(at::kFloat).contiguous();

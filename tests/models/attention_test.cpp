@@ -82,6 +82,30 @@ TEST(Attention, FusedResultsDoNotDependOnTheThreadCount) {
     for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(at::equal(results[run][i], results[0][i])) << "run " << run << " tensor " << i;
 }
 
+TEST(Attention, Bf16InputsGiveBf16OutputsAndGradientsCloseToFp32) {
+  // bf16 heads of width 8 run the fused kernels in fp32 (converted in and out), width 40 the unfused
+  // bf16 path; both must return bf16 and agree with the fp32 definition to bf16's precision.
+  at::manual_seed(7);
+  for (int64_t d : {8, 40}) {
+    const int64_t B = 2, L = 20, S = 12, heads = 2;
+    const at::Tensor q32 = at::randn({B, L, heads * d}), k32 = at::randn({B, S, heads * d}), v32 = at::randn({B, S, heads * d});
+    const at::Tensor q = q32.to(at::kBFloat16).requires_grad_(), k = k32.to(at::kBFloat16).requires_grad_(),
+                     v = v32.to(at::kBFloat16).requires_grad_();
+    const at::Tensor out = multi_head_attention(q, k, v, heads);
+    ASSERT_EQ(out.scalar_type(), at::kBFloat16);
+    const auto grads = torch::autograd::grad({out.to(at::kFloat).sum()}, {q, k, v});
+    const at::Tensor qf = q.detach().to(at::kFloat).requires_grad_(), kf = k.detach().to(at::kFloat).requires_grad_(),
+                     vf = v.detach().to(at::kFloat).requires_grad_();
+    const at::Tensor expected = attention_per_head(qf, kf, vf, heads);
+    const auto expected_grads = torch::autograd::grad({expected.sum()}, {qf, kf, vf});
+    EXPECT_TRUE(at::allclose(out.to(at::kFloat), expected, 2e-2, 2e-2)) << "d " << d;
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(grads[i].scalar_type(), at::kBFloat16);
+      EXPECT_TRUE(at::allclose(grads[i].to(at::kFloat), expected_grads[i], 5e-2, 5e-2)) << "d " << d << " gradient " << i;
+    }
+  }
+}
+
 TEST(Attention, FusedGradientMatchesFiniteDifferences) {
   // A directional finite difference in double of the definition against the fused gradient's
   // inner product with the same direction: catches a wrong formula that a shared mistake in the
