@@ -48,7 +48,8 @@ void safetensors_round_trip(benchmark::State& state) {
   std::filesystem::remove(path);
 }
 
-// One multi-head attention on all cores, fp32: fused (models/attention_kernels.h) or unfused (bmm),
+// One multi-head attention on all cores: multi_head_attention (the fused kernels of
+// models/attention_kernels.h where it takes them, see attention.cpp) or the unfused one (bmm),
 // forward alone (no gradient) or forward + backward, on fp32 or bf16 tensors.
 // Args: fused, backward, bf16, B, L, S, heads, d.
 void attention(benchmark::State& state) {
@@ -71,7 +72,8 @@ void attention(benchmark::State& state) {
       benchmark::DoNotOptimize(run().data_ptr());
     }
   }
-  state.SetLabel(fused ? rewardgen::attention_kernels::instruction_set() : "bmm");
+  state.SetLabel(fused ? std::string("fused kernels where taken: ") + rewardgen::attention_kernels::instruction_set()
+                       : std::string("bmm"));
 }
 
 void register_attention_benchmarks() {

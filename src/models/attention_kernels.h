@@ -34,6 +34,7 @@ struct HeadShape {
 // Scratch a thread reuses from head to head (packed keys and values, score rows).
 struct Workspace {
   std::vector<float> keys_t, values, keys, d_keys, d_values, rows_a, rows_b, scores, d_scores, block;
+  std::vector<float> acc, row_max, row_sum;  // the forward's online softmax over key tiles
 };
 
 // out_i = Σ_j softmax_j(scale·q_i·k_j) v_j and lse_i = log Σ_j exp(scale·q_i·k_j) for the query
