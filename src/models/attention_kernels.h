@@ -7,8 +7,9 @@
 // the forward (docs/performance.md). Here a block of 4 query rows goes through scores, softmax and
 // the weighted sum of values while its 4 score rows stay in L1, and the backward recomputes the
 // probabilities from the forward's per-row log-sum-exp instead of storing them: FlashAttention's
-// scheme (Dao et al. 2022, Alg. 1-2 and 4), without its online softmax since one head's keys and
-// values fit in cache at the sizes we run.
+// scheme (Dao et al. 2022, Alg. 1 and 4). Beyond 256 keys the forward reads keys and values in
+// tiles with an online softmax, as FlashAttention does; the backward streams a head's keys per
+// row block (docs/performance.md, "Open directions").
 //
 // Letters: L query rows, S key rows, d head width, `scale` multiplies q·k (1/√d).
 #include <cstdint>
