@@ -12,6 +12,6 @@ int main(int argc, char** argv) {
   rewardgen::tune_allocator();  // large temporaries from the heap, not mmap (core/allocator.h)
   rewardgen::report_blas_core_choice(rewardgen::Logger());
   rewardgen::report_libstdcxx_preload(rewardgen::Logger());
-  testing::InitGoogleTest(&argc, argv);
+  ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

@@ -24,9 +24,6 @@ RG_DECLARE_KERNELS(avx512)
 #endif
 #undef RG_DECLARE_KERNELS
 
-namespace {
-enum class Isa { generic, avx2, avx512 };
-
 Isa best_isa() {
 #if defined(REWARDGEN_ATTENTION_X86)
   static const Isa isa = __builtin_cpu_supports("avx512f")                                   ? Isa::avx512
@@ -37,11 +34,17 @@ Isa best_isa() {
   return Isa::generic;
 #endif
 }
-}  // namespace
+
+std::vector<Isa> runnable_isas() {
+  std::vector<Isa> isas{Isa::generic};
+  if (best_isa() == Isa::avx2 || best_isa() == Isa::avx512) isas.push_back(Isa::avx2);
+  if (best_isa() == Isa::avx512) isas.push_back(Isa::avx512);
+  return isas;
+}
 
 void forward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, int64_t row_begin, int64_t row_end,
-             Rows out, float* lse, Workspace& workspace) {
-  switch (best_isa()) {
+             Rows out, float* lse, Workspace& workspace, Isa isa) {
+  switch (isa) {
 #if defined(REWARDGEN_ATTENTION_X86)
     case Isa::avx512: return avx512::forward(shape, q, k, v, row_begin, row_end, out, lse, workspace);
     case Isa::avx2: return avx2::forward(shape, q, k, v, row_begin, row_end, out, lse, workspace);
@@ -51,8 +54,8 @@ void forward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, int6
 }
 
 void backward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, ConstRows out, ConstRows d_out,
-              const float* lse, Rows dq, Rows dk, Rows dv, Workspace& workspace) {
-  switch (best_isa()) {
+              const float* lse, Rows dq, Rows dk, Rows dv, Workspace& workspace, Isa isa) {
+  switch (isa) {
 #if defined(REWARDGEN_ATTENTION_X86)
     case Isa::avx512: return avx512::backward(shape, q, k, v, out, d_out, lse, dq, dk, dv, workspace);
     case Isa::avx2: return avx2::backward(shape, q, k, v, out, d_out, lse, dq, dk, dv, workspace);
@@ -61,12 +64,14 @@ void backward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, Con
   }
 }
 
-const char* instruction_set() {
-  switch (best_isa()) {
+const char* name(Isa isa) {
+  switch (isa) {
     case Isa::avx512: return "avx512";
     case Isa::avx2: return "avx2+fma";
     default: return "generic";
   }
 }
+
+const char* instruction_set() { return name(best_isa()); }
 
 }  // namespace rewardgen::attention_kernels

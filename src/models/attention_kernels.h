@@ -38,16 +38,22 @@ struct Workspace {
   std::vector<float> acc, row_max, row_sum;  // the forward's online softmax over key tiles
 };
 
+// The copies of the kernels: portable, AVX2 + FMA, AVX-512 (the x86 ones only where built).
+enum class Isa { generic, avx2, avx512 };
+Isa best_isa();                  // the fastest this CPU runs
+std::vector<Isa> runnable_isas();  // every copy this build has and this CPU runs (tests compare them)
+const char* name(Isa isa);       // "generic", "avx2+fma", "avx512"
+
 // out_i = Σ_j softmax_j(scale·q_i·k_j) v_j and lse_i = log Σ_j exp(scale·q_i·k_j) for the query
 // rows i in [row_begin, row_end); `out` and `lse` are indexed by i (row 0 = the head's first row).
 void forward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, int64_t row_begin, int64_t row_end,
-             Rows out, float* lse, Workspace& workspace);
+             Rows out, float* lse, Workspace& workspace, Isa isa = best_isa());
 
 // dq, dk, dv of the head from d_out, given the forward's out and lse (every row of the head).
 void backward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, ConstRows out, ConstRows d_out,
-              const float* lse, Rows dq, Rows dk, Rows dv, Workspace& workspace);
+              const float* lse, Rows dq, Rows dk, Rows dv, Workspace& workspace, Isa isa = best_isa());
 
-// The instruction set the kernels run with on this CPU: "avx512", "avx2+fma" or "generic".
+// The name of best_isa(), as `rewardgen --version` prints it.
 const char* instruction_set();
 
 }  // namespace rewardgen::attention_kernels
