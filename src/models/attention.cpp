@@ -15,12 +15,9 @@ namespace {
 
 namespace kernels = attention_kernels;
 
-// One head's rows inside [B, n, h·d]: head `head` = b·h + its index among the h.
-kernels::ConstRows head_rows(const at::Tensor& t, int64_t head, int64_t heads) {
-  const int64_t n = t.size(1), D = t.size(2), d = D / heads;
-  return {t.data_ptr<float>() + (head / heads) * n * D + (head % heads) * d, D};
-}
-kernels::Rows head_rows(at::Tensor& t, int64_t head, int64_t heads) {
+// One head's rows inside [B, n, h·d]: head `head` = b·h + its index among the h (read-only where
+// the kernels take ConstRows).
+kernels::Rows head_rows(const at::Tensor& t, int64_t head, int64_t heads) {
   const int64_t n = t.size(1), D = t.size(2), d = D / heads;
   return {t.data_ptr<float>() + (head / heads) * n * D + (head % heads) * d, D};
 }
@@ -99,9 +96,10 @@ struct FusedAttention : public torch::autograd::Function<FusedAttention> {
 // of the unfused path beat our fp32 arithmetic from head width 40 on (SD), not at 8 and 16 (world).
 bool fusable(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, int64_t heads) {
   for (const at::Tensor* t : {&q, &k, &v}) {
+    if (!t->device().is_cpu() || t->dim() != 3) return false;
     const bool fp32 = t->scalar_type() == at::kFloat;
-    const bool narrow_bf16 = t->scalar_type() == at::kBFloat16 && t->dim() == 3 && t->size(2) / heads <= 16;
-    if (!t->device().is_cpu() || !(fp32 || narrow_bf16) || t->dim() != 3) return false;
+    const bool narrow_bf16 = t->scalar_type() == at::kBFloat16 && t->size(2) / heads <= 16;
+    if (!fp32 && !narrow_bf16) return false;
   }
   return !mask.defined() && q.numel() > 0 && k.numel() > 0;
 }

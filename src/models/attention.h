@@ -12,7 +12,8 @@ namespace rewardgen {
 // softmax(q kᵀ / √d + mask) v over `heads` heads.
 // q [B, L, h·d], k and v [B, S, h·d], mask broadcastable to [B, h, L, S] (additive) or undefined.
 // On the CPU without a mask, fp32 (and bf16 with heads of width ≤ 16) runs the fused kernels
-// (models/attention_kernels.h, with their own backward); anything else the unfused computation below. `upcast_softmax` computes softmax in fp32.
+// (models/attention_kernels.h, with their own backward); anything else the unfused computation
+// below. `upcast_softmax` computes softmax in fp32.
 at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                 const at::Tensor& mask = {}, bool upcast_softmax = false);
 

@@ -25,6 +25,7 @@ struct ConstRows {
 struct Rows {
   float* data;
   int64_t stride;
+  operator ConstRows() const { return {data, stride}; }
 };
 
 struct HeadShape {
