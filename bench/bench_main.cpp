@@ -3,10 +3,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
+#include <torch/autograd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <thread>
+#include <tuple>
 
 #include "core/allocator.h"
 #include "core/blas.h"
@@ -64,15 +66,14 @@ void attention(benchmark::State& state) {
   };
   for (auto _ : state) {
     if (backward) {
-      at::Tensor out = run();
-      out.backward(at::ones_like(out));
-      benchmark::DoNotOptimize(q.grad().data_ptr());
+      const at::Tensor out = run();
+      benchmark::DoNotOptimize(torch::autograd::grad({out}, {q, k, v}, {at::ones_like(out)})[0].data_ptr());
     } else {
       at::NoGradGuard no_grad;
       benchmark::DoNotOptimize(run().data_ptr());
     }
   }
-  state.SetLabel(fused ? std::string("fused kernels where taken: ") + rewardgen::attention_kernels::instruction_set()
+  state.SetLabel(fused ? std::string("fused kernels where taken: ") + rewardgen::cpu_kernels::instruction_set()
                        : std::string("bmm"));
 }
 
@@ -97,6 +98,42 @@ void register_attention_benchmarks() {
               ->Unit(benchmark::kMillisecond);
 }
 
+// The feed-forward's GEGLU on [B, L, 2F]: geglu (the fused kernels of models/geglu_kernels.h) or
+// unfused_geglu (chunk, gelu, mul), forward alone or forward + backward, fp32 or bf16.
+// Args: fused, backward, bf16, B, L, F.
+void geglu(benchmark::State& state) {
+  const bool fused = state.range(0) != 0, backward = state.range(1) != 0;
+  const at::ScalarType dtype = state.range(2) != 0 ? at::kBFloat16 : at::kFloat;
+  at::set_num_threads(rewardgen::hardware_cores());
+  const at::Tensor x = at::randn({state.range(3), state.range(4), 2 * state.range(5)}).to(dtype).requires_grad_(backward);
+  const auto run = [&] { return fused ? rewardgen::geglu(x) : rewardgen::unfused_geglu(x); };
+  for (auto _ : state) {
+    if (backward) {
+      const at::Tensor out = run();
+      benchmark::DoNotOptimize(torch::autograd::grad({out}, {x}, {at::ones_like(out)})[0].data_ptr());
+    } else {
+      at::NoGradGuard no_grad;
+      benchmark::DoNotOptimize(run().data_ptr());
+    }
+  }
+  state.SetLabel(fused ? std::string("fused kernels: ") + rewardgen::cpu_kernels::instruction_set() : "chunk, gelu, mul");
+}
+
+void register_geglu_benchmarks() {
+  // The world teacher's 16×16 feed-forward at batch 32 (F = 4·32) and SD1.5's at 64×64, batch 2 (F = 4·320).
+  for (const auto& [name, B, L, F] : {std::tuple<const char*, int64_t, int64_t, int64_t>{"world_16x16", 32, 256, 128},
+                                      {"sd15_64x64", 2, 4096, 1280}})
+    for (int bf16 : {0, 1})
+      for (int backward : {0, 1})
+        for (int fused : {0, 1})
+          benchmark::RegisterBenchmark(("geglu/" + std::string(name) + (bf16 ? "/bf16" : "/fp32") +
+                                        (backward ? "/fwd+bwd/" : "/fwd/") + (fused ? "fused" : "unfused"))
+                                           .c_str(),
+                                       geglu)
+              ->Args({fused, backward, bf16, B, L, F})
+              ->Unit(benchmark::kMillisecond);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,6 +152,7 @@ int main(int argc, char** argv) {
   }
   benchmark::RegisterBenchmark("safetensors_save_open_read_64MiB", safetensors_round_trip)->Unit(benchmark::kMillisecond);
   register_attention_benchmarks();
+  register_geglu_benchmarks();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -15,7 +15,7 @@
 #include "core/interrupt.h"
 #include "core/threads.h"
 #include "core/version.h"
-#include "models/attention_kernels.h"
+#include "models/cpu_kernels.h"
 
 namespace {
 
@@ -24,7 +24,7 @@ std::string version_text() {
                         TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH,
                         torch::cuda::is_available() ? ", CUDA available" : ", CPU only", ")\nBLAS: ",
                         rewardgen::to_string(rewardgen::blas_info()),
-                        "\nfused attention kernels: ", rewardgen::attention_kernels::instruction_set());
+                        "\nCPU kernels (attention, GEGLU): ", rewardgen::cpu_kernels::instruction_set());
 }
 
 int run(int argc, char** argv) {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "models/attention_kernels.h"
+#include "models/geglu_kernels.h"
 #include "models/flops.h"
 
 namespace rewardgen {
@@ -104,7 +105,65 @@ bool fusable(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, cons
   return !mask.defined() && q.numel() > 0 && k.numel() > 0;
 }
 
+// GEGLU on the fused kernels, rows spread over the threads, fp32 or bf16 rows as they come (a bf16
+// tensor is read and written as bf16, computed in fp32). Saves its input only (the unfused path
+// keeps the gate, its GELU and the hidden half). First-order, as FusedAttention.
+struct FusedGeglu : public torch::autograd::Function<FusedGeglu> {
+  static int64_t grain(int64_t F) { return std::max<int64_t>(1, 16384 / F); }  // ≥ 16k outputs a task
+  static const std::uint16_t* bf16_bits(const at::Tensor& t) {
+    return reinterpret_cast<const std::uint16_t*>(t.data_ptr<at::BFloat16>());
+  }
+  static std::uint16_t* bf16_bits(at::Tensor& t) { return reinterpret_cast<std::uint16_t*>(t.data_ptr<at::BFloat16>()); }
+
+  static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& projected) {
+    const at::Tensor h = projected.contiguous();
+    const int64_t F = h.size(-1) / 2, rows = h.numel() / (2 * F);
+    std::vector<int64_t> shape = h.sizes().vec();
+    shape.back() = F;
+    at::Tensor out = at::empty(shape, h.options());
+    const bool bf16 = h.scalar_type() == at::kBFloat16;
+    at::parallel_for(0, rows, grain(F), [&](int64_t begin, int64_t end) {
+      if (bf16)
+        geglu_kernels::forward_bf16(bf16_bits(h) + begin * 2 * F, end - begin, F, bf16_bits(out) + begin * F);
+      else
+        geglu_kernels::forward(h.data_ptr<float>() + begin * 2 * F, end - begin, F, out.data_ptr<float>() + begin * F);
+    });
+    context->save_for_backward({h});
+    return out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor h = context->get_saved_variables()[0], d_out = grads[0].to(h.scalar_type()).contiguous();
+    const int64_t F = h.size(-1) / 2, rows = h.numel() / (2 * F);
+    at::Tensor d_h = at::empty_like(h);
+    const bool bf16 = h.scalar_type() == at::kBFloat16;
+    at::parallel_for(0, rows, grain(F), [&](int64_t begin, int64_t end) {
+      if (bf16)
+        geglu_kernels::backward_bf16(bf16_bits(h) + begin * 2 * F, bf16_bits(d_out) + begin * F, end - begin, F,
+                                     bf16_bits(d_h) + begin * 2 * F);
+      else
+        geglu_kernels::backward(h.data_ptr<float>() + begin * 2 * F, d_out.data_ptr<float>() + begin * F, end - begin,
+                                F, d_h.data_ptr<float>() + begin * 2 * F);
+    });
+    return {d_h};
+  }
+};
+
 }  // namespace
+
+at::Tensor unfused_geglu(const at::Tensor& projected) {
+  const auto halves = projected.chunk(2, -1);  // hidden, gate
+  return halves[0] * at::gelu(halves[1]);
+}
+
+at::Tensor geglu(const at::Tensor& projected) {
+  if (projected.dim() < 1 || projected.size(-1) % 2 != 0)
+    throw Error(str("GEGLU needs an even last dimension, got shape ", projected.sizes()));
+  const at::ScalarType dtype = projected.scalar_type();
+  const bool fusable = projected.device().is_cpu() && projected.numel() > 0 &&
+                       (dtype == at::kFloat || dtype == at::kBFloat16);
+  return fusable ? FusedGeglu::apply(projected) : unfused_geglu(projected);
+}
 
 at::Tensor unfused_multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                         const at::Tensor& mask, bool upcast_softmax) {
@@ -196,8 +255,7 @@ FeedForward::FeedForward(int64_t dim, const ModelOptions& o) {
 }
 
 at::Tensor FeedForward::forward(const at::Tensor& x) const {
-  const auto halves = proj->forward(x).chunk(2, -1);  // [B, L, 4D] each: hidden, gate
-  return out->forward(halves[0] * at::gelu(halves[1]));
+  return out->forward(geglu(proj->forward(x)));  // [B, L, 8D] -> [B, L, 4D] -> [B, L, D]
 }
 
 BasicTransformerBlock::BasicTransformerBlock(int64_t dim, int64_t heads, int64_t dim_head, int64_t cross_attention_dim,

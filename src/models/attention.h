@@ -23,6 +23,13 @@ at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const 
 at::Tensor unfused_multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                         const at::Tensor& mask = {}, bool upcast_softmax = false);
 
+// GEGLU of a projected [..., 2F] tensor: hidden · GELU(gate) with [hidden, gate] its two halves
+// along the last dimension (exact GELU). CPU tensors in fp32, and bf16 converted to fp32 and back,
+// run the fused kernels (models/geglu_kernels.h, with their own backward); anything else (CUDA,
+// double) the unfused computation below.
+at::Tensor geglu(const at::Tensor& projected);
+at::Tensor unfused_geglu(const at::Tensor& projected);  // chunk, gelu, mul: public for tests and benchmarks
+
 struct AttentionOptions {
   int64_t query_dim = 0, heads = 8, dim_head = 64;
   int64_t cross_attention_dim = 0;  // 0: self-attention (keys from the queries' input)

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/cpu_kernels.h"
+
 namespace rewardgen::attention_kernels {
 
 // Rows of a row-major matrix, `stride` floats apart (a head is a column slice of [B, L, h·d]).
@@ -39,11 +41,8 @@ struct Workspace {
   std::vector<float> acc, row_max, row_sum;  // the forward's online softmax over key tiles
 };
 
-// The copies of the kernels: portable, AVX2 + FMA, AVX-512 (the x86 ones only where built).
-enum class Isa { generic, avx2, avx512 };
-Isa best_isa();                  // the fastest this CPU runs
-std::vector<Isa> runnable_isas();  // every copy this build has and this CPU runs (tests compare them)
-const char* name(Isa isa);       // "generic", "avx2+fma", "avx512"
+using cpu_kernels::best_isa;
+using cpu_kernels::Isa;
 
 // out_i = Σ_j softmax_j(scale·q_i·k_j) v_j and lse_i = log Σ_j exp(scale·q_i·k_j) for the query
 // rows i in [row_begin, row_end); `out` and `lse` are indexed by i (row 0 = the head's first row).
@@ -53,8 +52,5 @@ void forward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, int6
 // dq, dk, dv of the head from d_out, given the forward's out and lse (every row of the head).
 void backward(const HeadShape& shape, ConstRows q, ConstRows k, ConstRows v, ConstRows out, ConstRows d_out,
               const float* lse, Rows dq, Rows dk, Rows dv, Workspace& workspace, Isa isa = best_isa());
-
-// The name of best_isa(), as `rewardgen --version` prints it.
-const char* instruction_set();
 
 }  // namespace rewardgen::attention_kernels

@@ -11,6 +11,9 @@
 namespace rewardgen::attention_kernels {
 namespace {
 
+using cpu_kernels::name;
+using cpu_kernels::runnable_isas;
+
 // One head, rows `stride` floats apart (wider than d, as a head inside [B, L, h·d] is).
 struct Head {
   int64_t L, S, d, stride;

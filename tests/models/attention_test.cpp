@@ -131,6 +131,65 @@ TEST(Attention, FusedGradientMatchesFiniteDifferences) {
   }
 }
 
+TEST(Geglu, FusedValuesAndGradientEqualTheUnfusedInDoublePrecision) {
+  // fp32 CPU runs the fused kernels (geglu_kernels.h) and their own backward; both must match
+  // autograd through chunk, exact GELU and mul in double. Widths with a tail (F = 5, 20) and the
+  // world's (F = 128); a non-contiguous input (a transposed view) is made contiguous first.
+  at::manual_seed(11);
+  for (int64_t F : {5, 20, 128}) {
+    const at::Tensor x = (2.0 * at::randn({3, 7, 2 * F})).requires_grad_();
+    const at::Tensor d_out = at::randn({3, 7, F});
+    const at::Tensor out = geglu(x);
+    const at::Tensor grad = torch::autograd::grad({out}, {x}, {d_out})[0];
+    const at::Tensor xd = x.detach().to(at::kDouble).requires_grad_();
+    const at::Tensor expected = unfused_geglu(xd);
+    const at::Tensor expected_grad = torch::autograd::grad({expected}, {xd}, {d_out.to(at::kDouble)})[0];
+    EXPECT_TRUE(at::allclose(out.to(at::kDouble), expected, 1e-5, 1e-6)) << "F " << F;
+    EXPECT_TRUE(at::allclose(grad.to(at::kDouble), expected_grad, 1e-5, 1e-6))
+        << "F " << F << ": max diff " << (grad.to(at::kDouble) - expected_grad).abs().max().item<double>();
+  }
+  const at::Tensor t = at::randn({6, 4}).requires_grad_();  // t.t() is [4, 6], not contiguous
+  const at::Tensor grad = torch::autograd::grad({(geglu(t.t()) * at::arange(12).reshape({4, 3})).sum()}, {t})[0];
+  const at::Tensor td = t.detach().to(at::kDouble).requires_grad_();
+  const at::Tensor expected =
+      torch::autograd::grad({(unfused_geglu(td.t()) * at::arange(12).reshape({4, 3})).sum()}, {td})[0];
+  EXPECT_TRUE(at::allclose(grad.to(at::kDouble), expected, 1e-5, 1e-6));
+}
+
+TEST(Geglu, ResultsDoNotDependOnTheThreadCountAndBf16RoundsTheFp32Results) {
+  at::manual_seed(12);
+  const int previous = at::get_num_threads();
+  const at::Tensor x = at::randn({300, 2 * 40}).requires_grad_();
+  std::vector<at::Tensor> outs, grads;
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    outs.push_back(geglu(x));
+    grads.push_back(torch::autograd::grad({outs.back()}, {x}, {at::ones_like(outs.back())})[0]);
+  }
+  at::set_num_threads(previous);
+  for (size_t run = 1; run < outs.size(); ++run) {
+    EXPECT_TRUE(at::equal(outs[run], outs[0])) << "run " << run;
+    EXPECT_TRUE(at::equal(grads[run], grads[0])) << "run " << run;
+  }
+  // bf16 runs the kernels' bf16 rows: the fp32 arithmetic on its values, each result rounded to
+  // nearest even as torch converts (equal to the fp32 path converted); double runs the unfused ops.
+  const at::Tensor half = x.detach().to(at::kBFloat16).requires_grad_();
+  const at::Tensor half_out = geglu(half);
+  EXPECT_EQ(half_out.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(half_out, geglu(half.detach().to(at::kFloat)).to(at::kBFloat16)));
+  EXPECT_TRUE(at::allclose(half_out.to(at::kFloat), unfused_geglu(half.detach()).to(at::kFloat), 2e-2, 2e-2));
+  // The backward as well: the fp32 gradient at the same bf16 values, rounded to nearest even.
+  const at::Tensor d_half = at::randn(half_out.sizes()).to(at::kBFloat16);
+  const at::Tensor half_grad = torch::autograd::grad({half_out}, {half}, {d_half})[0];
+  const at::Tensor single = half.detach().to(at::kFloat).requires_grad_();
+  const at::Tensor single_grad = torch::autograd::grad({geglu(single)}, {single}, {d_half.to(at::kFloat)})[0];
+  EXPECT_EQ(half_grad.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(half_grad, single_grad.to(at::kBFloat16)));
+  const at::Tensor wide = x.detach().to(at::kDouble);
+  EXPECT_TRUE(at::equal(geglu(wide), unfused_geglu(wide)));
+  EXPECT_THROW(geglu(at::randn({2, 5})), Error);
+}
+
 TEST(Attention, BlockedQueriesApplyTheMaskRowsOfTheirBlock) {
   // 600 queries over 1100 keys run in blocks of 262144/1100 = 238 rows; a causal-style mask must
   // follow each block's rows. Compare with the unblocked computation by hand.
