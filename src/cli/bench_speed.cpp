@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "core/allocator.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/version.h"
@@ -59,8 +60,10 @@ void run_speed(const SpeedArgs& a, const Context& context) {
       std::fflush(stdout);
     }
   }
-  std::printf("(%d threads, %d timed repetitions each%s)\n", context.threads, a.repeats,
-              a.diffusers_timer.empty() ? "; no diffusers timing: set REWARDGEN_DIFFUSERS_TIMER or --diffusers" : "");
+  const std::string diffusers_note = a.diffusers_timer.empty()
+                                         ? "; no diffusers timing: set REWARDGEN_DIFFUSERS_TIMER or --diffusers"
+                                         : "; diffusers under GLIBC_TUNABLES=" + allocator_tunables() + ", as ours";
+  std::printf("(%d threads, %d timed repetitions each%s)\n", context.threads, a.repeats, diffusers_note.c_str());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "core/allocator.h"
 #include "core/error.h"
 
 namespace rewardgen {
@@ -42,7 +43,9 @@ std::vector<SpeedRow> speed_rows(const std::string& dir) {
 
 DiffusersTimes time_diffusers(const std::string& script, const SpeedRow& row, int threads, int iters, int warmup) {
   if (!std::filesystem::exists(script)) throw Error(str("diffusers timing script '", script, "' does not exist"));
-  const std::string command = str("/usr/bin/python3 ", quoted(script), " ", quoted(row.config_file), " --batch ", row.batch,
+  // diffusers runs under our malloc settings (core/allocator.h): on a machine with costly page faults
+  // its multi-MiB attention temporaries would otherwise measure the kernel's mmap, not diffusers.
+  const std::string command = str("GLIBC_TUNABLES=", quoted(allocator_tunables()), " /usr/bin/python3 ", quoted(script), " ", quoted(row.config_file), " --batch ", row.batch,
                                   " --latent ", row.latent_size, " --seq-len ", row.text_tokens, " --threads ", threads,
                                   " --iters ", iters, " --warmup ", warmup, " --no-flops");
   const auto [output, status] = run_command(command);

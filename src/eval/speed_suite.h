@@ -28,7 +28,8 @@ struct DiffusersTimes {
 
 // Times diffusers' UNet2DConditionModel on /usr/bin/python3 with the script at `timer_script`
 // (../shared/tools/diffusers_baseline/time_unet.py; it reads DIFFUSERS_GIT_DIR), `threads` threads,
-// `iters` timed iterations after `warmup`. Error with the script's output when it fails.
+// `iters` timed iterations after `warmup`, with our malloc settings (allocator_tunables()) in
+// its GLIBC_TUNABLES. Error with the script's output when it fails.
 DiffusersTimes time_diffusers(const std::string& timer_script, const SpeedRow& row, int threads, int iters, int warmup);
 
 }  // namespace rewardgen
