@@ -1,6 +1,9 @@
 #include "models/layers.h"
 
+#include <ATen/Context.h>
+
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 #include "models/flops.h"
@@ -36,6 +39,27 @@ at::Tensor fp32(const at::Tensor& t) {
 
 }  // namespace
 
+at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t in = weight.size(1), out = weight.size(0);
+  const int64_t rows = in > 0 && x.dim() >= 1 ? x.numel() / in : 0;
+  const bool fp32_cpu = x.device().is_cpu() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat;
+  const bool one_dnn = at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && !autocast_on();
+  // The rows as `images` channels-last images [images, in, rows/images, 1] (memory: rows × in, as
+  // x is), the weight as 1×1 filters: no copy in or out, and the convolution's own backward.
+  // ATen hands a 1×1 convolution to oneDNN with ≥ 16 images or more than one thread, and with more
+  // than one image or over 20480 input values; anything else would take its slower fallback.
+  const int64_t images = rows % 16 == 0 ? 16 : rows % 2 == 0 ? 2 : 1;
+  const bool taken_by_one_dnn = (images >= 16 || at::get_num_threads() > 1) && (images > 1 || rows * in > 20480);
+  if (!fp32_cpu || !one_dnn || !taken_by_one_dnn || x.size(-1) != in ||
+      static_cast<double>(rows) * in * out < kDenseConvMinMacs)
+    return at::linear(x, weight, bias);
+  const at::Tensor image = x.reshape({images, rows / images, 1, in}).permute({0, 3, 1, 2});
+  const at::Tensor y = at::conv2d(image, weight.reshape({out, in, 1, 1}), bias);  // [images, out, rows/images, 1]
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out;
+  return y.permute({0, 2, 3, 1}).reshape(shape);
+}
+
 Linear::Linear(int64_t in, int64_t out, bool has_bias, const ModelOptions& o) {
   weight = register_parameter("weight", at::empty({out, in}, o.tensor));
   if (has_bias) bias = register_parameter("bias", at::empty({out}, o.tensor));
@@ -45,7 +69,7 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias, const ModelOptions& o) {
 at::Tensor Linear::forward(const at::Tensor& x) const {
   count_flops(2.0 * static_cast<double>(x.numel()) * static_cast<double>(weight.size(0)));  // 2·tokens·in·out
   const at::Tensor input = in_weight_dtype(x, weight);
-  at::Tensor y = at::linear(input, weight, bias);  // [..., out]
+  at::Tensor y = dense(input, weight, bias);  // [..., out]
   if (lora) y = y + lora->delta(input, is_training());
   return y;
 }
