@@ -8,8 +8,8 @@
 
 #include "core/error.h"
 #include "models/attention_kernels.h"
-#include "models/geglu_kernels.h"
 #include "models/flops.h"
+#include "models/geglu_kernels.h"
 
 namespace rewardgen {
 namespace {

@@ -50,9 +50,9 @@ at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
   // than one image or over 20480 input values; anything else would take its slower fallback.
   const int64_t images = rows % 16 == 0 ? 16 : rows % 2 == 0 ? 2 : 1;
   const bool taken_by_one_dnn = (images >= 16 || at::get_num_threads() > 1) && (images > 1 || rows * in > 20480);
-  if (!fp32_cpu || !one_dnn || !taken_by_one_dnn || x.size(-1) != in ||
-      static_cast<double>(rows) * in * out < kDenseConvMinMacs)
-    return at::linear(x, weight, bias);
+  if (!fp32_cpu || !one_dnn || !taken_by_one_dnn || static_cast<double>(rows) * in * out < kDenseConvMinMacs ||
+      x.size(-1) != in)
+    return at::linear(x, weight, bias);  // (a wrong width gets at::linear's error)
   const at::Tensor image = x.reshape({images, rows / images, 1, in}).permute({0, 3, 1, 2});
   const at::Tensor y = at::conv2d(image, weight.reshape({out, in, 1, 1}), bias);  // [images, out, rows/images, 1]
   std::vector<int64_t> shape = x.sizes().vec();
