@@ -24,8 +24,8 @@ struct ModelOptions {
 // x Wᵀ + b (weight [out, in], bias [out] or undefined) for x [..., in]. On the CPU in fp32 (outside
 // autocast), from 2^22 multiply-adds on, as oneDNN's 1×1 convolution over the rows instead of
 // at::linear's BLAS GEMM: on the 2-core Zen 5 machine of docs/performance.md, whose OpenBLAS runs
-// its AVX2 kernel, 2-3.7x faster at the world UNet's shapes (8192 rows, widths 32-256) and about 2x
-// at SD1.5's, forward and backward; below 2^22 (the world's 512-row cross-attention keys) the
+// its AVX2 kernel, 2.3-3.7x faster at the world UNet's shapes (8192 rows, widths 32-256) and
+// 1.7-2x at SD1.5's, forward and backward; below 2^22 (the world's 512-row cross-attention keys) the
 // GEMM was faster. Results agree with at::linear to ~1e-6 relative (summation order).
 constexpr double kDenseConvMinMacs = 4194304.0;
 at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
