@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/blas.h"
@@ -50,6 +51,21 @@ void safetensors_round_trip(benchmark::State& state) {
   std::filesystem::remove(path);
 }
 
+// The timed loop of the attention and GEGLU benchmarks: `run` alone without gradients, or with the
+// gradients of `inputs` (returned, not accumulated into .grad across iterations).
+template <class Run>
+void time_passes(benchmark::State& state, const Run& run, bool backward, const std::vector<at::Tensor>& inputs) {
+  for (auto _ : state) {
+    if (backward) {
+      const at::Tensor out = run();
+      benchmark::DoNotOptimize(torch::autograd::grad({out}, inputs, {at::ones_like(out)})[0].data_ptr());
+    } else {
+      at::NoGradGuard no_grad;
+      benchmark::DoNotOptimize(run().data_ptr());
+    }
+  }
+}
+
 // One multi-head attention on all cores: multi_head_attention (the fused kernels of
 // models/attention_kernels.h where it takes them, see attention.cpp) or the unfused one (bmm),
 // forward alone (no gradient) or forward + backward, on fp32 or bf16 tensors.
@@ -64,15 +80,7 @@ void attention(benchmark::State& state) {
   const auto run = [&] {
     return fused ? rewardgen::multi_head_attention(q, k, v, heads) : rewardgen::unfused_multi_head_attention(q, k, v, heads);
   };
-  for (auto _ : state) {
-    if (backward) {
-      const at::Tensor out = run();
-      benchmark::DoNotOptimize(torch::autograd::grad({out}, {q, k, v}, {at::ones_like(out)})[0].data_ptr());
-    } else {
-      at::NoGradGuard no_grad;
-      benchmark::DoNotOptimize(run().data_ptr());
-    }
-  }
+  time_passes(state, run, backward, {q, k, v});
   state.SetLabel(fused ? std::string("fused kernels where taken: ") + rewardgen::cpu_kernels::instruction_set()
                        : std::string("bmm"));
 }
@@ -107,15 +115,7 @@ void geglu(benchmark::State& state) {
   at::set_num_threads(rewardgen::hardware_cores());
   const at::Tensor x = at::randn({state.range(3), state.range(4), 2 * state.range(5)}).to(dtype).requires_grad_(backward);
   const auto run = [&] { return fused ? rewardgen::geglu(x) : rewardgen::unfused_geglu(x); };
-  for (auto _ : state) {
-    if (backward) {
-      const at::Tensor out = run();
-      benchmark::DoNotOptimize(torch::autograd::grad({out}, {x}, {at::ones_like(out)})[0].data_ptr());
-    } else {
-      at::NoGradGuard no_grad;
-      benchmark::DoNotOptimize(run().data_ptr());
-    }
-  }
+  time_passes(state, run, backward, {x});
   state.SetLabel(fused ? std::string("fused kernels: ") + rewardgen::cpu_kernels::instruction_set() : "chunk, gelu, mul");
 }
 
