@@ -156,16 +156,16 @@ void run_unet_bench(const UnetArgs& a, const Context& context) {
               static_cast<long long>(a.bench.text_tokens), options.device.str().c_str(), context.threads,
               options.precision == Precision::bf16 ? "bf16 (forward: bf16 weights; training: fp32 weights, autocast)" : "fp32");
   std::printf("  parameters           %lld\n", static_cast<long long>(r.parameters));
-  std::printf("  forward              %.2f GFLOP, %.4f s, %.1f GFLOP/s%s\n", r.forward_gflop, r.forward_s,
-              r.forward_gflops_per_s(), of_peak(r.forward_gflops_per_s()).c_str());
+  std::printf("  forward              %.2f GFLOP, %.4f s (best %.4f s), %.1f GFLOP/s%s\n", r.forward_gflop, r.forward_s,
+              r.forward_best_s, r.forward_gflops_per_s(), of_peak(r.forward_gflops_per_s()).c_str());
   if (!a.bench.forward_only && options.lora_rank > 0)
     // No FLOP/s: a frozen base skips its weight gradients, so 3x the forward would overcount.
-    std::printf("  LoRA training step   rank %lld, %lld trained parameters, %.4f s, %.2f steps/s\n",
+    std::printf("  LoRA training step   rank %lld, %lld trained parameters, %.4f s (best %.4f s), %.2f steps/s\n",
                 static_cast<long long>(options.lora_rank), static_cast<long long>(r.lora_parameters), r.train_step_s,
-                1.0 / r.train_step_s);
+                r.train_step_best_s, 1.0 / r.train_step_s);
   else if (!a.bench.forward_only)
-    std::printf("  forward + backward   %.2f GFLOP, %.4f s, %.1f GFLOP/s%s\n", 3 * r.forward_gflop, r.train_step_s,
-                r.train_gflops_per_s(), of_peak(r.train_gflops_per_s()).c_str());
+    std::printf("  forward + backward   %.2f GFLOP, %.4f s (best %.4f s), %.1f GFLOP/s%s\n", 3 * r.forward_gflop, r.train_step_s,
+                r.train_step_best_s, r.train_gflops_per_s(), of_peak(r.train_gflops_per_s()).c_str());
   if (on_cpu) std::printf("  GEMM peak            %.1f GFLOP/s (fp32 1024^3, %d threads, same run)\n", peak.best_gflops, peak.threads);
   if (options.profile) {
     print_profile("forward", r.profiled_forward_s, r.forward_categories, r.forward_ops, a.profile_rows);

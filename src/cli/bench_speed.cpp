@@ -23,6 +23,15 @@ struct SpeedArgs {
 
 std::string seconds(double s) { return s > 0 ? fixed_digits(s, 3) : std::string("–"); }
 
+// "mean / best" of a time, or of a ratio of two programs' times.
+std::string mean_best(double mean_s, double best_s) { return seconds(mean_s) + " / " + seconds(best_s); }
+
+std::string ratio(double ours, double theirs) { return ours > 0 && theirs > 0 ? fixed_digits(ours / theirs, 2) : std::string("–"); }
+
+std::string ratios(double ours_mean, double ours_best, double theirs_mean, double theirs_best) {
+  return ratio(ours_mean, theirs_mean) + " / " + ratio(ours_best, theirs_best);
+}
+
 void run_speed(const SpeedArgs& a, const Context& context) {
   std::vector<SpeedRow> rows;
   for (const std::string& key : a.rows)
@@ -50,20 +59,23 @@ void run_speed(const SpeedArgs& a, const Context& context) {
       o.forward_only = !row.train;
       o.precision = precision;
       const UnetBenchResult r = bench_unet(configs[i], o);
-      const auto ratio = [](double ours, double theirs_s) { return ours > 0 && theirs_s > 0 ? fixed_digits(ours / theirs_s, 2) : std::string("–"); };
       std::printf("| %s, batch %lld, %lldx%lld, %lld tokens | %s | %s | %s | %s | %s | %s | %s |\n", row.name.c_str(),
                   static_cast<long long>(row.batch), static_cast<long long>(row.latent_size),
                   static_cast<long long>(row.latent_size), static_cast<long long>(row.text_tokens),
-                  to_string(precision).c_str(), seconds(r.forward_s).c_str(), seconds(r.train_step_s).c_str(),
-                  seconds(theirs.forward_s).c_str(), seconds(theirs.train_step_s).c_str(),
-                  ratio(r.forward_s, theirs.forward_s).c_str(), ratio(r.train_step_s, theirs.train_step_s).c_str());
+                  to_string(precision).c_str(), mean_best(r.forward_s, r.forward_best_s).c_str(),
+                  mean_best(r.train_step_s, r.train_step_best_s).c_str(),
+                  mean_best(theirs.forward_s, theirs.forward_best_s).c_str(),
+                  mean_best(theirs.train_step_s, theirs.train_step_best_s).c_str(),
+                  ratios(r.forward_s, r.forward_best_s, theirs.forward_s, theirs.forward_best_s).c_str(),
+                  ratios(r.train_step_s, r.train_step_best_s, theirs.train_step_s, theirs.train_step_best_s).c_str());
       std::fflush(stdout);
     }
   }
   const std::string diffusers_note = a.diffusers_timer.empty()
                                          ? "; no diffusers timing: set REWARDGEN_DIFFUSERS_TIMER or --diffusers"
                                          : "; diffusers under GLIBC_TUNABLES=" + allocator_tunables() + ", as ours";
-  std::printf("(%d threads, %d timed repetitions each%s)\n", context.threads, a.repeats, diffusers_note.c_str());
+  std::printf("(each cell: mean / best of %d timed repetitions, after one warm-up; %d threads%s)\n", a.repeats, context.threads,
+              diffusers_note.c_str());
 }
 
 }  // namespace

@@ -9,7 +9,10 @@
 namespace rewardgen {
 namespace {
 
-constexpr long kTrimThreshold = 1024L * 1024 * 1024;
+// mallopt's −1 turns trimming off (glibc's size_t threshold becomes SIZE_MAX); a tunable takes a
+// number, and 2^62 bytes is never reached.
+constexpr int kNoTrim = -1;
+constexpr const char* kNoTrimTunable = "4611686018427387904";
 
 bool user_set(const char* variable, const char* tunable) {
   const char* tunables = std::getenv("GLIBC_TUNABLES");
@@ -25,13 +28,13 @@ bool user_set_mmap() {
 void tune_allocator() {
 #if defined(__GLIBC__)
   if (!user_set_mmap()) mallopt(M_MMAP_MAX, 0);
-  if (!user_set("MALLOC_TRIM_THRESHOLD_", "trim_threshold")) mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+  if (!user_set("MALLOC_TRIM_THRESHOLD_", "trim_threshold")) mallopt(M_TRIM_THRESHOLD, kNoTrim);
 #endif
 }
 
 std::string allocator_tunables() {
   if (const char* tunables = std::getenv("GLIBC_TUNABLES")) return tunables;
-  return "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=" + std::to_string(kTrimThreshold);
+  return std::string("glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=") + kNoTrimTunable;
 }
 
 }  // namespace rewardgen

@@ -57,7 +57,11 @@ DiffusersTimes time_diffusers(const std::string& script, const SpeedRow& row, in
     throw Error(str("the diffusers timing failed (", command, "):\n", output));
   DiffusersTimes t;
   t.forward_s = j["forward_ms"].get<double>() / 1e3;
-  if (row.train) t.train_step_s = j["train_step_ms"].get<double>() / 1e3;
+  t.forward_best_s = j.value("forward_ms_min", 0.0) / 1e3;
+  if (row.train) {
+    t.train_step_s = j["train_step_ms"].get<double>() / 1e3;
+    t.train_step_best_s = j.value("train_step_ms_min", 0.0) / 1e3;
+  }
   return t;
 }
 

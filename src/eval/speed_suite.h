@@ -24,6 +24,7 @@ std::vector<SpeedRow> speed_rows(const std::string& configs_dir);
 
 struct DiffusersTimes {
   double forward_s = 0, train_step_s = 0;  // means over the timed iterations; train 0 when not run
+  double forward_best_s = 0, train_step_best_s = 0;  // the fastest iteration of each
 };
 
 // Times diffusers' UNet2DConditionModel on /usr/bin/python3 with the script at `timer_script`

@@ -2,8 +2,10 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 
 #include "core/error.h"
 #include "models/flops.h"
@@ -19,13 +21,23 @@ void wait_for(const c10::Device& device) {
   if (device.is_cuda()) at::zeros({1}, at::TensorOptions().device(device)).cpu();
 }
 
-double seconds_of(const std::function<void()>& body, int repeats, const c10::Device& device) {
+struct PassSeconds {
+  double mean = 0, best = 0;
+};
+
+PassSeconds seconds_of(const std::function<void()>& body, int repeats, const c10::Device& device) {
   body();  // warm-up: allocator, thread pool, caches
   wait_for(device);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < repeats; ++i) body();
-  wait_for(device);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeats;
+  PassSeconds s{0, std::numeric_limits<double>::infinity()};
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    body();
+    wait_for(device);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    s.mean += seconds / repeats;
+    s.best = std::min(s.best, seconds);
+  }
+  return s;
 }
 
 }  // namespace
@@ -73,7 +85,9 @@ UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchO
     at::NoGradGuard no_grad;
     forward();
   };
-  result.forward_s = seconds_of(inference_pass, o.repeats, o.device);
+  const PassSeconds forward_seconds = seconds_of(inference_pass, o.repeats, o.device);
+  result.forward_s = forward_seconds.mean;
+  result.forward_best_s = forward_seconds.best;
   const auto train_step = [&] {
     model->zero_grad();
     at::Tensor loss;
@@ -96,7 +110,9 @@ UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchO
       result.lora_parameters = 0;
       for (const auto& [name, tensor] : lora_parameters(add_lora(*model, lora, generator))) result.lora_parameters += tensor.numel();
     }
-    result.train_step_s = seconds_of(train_step, o.repeats, o.device);
+    const PassSeconds step_seconds = seconds_of(train_step, o.repeats, o.device);
+    result.train_step_s = step_seconds.mean;
+    result.train_step_best_s = step_seconds.best;
     model->to(dtype_of(o.precision));
   }
   if (o.profile) {

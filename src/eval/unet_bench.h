@@ -14,7 +14,7 @@ namespace rewardgen {
 
 struct UnetBenchOptions {
   int64_t batch = 2, latent_size = 32, text_tokens = 77;
-  int repeats = 3;              // timed repetitions after one warm-up
+  int repeats = 3;              // timed repetitions after one warm-up, each timed alone
   bool first_down_block_only = false;  // time down_blocks.0 alone (input [B, C0, size, size])
   bool forward_only = false;           // skip the training step (SD-sized models at 64×64 need ~20 GB for it)
   Precision precision = Precision::fp32;  // bf16: forward with bf16 weights, training step under autocast
@@ -24,7 +24,10 @@ struct UnetBenchOptions {
 };
 
 struct UnetBenchResult {
-  double forward_gflop = 0, forward_s = 0, train_step_s = 0;
+  double forward_gflop = 0, forward_s = 0, train_step_s = 0;  // means over the repetitions
+  // The fastest repetition: on a shared or virtual machine the noise only ever adds time, so the
+  // best of several passes is the steadier figure for a ratio between two programs.
+  double forward_best_s = 0, train_step_best_s = 0;
   double forward_gflops_per_s() const { return forward_gflop / forward_s; }
   double train_gflops_per_s() const { return 3 * forward_gflop / train_step_s; }
   int64_t parameters = 0, lora_parameters = 0;  // lora_parameters: the trained adapters' (lora_rank > 0)

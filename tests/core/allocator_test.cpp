@@ -15,7 +15,7 @@ namespace {
 #if defined(__GLIBC__)
 TEST(Allocator, LargeBlocksComeFromTheHeapNotFromMmap) {
   // test_main calls tune_allocator(): a 64 MiB block (twice glibc's largest mmap threshold) must
-  // not be a mapping of its own, and freeing it must keep the memory (no trim below 1 GiB).
+  // not be a mapping of its own, and freeing it must keep the memory (no trimming).
   if (std::getenv("GLIBC_TUNABLES") || std::getenv("MALLOC_MMAP_MAX_") || std::getenv("MALLOC_MMAP_THRESHOLD_"))
     GTEST_SKIP() << "the user's malloc settings are in force";
   const size_t mapped_before = mallinfo2().hblkhd;
@@ -33,7 +33,7 @@ TEST(Allocator, TunablesForAChildAreTheUsersWhenSetElseOurs) {
   const char* previous = std::getenv("GLIBC_TUNABLES");
   const std::string saved = previous ? previous : "";
   unsetenv("GLIBC_TUNABLES");
-  EXPECT_EQ(allocator_tunables(), "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824");
+  EXPECT_EQ(allocator_tunables(), "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4611686018427387904");
   setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1", 1);
   EXPECT_EQ(allocator_tunables(), "glibc.malloc.arena_max=1");
   if (previous) setenv("GLIBC_TUNABLES", saved.c_str(), 1);

@@ -35,11 +35,13 @@ TEST(SpeedSuite, ReadsTheTimerScriptsLastJsonLine) {
   write_file_atomic(script,
                     "import sys, json\n"
                     "print('a warning line')\n"
-                    "print(json.dumps({'forward_ms': 150.0, 'train_step_ms': 360.0, 'argv': sys.argv[1:]}))\n");
+                    "print(json.dumps({'forward_ms': 150.0, 'train_step_ms': 360.0, 'forward_ms_min': 140.0, 'train_step_ms_min': 350.0, 'argv': sys.argv[1:]}))\n");
   SpeedRow row{"world", "world teacher", "some config.json", 32, 16, 16, true};
   const DiffusersTimes t = time_diffusers(script, row, 2, 5, 1);
   EXPECT_DOUBLE_EQ(t.forward_s, 0.150);
   EXPECT_DOUBLE_EQ(t.train_step_s, 0.360);
+  EXPECT_DOUBLE_EQ(t.forward_best_s, 0.140);
+  EXPECT_DOUBLE_EQ(t.train_step_best_s, 0.350);
   row.train = false;
   EXPECT_DOUBLE_EQ(time_diffusers(script, row, 2, 5, 1).train_step_s, 0.0);
 

@@ -30,6 +30,11 @@ TEST(UnetBench, LoraStepCountsTheAttentionAdapters) {
   // channels: 4·r·128 + 2·r·128 + 2·r·(16 + 64) = 928 r. Total 3·480 r + 928 r = 2368 r.
   EXPECT_EQ(r.lora_parameters, 2368 * 2);
   EXPECT_GT(r.train_step_s, 0.0);
+  // The best repetition is one of the timed ones: positive and no slower than their mean.
+  EXPECT_GT(r.forward_best_s, 0.0);
+  EXPECT_LE(r.forward_best_s, r.forward_s * (1 + 1e-9));
+  EXPECT_GT(r.train_step_best_s, 0.0);
+  EXPECT_LE(r.train_step_best_s, r.train_step_s * (1 + 1e-9));
   EXPECT_GT(r.forward_gflop, 0.0);
 }
 
