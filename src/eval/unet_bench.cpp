@@ -43,6 +43,7 @@ PassSeconds seconds_of(const std::function<void()>& body, int repeats, const c10
 }  // namespace
 
 UnetBenchResult bench_unet(const UNet2DConditionConfig& config, const UnetBenchOptions& o) {
+  if (o.repeats < 1) throw Error(str("bench unet: repeats must be >= 1, got ", o.repeats));
   if (o.lora_rank < 0) throw Error(str("bench unet: LoRA rank must be >= 0, got ", o.lora_rank));
   if (o.lora_rank > 0 && o.profile) throw Error("bench unet: --profile times full training only; drop --lora-rank");
   at::manual_seed(0);

@@ -44,8 +44,11 @@ TEST(UnetBench, FullTrainingCountsNoAdapters) {
   EXPECT_GT(r.parameters, 0);
 }
 
-TEST(UnetBench, RejectsNegativeRankAndLoraWithProfile) {
+TEST(UnetBench, RejectsNoRepeatsNegativeRankAndLoraWithProfile) {
   UnetBenchOptions o = tiny_options();
+  o.repeats = 0;  // no timed pass: no mean, no best
+  EXPECT_TRUE(throws_error_containing([&] { bench_unet(testing::tiny_unet_config(), o); }, "repeats must be >= 1, got 0"));
+  o.repeats = 1;
   o.lora_rank = -1;
   EXPECT_TRUE(throws_error_containing([&] { bench_unet(testing::tiny_unet_config(), o); }, "LoRA rank must be >= 0"));
   o.lora_rank = 2;
