@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/autograd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "io/safetensors.h"
 #include "models/attention.h"
 #include "models/attention_kernels.h"
+#include "models/winograd_conv.h"
 
 namespace {
 
@@ -134,6 +136,45 @@ void register_geglu_benchmarks() {
               ->Unit(benchmark::kMillisecond);
 }
 
+// One 3×3 convolution (stride 1, padding 1, with bias): rewardgen::convolution (oneDNN's Winograd
+// kernel where it runs, models/winograd_conv.h) or at::conv2d (ATen's call of oneDNN's direct
+// kernel), forward alone or forward + backward (input, weight and bias gradients), fp32.
+// Args: winograd, backward, N, C, H (= W), K.
+void conv3x3(benchmark::State& state) {
+  const bool winograd = state.range(0) != 0, backward = state.range(1) != 0;
+  const int64_t N = state.range(2), C = state.range(3), H = state.range(4), K = state.range(5);
+  at::set_num_threads(rewardgen::hardware_cores());
+  const at::Tensor x = at::randn({N, C, H, H}).requires_grad_(backward);
+  const at::Tensor w = (at::randn({K, C, 3, 3}) / std::sqrt(9.0 * C)).requires_grad_(backward);
+  const at::Tensor b = at::randn({K}).requires_grad_(backward);
+  if (winograd && !rewardgen::winograd_runs(x, w, 1, 1)) {
+    state.SkipWithError("convolution() takes ATen's kernel here (a build without oneDNN's headers, a CPU without "
+                        "AVX-512, or fewer than 32 tiles of 4x4)");
+    return;
+  }
+  const auto run = [&] { return winograd ? rewardgen::convolution(x, w, b, 1, 1) : at::conv2d(x, w, b, {1, 1}, {1, 1}); };
+  time_passes(state, run, backward, {x, w, b});
+  state.SetLabel(winograd ? "oneDNN Winograd" : "ATen (oneDNN direct)");
+}
+
+void register_conv3x3_benchmarks() {
+  // The world teacher's convolutions at batch 32 (16×16 at 32 and 96 → 32 channels, 8×8 at 64) and
+  // SD1.5's at 512², batch 1 (64×64 at 320, 32×32 at 640) and at 16×16, 1280 channels, batch 2 (the
+  // fewest tiles Winograd takes; at batch 1 convolution() gives 16×16 and 8×8 to ATen).
+  for (const auto& [name, N, C, H, K] :
+       {std::tuple<const char*, int64_t, int64_t, int64_t, int64_t>{"world_16x16_32", 32, 32, 16, 32},
+        {"world_16x16_96to32", 32, 96, 16, 32}, {"world_8x8_64", 32, 64, 8, 64}, {"sd15_64x64_320", 1, 320, 64, 320},
+        {"sd15_32x32_640", 1, 640, 32, 640}, {"sd15_16x16_1280_batch2", 2, 1280, 16, 1280}})
+    for (int backward : {0, 1})
+      for (int winograd : {0, 1})
+        benchmark::RegisterBenchmark(("conv3x3/" + std::string(name) + (backward ? "/fwd+bwd/" : "/fwd/") +
+                                      (winograd ? "winograd" : "aten"))
+                                         .c_str(),
+                                     conv3x3)
+            ->Args({winograd, backward, N, C, H, K})
+            ->Unit(benchmark::kMillisecond);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +194,7 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("safetensors_save_open_read_64MiB", safetensors_round_trip)->Unit(benchmark::kMillisecond);
   register_attention_benchmarks();
   register_geglu_benchmarks();
+  register_conv3x3_benchmarks();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

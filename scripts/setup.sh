@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   cmake g++ ninja-build              # build (Ninja: with -DREWARDGEN_UNITY=OFF adding a source file rebuilds only that file)
   libtorch-dev                       # LibTorch 1.13 (CPU)
+  libdnnl-dev                        # headers of the oneDNN that LibTorch links: Winograd convolutions
   libopenblas0-openmp                # fast BLAS for LibTorch; the reference BLAS is ~15x slower
   nlohmann-json3-dev libcli11-dev    # config files, command line
   libturbojpeg0-dev libpng-dev       # JPEG reward, PNG images

@@ -19,6 +19,7 @@
 #include "eval/unet_bench.h"
 #include "methods/method.h"
 #include "methods/train_job.h"
+#include "models/winograd_conv.h"
 
 namespace rewardgen::cli {
 
@@ -167,6 +168,7 @@ void run_unet_bench(const UnetArgs& a, const Context& context) {
     std::printf("  forward + backward   %.2f GFLOP, %.4f s (best %.4f s), %.1f GFLOP/s%s\n", 3 * r.forward_gflop, r.train_step_s,
                 r.train_step_best_s, r.train_gflops_per_s(), of_peak(r.train_gflops_per_s()).c_str());
   if (on_cpu) std::printf("  GEMM peak            %.1f GFLOP/s (fp32 1024^3, %d threads, same run)\n", peak.best_gflops, peak.threads);
+  if (on_cpu) std::printf("  3x3 convolutions     %s\n", convolution_kernels().c_str());
   if (options.profile) {
     print_profile("forward", r.profiled_forward_s, r.forward_categories, r.forward_ops, a.profile_rows);
     if (!a.bench.forward_only)

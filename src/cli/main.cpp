@@ -16,6 +16,7 @@
 #include "core/threads.h"
 #include "core/version.h"
 #include "models/cpu_kernels.h"
+#include "models/winograd_conv.h"
 
 namespace {
 
@@ -24,7 +25,8 @@ std::string version_text() {
                         TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH,
                         torch::cuda::is_available() ? ", CUDA available" : ", CPU only", ")\nBLAS: ",
                         rewardgen::to_string(rewardgen::blas_info()),
-                        "\nCPU kernels (attention, GEGLU): ", rewardgen::cpu_kernels::instruction_set());
+                        "\nCPU kernels (attention, GEGLU): ", rewardgen::cpu_kernels::instruction_set(),
+                        "\n3x3 convolutions: ", rewardgen::convolution_kernels());
 }
 
 int run(int argc, char** argv) {

@@ -9,6 +9,7 @@
 #include "models/flops.h"
 #include "models/lora.h"
 #include "models/precision.h"
+#include "models/winograd_conv.h"
 
 namespace rewardgen {
 namespace {
@@ -83,7 +84,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t
 }
 
 at::Tensor Conv2d::forward(const at::Tensor& x) const {
-  at::Tensor y = at::conv2d(in_weight_dtype(x, weight), weight, bias, {stride, stride}, {padding, padding});
+  at::Tensor y = convolution(in_weight_dtype(x, weight), weight, bias, stride, padding);  // Winograd where it applies
   // 2 · (Cin·k·k) · (every output element)
   count_flops(2.0 * static_cast<double>(weight[0].numel()) * static_cast<double>(y.numel()));
   return y;

@@ -1,0 +1,296 @@
+#include "models/winograd_conv.h"
+
+#include <ATen/Context.h>
+#include <ATen/record_function.h>
+#include <torch/autograd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "models/precision.h"
+
+#ifdef REWARDGEN_WITH_DNNL
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace rewardgen {
+
+// Every call transforms the filter bank (36 values per channel pair) and the kernel's GEMMs run over
+// the 4×4 output tiles, so a plane of few tiles pays the transform without amortising it. Measured
+// (2 threads, forward and both backward passes alike, docs/performance.md): 1280 → 1280 channels
+// at 16 tiles (SD1.5's 16×16 at batch 1) 1.2× slower than the direct kernel, at 32 tiles (batch 2)
+// 1.7× faster; 4 tiles (8×8, batch 1) 2× slower; 64 tiles and more 2–2.5× faster.
+constexpr int64_t kWinogradMinTiles = 32;
+
+bool winograd_applies(const at::Tensor& x, const at::Tensor& weight, int64_t stride, int64_t padding) {
+  if (stride != 1 || padding != 1 || x.dim() != 4 || weight.dim() != 4) return false;
+  if (!x.device().is_cpu() || !weight.device().is_cpu() || x.scalar_type() != at::kFloat ||
+      weight.scalar_type() != at::kFloat || autocast_on())
+    return false;
+  if (weight.size(2) != 3 || weight.size(3) != 3 || weight.size(1) != x.size(1)) return false;
+  const int64_t tiles = x.size(0) * ((x.size(2) + 3) / 4) * ((x.size(3) + 3) / 4);
+  return tiles >= kWinogradMinTiles;
+}
+
+#ifdef REWARDGEN_WITH_DNNL
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr memory::data_type kF32 = memory::data_type::f32;
+constexpr auto kWinograd = dnnl::algorithm::convolution_winograd;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);  // a handle to the CPU, as ATen keeps its own
+  return engine;
+}
+
+// The primitives of one convolution shape, made once per thread and shape: oneDNN's primitive
+// descriptors take tens of microseconds to create (its own cache holds the JIT code, not them).
+// `training` plans keep the forward-training descriptor their backward passes are built from.
+struct Plan {
+  dnnl::convolution_forward::primitive_desc forward_pd;
+  dnnl::convolution_forward forward;
+  dnnl::convolution_backward_data::primitive_desc backward_data_pd;
+  dnnl::convolution_backward_data backward_data;
+  dnnl::convolution_backward_weights::primitive_desc backward_weights_pd;
+  dnnl::convolution_backward_weights backward_weights;
+};
+
+struct Shape {
+  int64_t n, c, h, w, k;
+  bool bias, training;
+  bool operator<(const Shape& o) const {
+    return std::tie(n, c, h, w, k, bias, training) < std::tie(o.n, o.c, o.h, o.w, o.k, o.bias, o.training);
+  }
+  memory::dims src() const { return {n, c, h, w}; }
+  memory::dims weights() const { return {k, c, 3, 3}; }
+  memory::dims dst() const { return {n, k, h, w}; }
+};
+
+Shape shape_of(const at::Tensor& x, const at::Tensor& weight, bool bias, bool training) {
+  return {x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), bias, training};
+}
+
+memory::desc any(const memory::dims& dims) { return memory::desc(dims, kF32, Tag::any); }
+
+std::unique_ptr<Plan> make_plan(const Shape& s) {
+  const memory::dims unit{1, 1}, pad{1, 1};
+  // forward_training even without a backward: for inference oneDNN wants the weights already in
+  // its Winograd domain (6×6 per filter), and its reorder into that layout runs single-threaded and
+  // reference-slow (~1 s for a 1280 → 1280 filter bank); the training kernel transforms them itself.
+  const auto kind = dnnl::prop_kind::forward_training;
+  auto forward_desc = s.bias ? dnnl::convolution_forward::desc(kind, kWinograd, any(s.src()), any(s.weights()),
+                                                               any({s.k}), any(s.dst()), unit, pad, pad)
+                             : dnnl::convolution_forward::desc(kind, kWinograd, any(s.src()), any(s.weights()),
+                                                               any(s.dst()), unit, pad, pad);
+  auto plan = std::make_unique<Plan>();
+  plan->forward_pd = dnnl::convolution_forward::primitive_desc(forward_desc, cpu_engine());
+  plan->forward = dnnl::convolution_forward(plan->forward_pd);
+  if (!s.training) return plan;
+  plan->backward_data_pd = dnnl::convolution_backward_data::primitive_desc(
+      dnnl::convolution_backward_data::desc(kWinograd, any(s.src()), any(s.weights()), any(s.dst()), unit, pad, pad),
+      cpu_engine(), plan->forward_pd);
+  plan->backward_data = dnnl::convolution_backward_data(plan->backward_data_pd);
+  auto weights_desc = s.bias ? dnnl::convolution_backward_weights::desc(kWinograd, any(s.src()), any(s.weights()),
+                                                                         any({s.k}), any(s.dst()), unit, pad, pad)
+                             : dnnl::convolution_backward_weights::desc(kWinograd, any(s.src()), any(s.weights()),
+                                                                         any(s.dst()), unit, pad, pad);
+  plan->backward_weights_pd =
+      dnnl::convolution_backward_weights::primitive_desc(weights_desc, cpu_engine(), plan->forward_pd);
+  plan->backward_weights = dnnl::convolution_backward_weights(plan->backward_weights_pd);
+  return plan;
+}
+
+// The plan of a shape, or null when oneDNN has no Winograd kernel for it (an older CPU; channel
+// counts its kernel refuses). Refusals are remembered as well, so each shape asks once per thread.
+const Plan* plan_for(const Shape& s) {
+  thread_local std::map<Shape, std::unique_ptr<Plan>> plans;
+  auto found = plans.find(s);
+  if (found != plans.end()) return found->second.get();
+  std::unique_ptr<Plan> plan;
+  try {
+    plan = make_plan(s);
+  } catch (const dnnl::error&) {
+    plan = nullptr;
+  }
+  if (plans.size() >= 512) plans.clear();  // shapes are few in a run; bound the cache anyway
+  return plans.emplace(s, std::move(plan)).first->second.get();
+}
+
+// A contiguous fp32 tensor as oneDNN memory in its plain layout (no copy).
+memory plain(const at::Tensor& t, const memory::dims& dims, Tag tag) {
+  return memory({dims, kF32, tag}, cpu_engine(), const_cast<float*>(t.data_ptr<float>()));
+}
+
+// `user` in the layout `wanted` (the kernel's blocked one): itself when the layouts agree, else a copy.
+memory as(const memory& user, const memory::desc& wanted, dnnl::stream& stream) {
+  if (user.get_desc() == wanted) return user;
+  memory converted(wanted, cpu_engine());
+  dnnl::reorder(user, converted).execute(stream, const_cast<memory&>(user), converted);
+  return converted;
+}
+
+// Runs `compute` into a memory of layout `produced`, then copies it into `out` (plain) if the two differ.
+template <typename Compute>
+void into(const memory& out, const memory::desc& produced, dnnl::stream& stream, Compute compute) {
+  if (out.get_desc() == produced) {
+    compute(out);
+    return;
+  }
+  memory result(produced, cpu_engine());
+  compute(result);
+  dnnl::reorder(result, out).execute(stream, result, const_cast<memory&>(out));
+}
+
+at::Tensor run_forward(const Plan& plan, const Shape& s, const at::Tensor& x, const at::Tensor& weight,
+                       const at::Tensor& bias) {
+  RECORD_FUNCTION("rewardgen::winograd_convolution", std::vector<c10::IValue>());  // seen by `bench unet --profile`
+  dnnl::stream stream(cpu_engine());
+  const auto& pd = plan.forward_pd;
+  memory src = as(plain(x, s.src(), Tag::nchw), pd.src_desc(), stream);
+  memory wei = as(plain(weight, s.weights(), Tag::oihw), pd.weights_desc(), stream);
+  at::Tensor y = at::empty({s.n, s.k, s.h, s.w}, x.options());
+  into(plain(y, s.dst(), Tag::nchw), pd.dst_desc(), stream, [&](const memory& dst) {
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+    if (s.bias) args.emplace(DNNL_ARG_BIAS, as(plain(bias, {s.k}, Tag::x), pd.bias_desc(), stream));
+    plan.forward.execute(stream, args);
+  });
+  stream.wait();
+  return y;
+}
+
+at::Tensor run_backward_data(const Plan& plan, const Shape& s, const at::Tensor& d_y, const at::Tensor& weight) {
+  RECORD_FUNCTION("rewardgen::winograd_convolution_backward_data", std::vector<c10::IValue>());
+  dnnl::stream stream(cpu_engine());
+  const auto& pd = plan.backward_data_pd;
+  memory d_dst = as(plain(d_y, s.dst(), Tag::nchw), pd.diff_dst_desc(), stream);
+  memory wei = as(plain(weight, s.weights(), Tag::oihw), pd.weights_desc(), stream);
+  at::Tensor d_x = at::empty({s.n, s.c, s.h, s.w}, d_y.options());
+  into(plain(d_x, s.src(), Tag::nchw), pd.diff_src_desc(), stream, [&](const memory& d_src) {
+    plan.backward_data.execute(stream, {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, d_src}});
+  });
+  stream.wait();
+  return d_x;
+}
+
+std::pair<at::Tensor, at::Tensor> run_backward_weights(const Plan& plan, const Shape& s, const at::Tensor& d_y,
+                                                       const at::Tensor& x) {
+  RECORD_FUNCTION("rewardgen::winograd_convolution_backward_weights", std::vector<c10::IValue>());
+  dnnl::stream stream(cpu_engine());
+  const auto& pd = plan.backward_weights_pd;
+  memory src = as(plain(x, s.src(), Tag::nchw), pd.src_desc(), stream);
+  memory d_dst = as(plain(d_y, s.dst(), Tag::nchw), pd.diff_dst_desc(), stream);
+  at::Tensor d_w = at::empty({s.k, s.c, 3, 3}, x.options());
+  at::Tensor d_b = s.bias ? at::empty({s.k}, x.options()) : at::Tensor();
+  memory d_wei_plain = plain(d_w, s.weights(), Tag::oihw);
+  memory d_wei = d_wei_plain.get_desc() == pd.diff_weights_desc() ? d_wei_plain : memory(pd.diff_weights_desc(), cpu_engine());
+  memory d_bias;
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DIFF_WEIGHTS, d_wei}};
+  if (s.bias) {
+    memory d_bias_plain = plain(d_b, {s.k}, Tag::x);
+    d_bias = d_bias_plain.get_desc() == pd.diff_bias_desc() ? d_bias_plain : memory(pd.diff_bias_desc(), cpu_engine());
+    args.emplace(DNNL_ARG_DIFF_BIAS, d_bias);
+    plan.backward_weights.execute(stream, args);
+    if (d_bias.get_data_handle() != d_bias_plain.get_data_handle()) dnnl::reorder(d_bias, d_bias_plain).execute(stream, d_bias, d_bias_plain);
+  } else {
+    plan.backward_weights.execute(stream, args);
+  }
+  if (d_wei.get_data_handle() != d_wei_plain.get_data_handle()) dnnl::reorder(d_wei, d_wei_plain).execute(stream, d_wei, d_wei_plain);
+  stream.wait();
+  return {d_w, d_b};
+}
+
+// The Winograd convolution as an autograd function: saves x and the weight (what both backward
+// passes read), not the blocked copies.
+struct WinogradConvolution : public torch::autograd::Function<WinogradConvolution> {
+  // `bias` is an empty tensor for none: LibTorch 1.13's Function::apply refuses undefined inputs.
+  static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias) {
+    const bool has_bias = bias.numel() > 0;
+    const Shape s = shape_of(x, weight, has_bias, true);
+    context->save_for_backward({x, weight});
+    context->saved_data["bias"] = has_bias;
+    return run_forward(*plan_for(s), s, x, weight, bias);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = context->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1];
+    const Shape s = shape_of(x, weight, context->saved_data["bias"].toBool(), true);
+    const Plan& plan = *plan_for(s);
+    const at::Tensor d_y = grads[0].contiguous();
+    at::Tensor d_x, d_w, d_b;
+    if (context->needs_input_grad(0)) d_x = run_backward_data(plan, s, d_y, weight);
+    if (context->needs_input_grad(1) || context->needs_input_grad(2))
+      std::tie(d_w, d_b) = run_backward_weights(plan, s, d_y, x);
+    return {d_x, d_w, d_b};
+  }
+};
+
+bool kernel_on_this_cpu() {
+  static const bool present = plan_for(Shape{1, 16, 8, 8, 16, true, true}) != nullptr;  // asked once
+  return present;
+}
+
+// No autograd graph to record: gradients off, or nothing here requires one.
+bool without_graph(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const bool any_requires = x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad());
+  return !at::GradMode::is_enabled() || !any_requires;
+}
+
+}  // namespace
+
+bool winograd_available() {
+  const char* setting = std::getenv("REWARDGEN_WINOGRAD");
+  if (setting != nullptr && std::strcmp(setting, "0") == 0) return false;
+  return at::globalContext().userEnabledMkldnn() && kernel_on_this_cpu();
+}
+
+std::string convolution_kernels() {
+  const char* setting = std::getenv("REWARDGEN_WINOGRAD");
+  if (setting != nullptr && std::strcmp(setting, "0") == 0) return "ATen's (REWARDGEN_WINOGRAD=0)";
+  if (!at::globalContext().userEnabledMkldnn()) return "ATen's (oneDNN turned off)";
+  if (!kernel_on_this_cpu()) return "ATen's (oneDNN has no Winograd kernel for this CPU)";
+  return "oneDNN Winograd F(4x4,3x3) for fp32 3x3 stride-1 convolutions of >= 32 tiles, ATen's otherwise";
+}
+
+bool winograd_runs(const at::Tensor& x, const at::Tensor& weight, int64_t stride, int64_t padding) {
+  if (!winograd_available() || !winograd_applies(x, weight, stride, padding)) return false;
+  return plan_for(shape_of(x, weight, true, at::GradMode::is_enabled())) != nullptr;
+}
+
+at::Tensor convolution(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                       int64_t padding) {
+  const bool bias_fp32 = !bias.defined() || (bias.scalar_type() == at::kFloat && bias.device().is_cpu() && bias.dim() == 1);
+  if (bias_fp32 && winograd_available() && winograd_applies(x, weight, stride, padding)) {
+    const bool inference = without_graph(x, weight, bias);
+    const at::Tensor input = x.contiguous(), filter = weight.contiguous();
+    const Shape s = shape_of(input, filter, bias.defined(), !inference);
+    if (const Plan* plan = plan_for(s)) {
+      if (inference) return run_forward(*plan, s, input, filter, bias.defined() ? bias.contiguous() : bias);
+      return WinogradConvolution::apply(input, filter, bias.defined() ? bias.contiguous() : at::empty({0}, x.options()));
+    }
+  }
+  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
+#else  // built without oneDNN's headers: ATen's convolution throughout
+
+bool winograd_available() { return false; }
+
+std::string convolution_kernels() { return "ATen's (built without oneDNN's headers, or with a LibTorch that has its own)"; }
+
+bool winograd_runs(const at::Tensor&, const at::Tensor&, int64_t, int64_t) { return false; }
+
+at::Tensor convolution(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                       int64_t padding) {
+  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
+#endif
+
+}  // namespace rewardgen
