@@ -20,7 +20,7 @@
 #include "io/safetensors.h"
 #include "models/attention.h"
 #include "models/attention_kernels.h"
-#include "models/winograd_conv.h"
+#include "models/onednn.h"
 
 namespace {
 
@@ -137,7 +137,7 @@ void register_geglu_benchmarks() {
 }
 
 // One 3×3 convolution (stride 1, padding 1, with bias): rewardgen::convolution (oneDNN's Winograd
-// kernel where it runs, models/winograd_conv.h) or at::conv2d (ATen's call of oneDNN's direct
+// kernel where it runs, models/onednn.h) or at::conv2d (ATen's call of oneDNN's direct
 // kernel), forward alone or forward + backward (input, weight and bias gradients), fp32.
 // Args: winograd, backward, N, C, H (= W), K.
 void conv3x3(benchmark::State& state) {

@@ -19,7 +19,7 @@
 #include "eval/unet_bench.h"
 #include "methods/method.h"
 #include "methods/train_job.h"
-#include "models/winograd_conv.h"
+#include "models/onednn.h"
 
 namespace rewardgen::cli {
 

@@ -16,7 +16,7 @@
 #include "core/threads.h"
 #include "core/version.h"
 #include "models/cpu_kernels.h"
-#include "models/winograd_conv.h"
+#include "models/onednn.h"
 
 namespace {
 

@@ -67,6 +67,7 @@ std::string op_category(const std::string& op) {
   if (op.rfind("autograd::", 0) == 0 || op.rfind("torch::autograd::", 0) == 0 ||
       (op.rfind("aten::", 0) != 0 && contains(op, "Backward")))
     return "autograd";
+  if (op.rfind("rewardgen::dense", 0) == 0) return "matmul";  // models/onednn.h's dense layers
   if (contains(op, "conv")) return "convolution";
   if (contains(op, "norm")) return "normalization";
   if (contains(op, "softmax")) return "softmax";

@@ -8,8 +8,8 @@
 #include "core/error.h"
 #include "models/flops.h"
 #include "models/lora.h"
+#include "models/onednn.h"
 #include "models/precision.h"
-#include "models/winograd_conv.h"
 
 namespace rewardgen {
 namespace {
@@ -45,6 +45,9 @@ at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
   const int64_t rows = in > 0 && x.dim() >= 1 ? x.numel() / in : 0;
   const bool fp32_cpu = x.device().is_cpu() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat;
   const bool one_dnn = at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && !autocast_on();
+  const bool large = static_cast<double>(rows) * in * out >= kDenseConvMinMacs && x.size(-1) == in;
+  // Our own oneDNN matmuls where this build has them (models/onednn.h): primitives kept per shape.
+  if (fp32_cpu && one_dnn && large && onednn_available()) return onednn_dense(x, weight, bias);
   // The rows as `images` channels-last images [images, in, rows/images, 1] (memory: rows × in, as
   // x is), the weight as 1×1 filters: no copy in or out, and the convolution's own backward.
   // ATen hands a 1×1 convolution to oneDNN with ≥ 16 images or more than one thread, and with more

@@ -67,6 +67,10 @@ TEST(OpProfile, CategoriesByOperatorName) {
   EXPECT_EQ(op_category("aten::_softmax_backward_data"), "softmax");
   EXPECT_EQ(op_category("aten::bmm"), "matmul");
   EXPECT_EQ(op_category("aten::addmm"), "matmul");
+  EXPECT_EQ(op_category("rewardgen::dense"), "matmul");  // models/onednn.h's own oneDNN calls
+  EXPECT_EQ(op_category("rewardgen::dense_backward"), "matmul");
+  EXPECT_EQ(op_category("rewardgen::winograd_convolution"), "convolution");
+  EXPECT_EQ(op_category("rewardgen::winograd_convolution_backward_weights"), "convolution");
   EXPECT_EQ(op_category("aten::empty"), "allocation");
   EXPECT_EQ(op_category("aten::copy_"), "layout");
   EXPECT_EQ(op_category("aten::cat"), "layout");

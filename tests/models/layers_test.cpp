@@ -6,6 +6,7 @@
 #include <string>
 
 #include "eval/op_profile.h"
+#include "models/onednn.h"
 
 namespace rewardgen {
 namespace {
@@ -16,10 +17,16 @@ int64_t calls(const OpProfile& profile, const std::string& op) {
   return 0;
 }
 
-TEST(Dense, OneByOneConvolutionPathEqualsLinearWithGradients) {
-  // Above kDenseConvMinMacs an fp32 CPU dense runs oneDNN's 1×1 convolution (2 threads: whatever
-  // the row count): values and the gradients of input, weight and bias must be at::linear's in
-  // double, for a 3-D input, without a bias, and for a non-contiguous input (a transposed view).
+// The operator an fp32 CPU dense above kDenseConvMinMacs runs, forward and backward: our own oneDNN
+// matmuls where this build has them (models/onednn.h), else ATen's 1×1 convolution through oneDNN.
+const char* dense_forward_op() { return onednn_available() ? "rewardgen::dense" : "aten::mkldnn_convolution"; }
+const char* dense_backward_op() { return onednn_available() ? "rewardgen::dense_backward" : "aten::convolution_backward"; }
+
+TEST(Dense, OneDnnPathEqualsLinearWithGradients) {
+  // Above kDenseConvMinMacs an fp32 CPU dense runs oneDNN (our matmul, or ATen's 1×1 convolution
+  // with 2 threads whatever the row count): values and the gradients of input, weight and bias must
+  // be at::linear's in double, for a 3-D input, without a bias, and for a non-contiguous input (a
+  // transposed view).
   if (!at::hasMKLDNN()) GTEST_SKIP() << "LibTorch without oneDNN: dense is at::linear";
   at::manual_seed(21);
   const int previous = at::get_num_threads();
@@ -39,7 +46,7 @@ TEST(Dense, OneByOneConvolutionPathEqualsLinearWithGradients) {
     const at::Tensor b = c.bias ? at::randn({c.out}).requires_grad_() : at::Tensor();
     OpProfile profile;
     const at::Tensor y = dense(x, w, b);
-    EXPECT_EQ(calls(profile, "aten::mkldnn_convolution"), 1);
+    EXPECT_EQ(calls(profile, dense_forward_op()), 1);
     std::vector<int64_t> expected_shape = c.shape;
     expected_shape.back() = c.out;
     ASSERT_EQ(y.sizes().vec(), expected_shape);
@@ -59,7 +66,7 @@ TEST(Dense, OneByOneConvolutionPathEqualsLinearWithGradients) {
   at::set_num_threads(previous);
 }
 
-TEST(Dense, TheConvolutionRunsOnlyAboveTheThresholdInFp32) {
+TEST(Dense, OneDnnRunsOnlyAboveTheThresholdInFp32) {
   at::manual_seed(23);
   if (!at::hasMKLDNN()) GTEST_SKIP() << "LibTorch without oneDNN: dense is at::linear";
   const at::Tensor x = at::randn({8192, 32}).requires_grad_(), w = at::randn({32, 32}).requires_grad_();
@@ -69,15 +76,16 @@ TEST(Dense, TheConvolutionRunsOnlyAboveTheThresholdInFp32) {
     OpProfile profile;
     const at::Tensor y = dense(x, w, {});
     torch::autograd::grad({y.sum()}, {x, w});
-    EXPECT_EQ(calls(profile, "aten::mkldnn_convolution"), 1) << threads << " threads";
-    EXPECT_EQ(calls(profile, "aten::convolution_backward"), 1) << threads << " threads";
+    EXPECT_EQ(calls(profile, dense_forward_op()), 1) << threads << " threads";
+    EXPECT_EQ(calls(profile, dense_backward_op()), 1) << threads << " threads";
     EXPECT_EQ(calls(profile, "aten::_slow_conv2d_forward"), 0) << threads << " threads";
   }
   at::set_num_threads(1);  // 4098 rows: 2 images, one thread -> ATen's fallback, so at::linear
-  {
+  {                         // (our matmul takes any row count)
     OpProfile profile;
     dense(at::randn({4098, 32}), w, {});
     EXPECT_EQ(calls(profile, "aten::convolution"), 0);
+    EXPECT_EQ(calls(profile, "rewardgen::dense"), onednn_available() ? 1 : 0);
   }
   at::set_num_threads(previous);
   {
@@ -85,6 +93,7 @@ TEST(Dense, TheConvolutionRunsOnlyAboveTheThresholdInFp32) {
     dense(x.narrow(0, 0, 16), w, {});  // 16·32·32 multiply-adds
     dense(x.to(at::kDouble), w.to(at::kDouble), {});
     EXPECT_EQ(calls(profile, "aten::mkldnn_convolution"), 0);
+    EXPECT_EQ(calls(profile, "rewardgen::dense"), 0);
   }
 }
 

@@ -1,4 +1,4 @@
-#include "models/winograd_conv.h"
+#include "models/onednn.h"
 
 #include <ATen/Context.h>
 #include <ATen/record_function.h>
@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <unordered_map>
+#include <vector>
 
 #include "models/precision.h"
 
@@ -105,20 +107,27 @@ std::unique_ptr<Plan> make_plan(const Shape& s) {
   return plan;
 }
 
-// The plan of a shape, or null when oneDNN has no Winograd kernel for it (an older CPU; channel
-// counts its kernel refuses). Refusals are remembered as well, so each shape asks once per thread.
-const Plan* plan_for(const Shape& s) {
-  thread_local std::map<Shape, std::unique_ptr<Plan>> plans;
-  auto found = plans.find(s);
+// The plan under `key`, made by make(key) on first use; null (remembered as well) when oneDNN
+// refuses it. One cache per thread and kind of plan, so each shape is asked once per thread.
+template <typename Key, typename Plan, typename Make>
+const Plan* cached_plan(std::map<Key, std::unique_ptr<Plan>>& plans, const Key& key, Make make) {
+  auto found = plans.find(key);
   if (found != plans.end()) return found->second.get();
   std::unique_ptr<Plan> plan;
   try {
-    plan = make_plan(s);
+    plan = make(key);
   } catch (const dnnl::error&) {
     plan = nullptr;
   }
   if (plans.size() >= 512) plans.clear();  // shapes are few in a run; bound the cache anyway
-  return plans.emplace(s, std::move(plan)).first->second.get();
+  return plans.emplace(key, std::move(plan)).first->second.get();
+}
+
+// The Winograd plan of a shape, or null when oneDNN has no Winograd kernel for it (an older CPU;
+// channel counts its kernel refuses).
+const Plan* plan_for(const Shape& s) {
+  thread_local std::map<Shape, std::unique_ptr<Plan>> plans;
+  return cached_plan(plans, s, make_plan);
 }
 
 // A contiguous fp32 tensor as oneDNN memory in its plain layout (no copy).
@@ -231,6 +240,103 @@ struct WinogradConvolution : public torch::autograd::Function<WinogradConvolutio
   }
 };
 
+// ---- Dense layers: y = x Wᵀ + b as oneDNN matmuls on [rows, in] ----
+
+struct DenseShape {
+  int64_t rows, in, out;
+  bool bias;
+  bool operator<(const DenseShape& o) const {
+    return std::tie(rows, in, out, bias) < std::tie(o.rows, o.in, o.out, o.bias);
+  }
+};
+
+// A row-major [r, c] matrix, or (`transposed`) the transpose of the row-major [c, r] one.
+memory::desc matrix(int64_t r, int64_t c, bool transposed = false) {
+  return memory::desc({r, c}, kF32, transposed ? Tag::ba : Tag::ab);
+}
+
+struct DensePlan {
+  dnnl::matmul forward;           // y[rows, out] = x[rows, in] · Wᵀ (W [out, in] read transposed) + b
+  dnnl::matmul backward_data;     // dx[rows, in] = dy[rows, out] · W[out, in]
+  dnnl::matmul backward_weights;  // dW[out, in] = dyᵀ (dy read transposed) · x[rows, in]
+};
+
+std::unique_ptr<DensePlan> make_dense_plan(const DenseShape& s) {
+  auto plan = std::make_unique<DensePlan>();
+  const memory::desc x = matrix(s.rows, s.in), w_t = matrix(s.in, s.out, true), y = matrix(s.rows, s.out);
+  plan->forward = dnnl::matmul(
+      s.bias ? dnnl::matmul::primitive_desc(dnnl::matmul::desc(x, w_t, matrix(1, s.out), y), cpu_engine())
+             : dnnl::matmul::primitive_desc(dnnl::matmul::desc(x, w_t, y), cpu_engine()));
+  plan->backward_data =
+      dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(y, matrix(s.out, s.in), x), cpu_engine()));
+  plan->backward_weights = dnnl::matmul(dnnl::matmul::primitive_desc(
+      dnnl::matmul::desc(matrix(s.out, s.rows, true), x, matrix(s.out, s.in)), cpu_engine()));
+  return plan;
+}
+
+const DensePlan* dense_plan_for(const DenseShape& s) {
+  thread_local std::map<DenseShape, std::unique_ptr<DensePlan>> plans;
+  return cached_plan(plans, s, make_dense_plan);
+}
+
+// The matrix `t` (contiguous fp32) as oneDNN memory of layout `desc` (no copy).
+memory wrap(const at::Tensor& t, const memory::desc& desc) {
+  return memory(desc, cpu_engine(), const_cast<float*>(t.data_ptr<float>()));
+}
+
+at::Tensor dense_forward(const DensePlan& plan, const DenseShape& s, const at::Tensor& x, const at::Tensor& weight,
+                         const at::Tensor& bias) {
+  RECORD_FUNCTION("rewardgen::dense", std::vector<c10::IValue>());
+  at::Tensor y = at::empty({s.rows, s.out}, x.options());
+  dnnl::stream stream(cpu_engine());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(x, matrix(s.rows, s.in))},
+                                       {DNNL_ARG_WEIGHTS, wrap(weight, matrix(s.in, s.out, true))},
+                                       {DNNL_ARG_DST, wrap(y, matrix(s.rows, s.out))}};
+  if (s.bias) args.emplace(DNNL_ARG_BIAS, wrap(bias, matrix(1, s.out)));
+  plan.forward.execute(stream, args);
+  stream.wait();
+  return y;
+}
+
+// The dense layer as an autograd function: saves x and the weight. `bias` is an empty tensor for
+// none, as for WinogradConvolution.
+struct Dense : public torch::autograd::Function<Dense> {
+  static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias) {
+    const DenseShape s{x.size(0), x.size(1), weight.size(0), bias.numel() > 0};
+    context->save_for_backward({x, weight});
+    context->saved_data["bias"] = s.bias;
+    return dense_forward(*dense_plan_for(s), s, x, weight, bias);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grads) {
+    RECORD_FUNCTION("rewardgen::dense_backward", std::vector<c10::IValue>());
+    const auto saved = context->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1];
+    const DenseShape s{x.size(0), x.size(1), weight.size(0), context->saved_data["bias"].toBool()};
+    const DensePlan& plan = *dense_plan_for(s);
+    const at::Tensor d_y = grads[0].contiguous();
+    const memory d_y_memory = wrap(d_y, matrix(s.rows, s.out));
+    dnnl::stream stream(cpu_engine());
+    at::Tensor d_x, d_w, d_b;
+    if (context->needs_input_grad(0)) {
+      d_x = at::empty({s.rows, s.in}, x.options());
+      plan.backward_data.execute(stream, {{DNNL_ARG_SRC, d_y_memory},
+                                          {DNNL_ARG_WEIGHTS, wrap(weight, matrix(s.out, s.in))},
+                                          {DNNL_ARG_DST, wrap(d_x, matrix(s.rows, s.in))}});
+    }
+    if (context->needs_input_grad(1)) {
+      d_w = at::empty({s.out, s.in}, x.options());
+      plan.backward_weights.execute(stream, {{DNNL_ARG_SRC, wrap(d_y, matrix(s.out, s.rows, true))},
+                                             {DNNL_ARG_WEIGHTS, wrap(x, matrix(s.rows, s.in))},
+                                             {DNNL_ARG_DST, wrap(d_w, matrix(s.out, s.in))}});
+    }
+    stream.wait();
+    if (s.bias && context->needs_input_grad(2)) d_b = d_y.sum(0);
+    return {d_x, d_w, d_b};
+  }
+};
+
 bool kernel_on_this_cpu() {
   static const bool present = plan_for(Shape{1, 16, 8, 8, 16, true, true}) != nullptr;  // asked once
   return present;
@@ -244,10 +350,27 @@ bool without_graph(const at::Tensor& x, const at::Tensor& weight, const at::Tens
 
 }  // namespace
 
+bool onednn_available() { return at::globalContext().userEnabledMkldnn(); }
+
 bool winograd_available() {
   const char* setting = std::getenv("REWARDGEN_WINOGRAD");
   if (setting != nullptr && std::strcmp(setting, "0") == 0) return false;
-  return at::globalContext().userEnabledMkldnn() && kernel_on_this_cpu();
+  return onednn_available() && kernel_on_this_cpu();
+}
+
+at::Tensor onednn_dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t in = weight.size(1), out = weight.size(0);
+  const at::Tensor rows = x.reshape({-1, in}).contiguous(), filter = weight.contiguous();
+  const bool has_bias = bias.defined();
+  const DenseShape s{rows.size(0), in, out, has_bias};
+  const DensePlan* plan = rows.size(0) > 0 ? dense_plan_for(s) : nullptr;
+  if (plan == nullptr) return at::linear(x, weight, bias);
+  const at::Tensor b = has_bias ? bias.contiguous() : at::empty({0}, x.options());
+  const at::Tensor y = without_graph(x, weight, bias) ? dense_forward(*plan, s, rows, filter, b)
+                                                      : Dense::apply(rows, filter, b);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out;
+  return y.view(shape);
 }
 
 std::string convolution_kernels() {
@@ -280,7 +403,13 @@ at::Tensor convolution(const at::Tensor& x, const at::Tensor& weight, const at::
 
 #else  // built without oneDNN's headers: ATen's convolution throughout
 
+bool onednn_available() { return false; }
+
 bool winograd_available() { return false; }
+
+at::Tensor onednn_dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return at::linear(x, weight, bias);
+}
 
 std::string convolution_kernels() { return "ATen's (built without oneDNN's headers, or with a LibTorch that has its own)"; }
 

@@ -1,4 +1,4 @@
-#include "models/winograd_conv.h"
+#include "models/onednn.h"
 
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
