@@ -50,10 +50,11 @@ dnnl::engine& cpu_engine() {
   return engine;
 }
 
-// The primitives of one convolution shape, made once per thread and shape: oneDNN's primitive
-// descriptors take tens of microseconds to create (its own cache holds the JIT code, not them).
-// `training` plans keep the forward-training descriptor their backward passes are built from.
-struct Plan {
+// The primitives of one convolution shape, made once per thread and shape: a primitive descriptor
+// is a search over oneDNN's implementations each time one is created (its own cache keeps
+// primitives, not descriptors). `training` plans add the backward passes, built from the forward
+// descriptor.
+struct WinogradPlan {
   dnnl::convolution_forward::primitive_desc forward_pd;
   dnnl::convolution_forward forward;
   dnnl::convolution_backward_data::primitive_desc backward_data_pd;
@@ -62,10 +63,10 @@ struct Plan {
   dnnl::convolution_backward_weights backward_weights;
 };
 
-struct Shape {
+struct ConvShape {
   int64_t n, c, h, w, k;
   bool bias, training;
-  bool operator<(const Shape& o) const {
+  bool operator<(const ConvShape& o) const {
     return std::tie(n, c, h, w, k, bias, training) < std::tie(o.n, o.c, o.h, o.w, o.k, o.bias, o.training);
   }
   memory::dims src() const { return {n, c, h, w}; }
@@ -73,13 +74,13 @@ struct Shape {
   memory::dims dst() const { return {n, k, h, w}; }
 };
 
-Shape shape_of(const at::Tensor& x, const at::Tensor& weight, bool bias, bool training) {
+ConvShape shape_of(const at::Tensor& x, const at::Tensor& weight, bool bias, bool training) {
   return {x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), bias, training};
 }
 
 memory::desc any(const memory::dims& dims) { return memory::desc(dims, kF32, Tag::any); }
 
-std::unique_ptr<Plan> make_plan(const Shape& s) {
+std::unique_ptr<WinogradPlan> make_winograd_plan(const ConvShape& s) {
   const memory::dims unit{1, 1}, pad{1, 1};
   // forward_training even without a backward: for inference oneDNN wants the weights already in
   // its Winograd domain (6×6 per filter), and its reorder into that layout runs single-threaded and
@@ -89,7 +90,7 @@ std::unique_ptr<Plan> make_plan(const Shape& s) {
                                                                any({s.k}), any(s.dst()), unit, pad, pad)
                              : dnnl::convolution_forward::desc(kind, kWinograd, any(s.src()), any(s.weights()),
                                                                any(s.dst()), unit, pad, pad);
-  auto plan = std::make_unique<Plan>();
+  auto plan = std::make_unique<WinogradPlan>();
   plan->forward_pd = dnnl::convolution_forward::primitive_desc(forward_desc, cpu_engine());
   plan->forward = dnnl::convolution_forward(plan->forward_pd);
   if (!s.training) return plan;
@@ -125,9 +126,9 @@ const Plan* cached_plan(std::map<Key, std::unique_ptr<Plan>>& plans, const Key& 
 
 // The Winograd plan of a shape, or null when oneDNN has no Winograd kernel for it (an older CPU;
 // channel counts its kernel refuses).
-const Plan* plan_for(const Shape& s) {
-  thread_local std::map<Shape, std::unique_ptr<Plan>> plans;
-  return cached_plan(plans, s, make_plan);
+const WinogradPlan* winograd_plan_for(const ConvShape& s) {
+  thread_local std::map<ConvShape, std::unique_ptr<WinogradPlan>> plans;
+  return cached_plan(plans, s, make_winograd_plan);
 }
 
 // A contiguous fp32 tensor as oneDNN memory in its plain layout (no copy).
@@ -155,7 +156,7 @@ void into(const memory& out, const memory::desc& produced, dnnl::stream& stream,
   dnnl::reorder(result, out).execute(stream, result, const_cast<memory&>(out));
 }
 
-at::Tensor run_forward(const Plan& plan, const Shape& s, const at::Tensor& x, const at::Tensor& weight,
+at::Tensor winograd_forward(const WinogradPlan& plan, const ConvShape& s, const at::Tensor& x, const at::Tensor& weight,
                        const at::Tensor& bias) {
   RECORD_FUNCTION("rewardgen::winograd_convolution", std::vector<c10::IValue>());  // seen by `bench unet --profile`
   dnnl::stream stream(cpu_engine());
@@ -172,7 +173,7 @@ at::Tensor run_forward(const Plan& plan, const Shape& s, const at::Tensor& x, co
   return y;
 }
 
-at::Tensor run_backward_data(const Plan& plan, const Shape& s, const at::Tensor& d_y, const at::Tensor& weight) {
+at::Tensor winograd_backward_data(const WinogradPlan& plan, const ConvShape& s, const at::Tensor& d_y, const at::Tensor& weight) {
   RECORD_FUNCTION("rewardgen::winograd_convolution_backward_data", std::vector<c10::IValue>());
   dnnl::stream stream(cpu_engine());
   const auto& pd = plan.backward_data_pd;
@@ -186,7 +187,7 @@ at::Tensor run_backward_data(const Plan& plan, const Shape& s, const at::Tensor&
   return d_x;
 }
 
-std::pair<at::Tensor, at::Tensor> run_backward_weights(const Plan& plan, const Shape& s, const at::Tensor& d_y,
+std::pair<at::Tensor, at::Tensor> winograd_backward_weights(const WinogradPlan& plan, const ConvShape& s, const at::Tensor& d_y,
                                                        const at::Tensor& x) {
   RECORD_FUNCTION("rewardgen::winograd_convolution_backward_weights", std::vector<c10::IValue>());
   dnnl::stream stream(cpu_engine());
@@ -220,22 +221,22 @@ struct WinogradConvolution : public torch::autograd::Function<WinogradConvolutio
   static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias) {
     const bool has_bias = bias.numel() > 0;
-    const Shape s = shape_of(x, weight, has_bias, true);
+    const ConvShape s = shape_of(x, weight, has_bias, true);
     context->save_for_backward({x, weight});
     context->saved_data["bias"] = has_bias;
-    return run_forward(*plan_for(s), s, x, weight, bias);
+    return winograd_forward(*winograd_plan_for(s), s, x, weight, bias);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
                                                  torch::autograd::variable_list grads) {
     const auto saved = context->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1];
-    const Shape s = shape_of(x, weight, context->saved_data["bias"].toBool(), true);
-    const Plan& plan = *plan_for(s);
+    const ConvShape s = shape_of(x, weight, context->saved_data["bias"].toBool(), true);
+    const WinogradPlan& plan = *winograd_plan_for(s);
     const at::Tensor d_y = grads[0].contiguous();
     at::Tensor d_x, d_w, d_b;
-    if (context->needs_input_grad(0)) d_x = run_backward_data(plan, s, d_y, weight);
+    if (context->needs_input_grad(0)) d_x = winograd_backward_data(plan, s, d_y, weight);
     if (context->needs_input_grad(1) || context->needs_input_grad(2))
-      std::tie(d_w, d_b) = run_backward_weights(plan, s, d_y, x);
+      std::tie(d_w, d_b) = winograd_backward_weights(plan, s, d_y, x);
     return {d_x, d_w, d_b};
   }
 };
@@ -338,7 +339,7 @@ struct Dense : public torch::autograd::Function<Dense> {
 };
 
 bool kernel_on_this_cpu() {
-  static const bool present = plan_for(Shape{1, 16, 8, 8, 16, true, true}) != nullptr;  // asked once
+  static const bool present = winograd_plan_for(ConvShape{1, 16, 8, 8, 16, true, true}) != nullptr;  // asked once
   return present;
 }
 
@@ -383,7 +384,7 @@ std::string convolution_kernels() {
 
 bool winograd_runs(const at::Tensor& x, const at::Tensor& weight, int64_t stride, int64_t padding) {
   if (!winograd_available() || !winograd_applies(x, weight, stride, padding)) return false;
-  return plan_for(shape_of(x, weight, true, at::GradMode::is_enabled())) != nullptr;
+  return winograd_plan_for(shape_of(x, weight, true, at::GradMode::is_enabled())) != nullptr;
 }
 
 at::Tensor convolution(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
@@ -392,9 +393,9 @@ at::Tensor convolution(const at::Tensor& x, const at::Tensor& weight, const at::
   if (bias_fp32 && winograd_available() && winograd_applies(x, weight, stride, padding)) {
     const bool inference = without_graph(x, weight, bias);
     const at::Tensor input = x.contiguous(), filter = weight.contiguous();
-    const Shape s = shape_of(input, filter, bias.defined(), !inference);
-    if (const Plan* plan = plan_for(s)) {
-      if (inference) return run_forward(*plan, s, input, filter, bias.defined() ? bias.contiguous() : bias);
+    const ConvShape s = shape_of(input, filter, bias.defined(), !inference);
+    if (const WinogradPlan* plan = winograd_plan_for(s)) {
+      if (inference) return winograd_forward(*plan, s, input, filter, bias.defined() ? bias.contiguous() : bias);
       return WinogradConvolution::apply(input, filter, bias.defined() ? bias.contiguous() : at::empty({0}, x.options()));
     }
   }
