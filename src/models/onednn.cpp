@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/error.h"
 #include "models/precision.h"
 
 #ifdef REWARDGEN_WITH_DNNL
@@ -156,8 +157,8 @@ void into(const memory& out, const memory::desc& produced, dnnl::stream& stream,
   dnnl::reorder(result, out).execute(stream, result, const_cast<memory&>(out));
 }
 
-at::Tensor winograd_forward(const WinogradPlan& plan, const ConvShape& s, const at::Tensor& x, const at::Tensor& weight,
-                       const at::Tensor& bias) {
+at::Tensor winograd_forward(const WinogradPlan& plan, const ConvShape& s, const at::Tensor& x,
+                            const at::Tensor& weight, const at::Tensor& bias) {
   RECORD_FUNCTION("rewardgen::winograd_convolution", std::vector<c10::IValue>());  // seen by `bench unet --profile`
   dnnl::stream stream(cpu_engine());
   const auto& pd = plan.forward_pd;
@@ -173,7 +174,8 @@ at::Tensor winograd_forward(const WinogradPlan& plan, const ConvShape& s, const 
   return y;
 }
 
-at::Tensor winograd_backward_data(const WinogradPlan& plan, const ConvShape& s, const at::Tensor& d_y, const at::Tensor& weight) {
+at::Tensor winograd_backward_data(const WinogradPlan& plan, const ConvShape& s, const at::Tensor& d_y,
+                                  const at::Tensor& weight) {
   RECORD_FUNCTION("rewardgen::winograd_convolution_backward_data", std::vector<c10::IValue>());
   dnnl::stream stream(cpu_engine());
   const auto& pd = plan.backward_data_pd;
@@ -181,14 +183,16 @@ at::Tensor winograd_backward_data(const WinogradPlan& plan, const ConvShape& s, 
   memory wei = as(plain(weight, s.weights(), Tag::oihw), pd.weights_desc(), stream);
   at::Tensor d_x = at::empty({s.n, s.c, s.h, s.w}, d_y.options());
   into(plain(d_x, s.src(), Tag::nchw), pd.diff_src_desc(), stream, [&](const memory& d_src) {
-    plan.backward_data.execute(stream, {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, d_src}});
+    plan.backward_data.execute(stream,
+                               {{DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, d_src}});
   });
   stream.wait();
   return d_x;
 }
 
-std::pair<at::Tensor, at::Tensor> winograd_backward_weights(const WinogradPlan& plan, const ConvShape& s, const at::Tensor& d_y,
-                                                       const at::Tensor& x) {
+// The weight's and the bias's gradients (the bias's undefined without one).
+std::pair<at::Tensor, at::Tensor> winograd_backward_weights(const WinogradPlan& plan, const ConvShape& s,
+                                                            const at::Tensor& d_y, const at::Tensor& x) {
   RECORD_FUNCTION("rewardgen::winograd_convolution_backward_weights", std::vector<c10::IValue>());
   dnnl::stream stream(cpu_engine());
   const auto& pd = plan.backward_weights_pd;
@@ -196,20 +200,17 @@ std::pair<at::Tensor, at::Tensor> winograd_backward_weights(const WinogradPlan& 
   memory d_dst = as(plain(d_y, s.dst(), Tag::nchw), pd.diff_dst_desc(), stream);
   at::Tensor d_w = at::empty({s.k, s.c, 3, 3}, x.options());
   at::Tensor d_b = s.bias ? at::empty({s.k}, x.options()) : at::Tensor();
-  memory d_wei_plain = plain(d_w, s.weights(), Tag::oihw);
-  memory d_wei = d_wei_plain.get_desc() == pd.diff_weights_desc() ? d_wei_plain : memory(pd.diff_weights_desc(), cpu_engine());
-  memory d_bias;
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DIFF_WEIGHTS, d_wei}};
-  if (s.bias) {
-    memory d_bias_plain = plain(d_b, {s.k}, Tag::x);
-    d_bias = d_bias_plain.get_desc() == pd.diff_bias_desc() ? d_bias_plain : memory(pd.diff_bias_desc(), cpu_engine());
-    args.emplace(DNNL_ARG_DIFF_BIAS, d_bias);
-    plan.backward_weights.execute(stream, args);
-    if (d_bias.get_data_handle() != d_bias_plain.get_data_handle()) dnnl::reorder(d_bias, d_bias_plain).execute(stream, d_bias, d_bias_plain);
-  } else {
-    plan.backward_weights.execute(stream, args);
-  }
-  if (d_wei.get_data_handle() != d_wei_plain.get_data_handle()) dnnl::reorder(d_wei, d_wei_plain).execute(stream, d_wei, d_wei_plain);
+  into(plain(d_w, s.weights(), Tag::oihw), pd.diff_weights_desc(), stream, [&](const memory& d_wei) {
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, d_dst}, {DNNL_ARG_DIFF_WEIGHTS, d_wei}};
+    if (!s.bias) {
+      plan.backward_weights.execute(stream, args);
+      return;
+    }
+    into(plain(d_b, {s.k}, Tag::x), pd.diff_bias_desc(), stream, [&](const memory& d_bias) {
+      args.emplace(DNNL_ARG_DIFF_BIAS, d_bias);
+      plan.backward_weights.execute(stream, args);
+    });
+  });
   stream.wait();
   return {d_w, d_b};
 }
@@ -231,7 +232,9 @@ struct WinogradConvolution : public torch::autograd::Function<WinogradConvolutio
     const auto saved = context->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1];
     const ConvShape s = shape_of(x, weight, context->saved_data["bias"].toBool(), true);
-    const WinogradPlan& plan = *winograd_plan_for(s);
+    const WinogradPlan* found = winograd_plan_for(s);  // the forward made it (on this thread or another)
+    if (found == nullptr) throw Error("Winograd convolution: oneDNN refused in backward the shape it took in forward");
+    const WinogradPlan& plan = *found;
     const at::Tensor d_y = grads[0].contiguous();
     at::Tensor d_x, d_w, d_b;
     if (context->needs_input_grad(0)) d_x = winograd_backward_data(plan, s, d_y, weight);
@@ -315,7 +318,9 @@ struct Dense : public torch::autograd::Function<Dense> {
     const auto saved = context->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1];
     const DenseShape s{x.size(0), x.size(1), weight.size(0), context->saved_data["bias"].toBool()};
-    const DensePlan& plan = *dense_plan_for(s);
+    const DensePlan* found = dense_plan_for(s);  // the forward made it (on this thread or another)
+    if (found == nullptr) throw Error("dense layer: oneDNN refused in backward the matmuls it took in forward");
+    const DensePlan& plan = *found;
     const at::Tensor d_y = grads[0].contiguous();
     const memory d_y_memory = wrap(d_y, matrix(s.rows, s.out));
     dnnl::stream stream(cpu_engine());
@@ -343,6 +348,12 @@ bool kernel_on_this_cpu() {
   return present;
 }
 
+// None, or an fp32 CPU vector of `outputs` values (anything else goes to ATen, which names the error).
+bool usable_bias(const at::Tensor& bias, int64_t outputs) {
+  return !bias.defined() || (bias.scalar_type() == at::kFloat && bias.device().is_cpu() && bias.dim() == 1 &&
+                             bias.size(0) == outputs);
+}
+
 // No autograd graph to record: gradients off, or nothing here requires one.
 bool without_graph(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const bool any_requires = x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad());
@@ -364,7 +375,7 @@ at::Tensor onednn_dense(const at::Tensor& x, const at::Tensor& weight, const at:
   const at::Tensor rows = x.reshape({-1, in}).contiguous(), filter = weight.contiguous();
   const bool has_bias = bias.defined();
   const DenseShape s{rows.size(0), in, out, has_bias};
-  const DensePlan* plan = rows.size(0) > 0 ? dense_plan_for(s) : nullptr;
+  const DensePlan* plan = rows.size(0) > 0 && usable_bias(bias, out) ? dense_plan_for(s) : nullptr;
   if (plan == nullptr) return at::linear(x, weight, bias);
   const at::Tensor b = has_bias ? bias.contiguous() : at::empty({0}, x.options());
   const at::Tensor y = without_graph(x, weight, bias) ? dense_forward(*plan, s, rows, filter, b)
@@ -389,14 +400,14 @@ bool winograd_runs(const at::Tensor& x, const at::Tensor& weight, int64_t stride
 
 at::Tensor convolution(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
                        int64_t padding) {
-  const bool bias_fp32 = !bias.defined() || (bias.scalar_type() == at::kFloat && bias.device().is_cpu() && bias.dim() == 1);
-  if (bias_fp32 && winograd_available() && winograd_applies(x, weight, stride, padding)) {
+  if (usable_bias(bias, weight.size(0)) && winograd_available() && winograd_applies(x, weight, stride, padding)) {
     const bool inference = without_graph(x, weight, bias);
     const at::Tensor input = x.contiguous(), filter = weight.contiguous();
     const ConvShape s = shape_of(input, filter, bias.defined(), !inference);
     if (const WinogradPlan* plan = winograd_plan_for(s)) {
       if (inference) return winograd_forward(*plan, s, input, filter, bias.defined() ? bias.contiguous() : bias);
-      return WinogradConvolution::apply(input, filter, bias.defined() ? bias.contiguous() : at::empty({0}, x.options()));
+      const at::Tensor b = bias.defined() ? bias.contiguous() : at::empty({0}, x.options());
+      return WinogradConvolution::apply(input, filter, b);
     }
   }
   return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});

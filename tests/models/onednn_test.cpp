@@ -86,6 +86,25 @@ TEST(WinogradConvolution, RunsWhereItPaysAndOnlyThere) {
     EXPECT_TRUE(at::allclose(y, expected, 1e-4, 1e-4)) << "stride " << stride;
   }
   EXPECT_THROW(convolution(x, at::randn({32, 16, 3, 3}), at::Tensor(), 1, 1), c10::Error);
+  EXPECT_THROW(convolution(x, w, at::randn({31}), 1, 1), c10::Error);  // a wrong bias: ATen's error, no stray read
+}
+
+TEST(OneDnnDense, MatchesLinearInDoubleAndRefusesAWrongBias) {
+  if (!onednn_available()) GTEST_SKIP() << "no oneDNN calls in this build";
+  at::manual_seed(6);
+  const at::Tensor x = at::randn({3, 700, 48}).requires_grad_(), w = at::randn({80, 48}).requires_grad_();
+  const at::Tensor b = at::randn({80}).requires_grad_();
+  const at::Tensor y = onednn_dense(x, w, b);
+  ASSERT_EQ(y.sizes(), (std::vector<int64_t>{3, 700, 80}));
+  const at::Tensor d_y = at::randn(y.sizes());
+  const auto grads = torch::autograd::grad({y}, {x, w, b}, {d_y});
+  std::vector<at::Tensor> doubles;
+  for (const at::Tensor& t : {x, w, b}) doubles.push_back(t.detach().to(at::kDouble).requires_grad_());
+  const at::Tensor y64 = at::linear(doubles[0], doubles[1], doubles[2]);
+  const auto grads64 = torch::autograd::grad({y64}, doubles, {d_y.to(at::kDouble)});
+  EXPECT_LT(relative_error(y, y64), 1e-5);
+  for (size_t i = 0; i < grads.size(); ++i) EXPECT_LT(relative_error(grads[i], grads64[i]), 1e-5) << "gradient " << i;
+  EXPECT_THROW(onednn_dense(x, w, at::randn({79})), c10::Error);
 }
 
 TEST(WinogradConvolution, TheEnvironmentTurnsItOff) {
