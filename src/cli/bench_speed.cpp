@@ -18,7 +18,12 @@ struct SpeedArgs {
   std::string configs = kSourceBenchConfigsDir, diffusers_timer;
   std::vector<std::string> rows{"world", "fifth", "sd15"};
   std::vector<std::string> precisions{"fp32", "auto"};
-  int repeats = 3;
+  int repeats = 3, rounds = 1;
+};
+
+// One row and precision of the table, accumulated over the rounds.
+struct Cell {
+  RoundTimes forward, train_step, theirs_forward, theirs_train_step;
 };
 
 std::string seconds(double s) { return s > 0 ? fixed_digits(s, 3) : std::string("–"); }
@@ -48,34 +53,49 @@ void run_speed(const SpeedArgs& a, const Context& context) {
               "| forward ours/diffusers | train ours/diffusers |\n|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < rows.size(); ++i) {
     const SpeedRow& row = rows[i];
-    DiffusersTimes theirs;
-    if (!a.diffusers_timer.empty()) theirs = time_diffusers(a.diffusers_timer, row, context.threads, a.repeats, 1);
-    for (const Precision precision : precisions) {
-      UnetBenchOptions o;
-      o.batch = row.batch;
-      o.latent_size = row.latent_size;
-      o.text_tokens = row.text_tokens;
-      o.repeats = a.repeats;
-      o.forward_only = !row.train;
-      o.precision = precision;
-      const UnetBenchResult r = bench_unet(configs[i], o);
+    std::vector<Cell> cells(precisions.size());
+    for (int round = 0; round < a.rounds; ++round) {  // theirs, then ours, each round
+      DiffusersTimes theirs;
+      if (!a.diffusers_timer.empty()) theirs = time_diffusers(a.diffusers_timer, row, context.threads, a.repeats, 1);
+      for (size_t p = 0; p < precisions.size(); ++p) {
+        UnetBenchOptions o;
+        o.batch = row.batch;
+        o.latent_size = row.latent_size;
+        o.text_tokens = row.text_tokens;
+        o.repeats = a.repeats;
+        o.forward_only = !row.train;
+        o.precision = precisions[p];
+        const UnetBenchResult r = bench_unet(configs[i], o);
+        cells[p].forward.add(r.forward_s, r.forward_best_s);
+        cells[p].train_step.add(r.train_step_s, r.train_step_best_s);
+        cells[p].theirs_forward.add(theirs.forward_s, theirs.forward_best_s);
+        cells[p].theirs_train_step.add(theirs.train_step_s, theirs.train_step_best_s);
+      }
+    }
+    for (size_t p = 0; p < precisions.size(); ++p) {
+      const Cell& c = cells[p];
       std::printf("| %s, batch %lld, %lldx%lld, %lld tokens | %s | %s | %s | %s | %s | %s | %s |\n", row.name.c_str(),
                   static_cast<long long>(row.batch), static_cast<long long>(row.latent_size),
                   static_cast<long long>(row.latent_size), static_cast<long long>(row.text_tokens),
-                  to_string(precision).c_str(), mean_best(r.forward_s, r.forward_best_s).c_str(),
-                  mean_best(r.train_step_s, r.train_step_best_s).c_str(),
-                  mean_best(theirs.forward_s, theirs.forward_best_s).c_str(),
-                  mean_best(theirs.train_step_s, theirs.train_step_best_s).c_str(),
-                  ratios(r.forward_s, r.forward_best_s, theirs.forward_s, theirs.forward_best_s).c_str(),
-                  ratios(r.train_step_s, r.train_step_best_s, theirs.train_step_s, theirs.train_step_best_s).c_str());
+                  to_string(precisions[p]).c_str(), mean_best(c.forward.mean_s(), c.forward.best_s()).c_str(),
+                  mean_best(c.train_step.mean_s(), c.train_step.best_s()).c_str(),
+                  mean_best(c.theirs_forward.mean_s(), c.theirs_forward.best_s()).c_str(),
+                  mean_best(c.theirs_train_step.mean_s(), c.theirs_train_step.best_s()).c_str(),
+                  ratios(c.forward.mean_s(), c.forward.best_s(), c.theirs_forward.mean_s(), c.theirs_forward.best_s()).c_str(),
+                  ratios(c.train_step.mean_s(), c.train_step.best_s(), c.theirs_train_step.mean_s(),
+                         c.theirs_train_step.best_s())
+                      .c_str());
       std::fflush(stdout);
     }
   }
   const std::string diffusers_note = a.diffusers_timer.empty()
                                          ? "; no diffusers timing: set REWARDGEN_DIFFUSERS_TIMER or --diffusers"
                                          : "; diffusers under GLIBC_TUNABLES=" + allocator_tunables() + ", as ours";
-  std::printf("(each cell: mean / best of %d timed repetitions, after one warm-up; %d threads%s)\n", a.repeats, context.threads,
-              diffusers_note.c_str());
+  const std::string rounds_note =
+      a.rounds > 1 ? str(" in each of ", a.rounds, " rounds (diffusers', then ours, each round; the mean of the rounds' means, the best of all)")
+                   : std::string();
+  std::printf("(each cell: mean / best of %d timed repetitions%s, after one warm-up; %d threads%s)\n", a.repeats,
+              rounds_note.c_str(), context.threads, diffusers_note.c_str());
 }
 
 }  // namespace
@@ -90,6 +110,11 @@ void add_speed_bench_command(CLI::App& bench, Context& context, Commands& comman
   sub->add_option("--precision", a->precisions, "precisions of our rows: fp32, bf16, auto (bf16 where the CPU has AMX or AVX512-BF16)")
       ->check(CLI::IsMember({"fp32", "bf16", "auto"}))->capture_default_str();
   sub->add_option("--repeats", a->repeats, "timed repetitions per figure, after one warm-up")->check(CLI::Range(1, 100))->capture_default_str();
+  sub->add_option("--rounds", a->rounds,
+                  "time each row this many times, diffusers' and ours alternating, and merge (mean of the means, best of all): "
+                  "a noisy machine's slow minutes then fall on both sides")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
   sub->add_option("--diffusers", a->diffusers_timer,
                   "diffusers timing script (../shared/tools/diffusers_baseline/time_unet.py; needs DIFFUSERS_GIT_DIR and "
                   "/usr/bin/python3 with torch); default: $REWARDGEN_DIFFUSERS_TIMER");

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -39,6 +40,13 @@ std::vector<SpeedRow> speed_rows(const std::string& dir) {
       {"fifth", "SD1.5 fifth width", dir + "/unet_sd15_fifth_width.json", 2, 32, 77, true},
       {"sd15", "SD1.5", dir + "/unet_sd15.json", 1, 64, 77, false},
   };
+}
+
+void RoundTimes::add(double mean_s, double best_s) {
+  if (mean_s <= 0 || best_s <= 0) return;
+  best_ = rounds_ == 0 ? best_s : std::min(best_, best_s);
+  sum_of_means_ += mean_s;
+  ++rounds_;
 }
 
 DiffusersTimes time_diffusers(const std::string& script, const SpeedRow& row, int threads, int iters, int warmup) {

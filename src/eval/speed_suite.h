@@ -27,6 +27,19 @@ struct DiffusersTimes {
   double forward_best_s = 0, train_step_best_s = 0;  // the fastest iteration of each
 };
 
+// Mean and best of a time over rounds of the same number of repetitions: the mean of the rounds'
+// means, the least of their bests. `bench speed --rounds` alternates ours and diffusers' timings
+// round by round, so that a slow minute of a noisy machine falls on both sides.
+struct RoundTimes {
+  void add(double mean_s, double best_s);  // one round's figures; zeros (not measured) are skipped
+  double mean_s() const { return rounds_ > 0 ? sum_of_means_ / rounds_ : 0.0; }
+  double best_s() const { return rounds_ > 0 ? best_ : 0.0; }
+
+ private:
+  double sum_of_means_ = 0, best_ = 0;
+  int rounds_ = 0;
+};
+
 // Times diffusers' UNet2DConditionModel on /usr/bin/python3 with the script at `timer_script`
 // (../shared/tools/diffusers_baseline/time_unet.py; it reads DIFFUSERS_GIT_DIR), `threads` threads,
 // `iters` timed iterations after `warmup`, with our malloc settings (allocator_tunables()) in

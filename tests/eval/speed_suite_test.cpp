@@ -27,6 +27,18 @@ TEST(SpeedSuite, RowsNameTheirConfigs) {
     EXPECT_TRUE(std::filesystem::exists(r.config_file)) << r.config_file;
 }
 
+TEST(SpeedSuite, RoundsMergeAsTheMeanOfMeansAndTheBestOfBests) {
+  RoundTimes t;
+  EXPECT_EQ(t.mean_s(), 0.0);  // nothing measured: the table prints "–"
+  EXPECT_EQ(t.best_s(), 0.0);
+  t.add(0.30, 0.20);
+  t.add(0.10, 0.08);
+  t.add(0.0, 0.0);  // a row without a training step, or no diffusers: skipped, not a round of zeros
+  t.add(0.20, 0.15);
+  EXPECT_DOUBLE_EQ(t.mean_s(), 0.20);  // (0.30 + 0.10 + 0.20) / 3
+  EXPECT_DOUBLE_EQ(t.best_s(), 0.08);
+}
+
 TEST(SpeedSuite, ReadsTheTimerScriptsLastJsonLine) {
   if (!std::filesystem::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
   TempDir dir;
