@@ -21,9 +21,9 @@ struct SpeedArgs {
   int repeats = 3, rounds = 1;
 };
 
-// One row and precision of the table, accumulated over the rounds.
-struct Cell {
-  RoundTimes forward, train_step, theirs_forward, theirs_train_step;
+// A forward and a training step, accumulated over the rounds: ours per precision, diffusers' per row.
+struct PassTimes {
+  RoundTimes forward, train_step;
 };
 
 std::string seconds(double s) { return s > 0 ? fixed_digits(s, 3) : std::string("–"); }
@@ -53,10 +53,14 @@ void run_speed(const SpeedArgs& a, const Context& context) {
               "| forward ours/diffusers | train ours/diffusers |\n|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < rows.size(); ++i) {
     const SpeedRow& row = rows[i];
-    std::vector<Cell> cells(precisions.size());
+    std::vector<PassTimes> ours(precisions.size());
+    PassTimes theirs;
     for (int round = 0; round < a.rounds; ++round) {  // theirs, then ours, each round
-      DiffusersTimes theirs;
-      if (!a.diffusers_timer.empty()) theirs = time_diffusers(a.diffusers_timer, row, context.threads, a.repeats, 1);
+      if (!a.diffusers_timer.empty()) {
+        const DiffusersTimes t = time_diffusers(a.diffusers_timer, row, context.threads, a.repeats, 1);
+        theirs.forward.add(t.forward_s, t.forward_best_s);
+        theirs.train_step.add(t.train_step_s, t.train_step_best_s);
+      }
       for (size_t p = 0; p < precisions.size(); ++p) {
         UnetBenchOptions o;
         o.batch = row.batch;
@@ -66,24 +70,22 @@ void run_speed(const SpeedArgs& a, const Context& context) {
         o.forward_only = !row.train;
         o.precision = precisions[p];
         const UnetBenchResult r = bench_unet(configs[i], o);
-        cells[p].forward.add(r.forward_s, r.forward_best_s);
-        cells[p].train_step.add(r.train_step_s, r.train_step_best_s);
-        cells[p].theirs_forward.add(theirs.forward_s, theirs.forward_best_s);
-        cells[p].theirs_train_step.add(theirs.train_step_s, theirs.train_step_best_s);
+        ours[p].forward.add(r.forward_s, r.forward_best_s);
+        ours[p].train_step.add(r.train_step_s, r.train_step_best_s);
       }
     }
     for (size_t p = 0; p < precisions.size(); ++p) {
-      const Cell& c = cells[p];
+      const PassTimes& c = ours[p];
       std::printf("| %s, batch %lld, %lldx%lld, %lld tokens | %s | %s | %s | %s | %s | %s | %s |\n", row.name.c_str(),
                   static_cast<long long>(row.batch), static_cast<long long>(row.latent_size),
                   static_cast<long long>(row.latent_size), static_cast<long long>(row.text_tokens),
                   to_string(precisions[p]).c_str(), mean_best(c.forward.mean_s(), c.forward.best_s()).c_str(),
                   mean_best(c.train_step.mean_s(), c.train_step.best_s()).c_str(),
-                  mean_best(c.theirs_forward.mean_s(), c.theirs_forward.best_s()).c_str(),
-                  mean_best(c.theirs_train_step.mean_s(), c.theirs_train_step.best_s()).c_str(),
-                  ratios(c.forward.mean_s(), c.forward.best_s(), c.theirs_forward.mean_s(), c.theirs_forward.best_s()).c_str(),
-                  ratios(c.train_step.mean_s(), c.train_step.best_s(), c.theirs_train_step.mean_s(),
-                         c.theirs_train_step.best_s())
+                  mean_best(theirs.forward.mean_s(), theirs.forward.best_s()).c_str(),
+                  mean_best(theirs.train_step.mean_s(), theirs.train_step.best_s()).c_str(),
+                  ratios(c.forward.mean_s(), c.forward.best_s(), theirs.forward.mean_s(), theirs.forward.best_s()).c_str(),
+                  ratios(c.train_step.mean_s(), c.train_step.best_s(), theirs.train_step.mean_s(),
+                         theirs.train_step.best_s())
                       .c_str());
       std::fflush(stdout);
     }

@@ -46,17 +46,16 @@ at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
   const bool fp32_cpu = x.device().is_cpu() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat;
   const bool one_dnn = at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && !autocast_on();
   const bool large = static_cast<double>(rows) * in * out >= kDenseConvMinMacs && x.size(-1) == in;
+  if (!fp32_cpu || !one_dnn || !large) return at::linear(x, weight, bias);  // (a wrong width gets at::linear's error)
   // Our own oneDNN matmuls where this build has them (models/onednn.h): primitives kept per shape.
-  if (fp32_cpu && one_dnn && large && onednn_available()) return onednn_dense(x, weight, bias);
+  if (onednn_available()) return onednn_dense(x, weight, bias);
   // The rows as `images` channels-last images [images, in, rows/images, 1] (memory: rows × in, as
   // x is), the weight as 1×1 filters: no copy in or out, and the convolution's own backward.
   // ATen hands a 1×1 convolution to oneDNN with ≥ 16 images or more than one thread, and with more
   // than one image or over 20480 input values; anything else would take its slower fallback.
   const int64_t images = rows % 16 == 0 ? 16 : rows % 2 == 0 ? 2 : 1;
   const bool taken_by_one_dnn = (images >= 16 || at::get_num_threads() > 1) && (images > 1 || rows * in > 20480);
-  if (!fp32_cpu || !one_dnn || !taken_by_one_dnn || static_cast<double>(rows) * in * out < kDenseConvMinMacs ||
-      x.size(-1) != in)
-    return at::linear(x, weight, bias);  // (a wrong width gets at::linear's error)
+  if (!taken_by_one_dnn) return at::linear(x, weight, bias);
   const at::Tensor image = x.reshape({images, rows / images, 1, in}).permute({0, 3, 1, 2});
   const at::Tensor y = at::conv2d(image, weight.reshape({out, in, 1, 1}), bias);  // [images, out, rows/images, 1]
   std::vector<int64_t> shape = x.sizes().vec();

@@ -132,10 +132,13 @@ const WinogradPlan* winograd_plan_for(const ConvShape& s) {
   return cached_plan(plans, s, make_winograd_plan);
 }
 
-// A contiguous fp32 tensor as oneDNN memory in its plain layout (no copy).
-memory plain(const at::Tensor& t, const memory::dims& dims, Tag tag) {
-  return memory({dims, kF32, tag}, cpu_engine(), const_cast<float*>(t.data_ptr<float>()));
+// A contiguous fp32 tensor as oneDNN memory of layout `desc` (no copy).
+memory wrap(const at::Tensor& t, const memory::desc& desc) {
+  return memory(desc, cpu_engine(), const_cast<float*>(t.data_ptr<float>()));
 }
+
+// The same in its plain layout `tag` over `dims`.
+memory plain(const at::Tensor& t, const memory::dims& dims, Tag tag) { return wrap(t, {dims, kF32, tag}); }
 
 // `user` in the layout `wanted` (the kernel's blocked one): itself when the layouts agree, else a copy.
 memory as(const memory& user, const memory::desc& wanted, dnnl::stream& stream) {
@@ -283,11 +286,6 @@ const DensePlan* dense_plan_for(const DenseShape& s) {
   return cached_plan(plans, s, make_dense_plan);
 }
 
-// The matrix `t` (contiguous fp32) as oneDNN memory of layout `desc` (no copy).
-memory wrap(const at::Tensor& t, const memory::desc& desc) {
-  return memory(desc, cpu_engine(), const_cast<float*>(t.data_ptr<float>()));
-}
-
 at::Tensor dense_forward(const DensePlan& plan, const DenseShape& s, const at::Tensor& x, const at::Tensor& weight,
                          const at::Tensor& bias) {
   RECORD_FUNCTION("rewardgen::dense", std::vector<c10::IValue>());
@@ -360,15 +358,17 @@ bool without_graph(const at::Tensor& x, const at::Tensor& weight, const at::Tens
   return !at::GradMode::is_enabled() || !any_requires;
 }
 
+
+bool turned_off_by_environment() {
+  const char* setting = std::getenv("REWARDGEN_WINOGRAD");
+  return setting != nullptr && std::strcmp(setting, "0") == 0;
+}
+
 }  // namespace
 
 bool onednn_available() { return at::globalContext().userEnabledMkldnn(); }
 
-bool winograd_available() {
-  const char* setting = std::getenv("REWARDGEN_WINOGRAD");
-  if (setting != nullptr && std::strcmp(setting, "0") == 0) return false;
-  return onednn_available() && kernel_on_this_cpu();
-}
+bool winograd_available() { return !turned_off_by_environment() && onednn_available() && kernel_on_this_cpu(); }
 
 at::Tensor onednn_dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const int64_t in = weight.size(1), out = weight.size(0);
@@ -386,9 +386,8 @@ at::Tensor onednn_dense(const at::Tensor& x, const at::Tensor& weight, const at:
 }
 
 std::string convolution_kernels() {
-  const char* setting = std::getenv("REWARDGEN_WINOGRAD");
-  if (setting != nullptr && std::strcmp(setting, "0") == 0) return "ATen's (REWARDGEN_WINOGRAD=0)";
-  if (!at::globalContext().userEnabledMkldnn()) return "ATen's (oneDNN turned off)";
+  if (turned_off_by_environment()) return "ATen's (REWARDGEN_WINOGRAD=0)";
+  if (!onednn_available()) return "ATen's (oneDNN turned off)";
   if (!kernel_on_this_cpu()) return "ATen's (oneDNN has no Winograd kernel for this CPU)";
   return "oneDNN Winograd F(4x4,3x3) for fp32 3x3 stride-1 convolutions of >= 32 tiles, ATen's otherwise";
 }
@@ -405,9 +404,8 @@ at::Tensor convolution(const at::Tensor& x, const at::Tensor& weight, const at::
     const at::Tensor input = x.contiguous(), filter = weight.contiguous();
     const ConvShape s = shape_of(input, filter, bias.defined(), !inference);
     if (const WinogradPlan* plan = winograd_plan_for(s)) {
-      if (inference) return winograd_forward(*plan, s, input, filter, bias.defined() ? bias.contiguous() : bias);
-      const at::Tensor b = bias.defined() ? bias.contiguous() : at::empty({0}, x.options());
-      return WinogradConvolution::apply(input, filter, b);
+      const at::Tensor b = bias.defined() ? bias.contiguous() : at::empty({0}, x.options());  // empty: none
+      return inference ? winograd_forward(*plan, s, input, filter, b) : WinogradConvolution::apply(input, filter, b);
     }
   }
   return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
