@@ -1,4 +1,4 @@
-// rewardgen pretrain {vae,clip,teacher}: trains the embedded world's models (docs/world.md) in a run
+// rewardgen pretrain {vae,clip,teacher,verifier}: trains the embedded world's models (docs/world.md) in a run
 // directory (resumable, with metrics and progress), then exports the result in diffusers layout
 // as fp16 and evaluates the exported files.
 #include <chrono>
@@ -19,6 +19,7 @@
 #include "pretrain/teacher.h"
 #include "eval/world_eval.h"
 #include "pretrain/vae.h"
+#include "pretrain/verifier.h"
 #include "pretrain/world_models.h"
 #include "text/bpe_trainer.h"
 
@@ -194,10 +195,37 @@ void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
   write_report(run, report, summary, a.export_dir);
 }
 
+void run_pretrain_verifier(const PretrainArgs& a, const Context& context) {
+  refuse_output_over_inputs(a.out, {a.export_dir, a.config_file});
+  const pretrain::VerifierPretrainConfig config = load_config(a, pretrain::read_verifier_pretrain_config);
+  RunDir run = open_run(a, pretrain::verifier_pretrain_config_json(config));
+  // The pool is sampled once and kept in the run folder, so a resumed run trains on the same images.
+  const std::string pool_path = run.file("pool.safetensors");
+  pretrain::VerifierPool pool;
+  if (std::filesystem::exists(pool_path)) {
+    pool = pretrain::load_verifier_pool(pool_path);
+    context.log.info(str("verifier pool: ", pool.prompts.size(), " images from ", pool_path));
+  } else {
+    pool = pretrain::build_verifier_pool(config, context.log);
+    pretrain::save_verifier_pool(pool_path, pool);
+  }
+  pretrain::VerifierPretrainTask task(config, std::move(pool), context.log);
+  Trainer trainer(config.trainer, run, context.log);
+  const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
+  if (stopped_early(summary, config.trainer)) return;
+  // The text side is the starting CLIP's, byte for byte; the vision tower is the trained one.
+  copy_folder_files(task.init_dir() + "/tokenizer", a.export_dir + "/tokenizer");
+  copy_folder_files(task.init_dir() + "/text_encoder", a.export_dir + "/text_encoder");
+  save_component(a.export_dir + "/image_encoder", clip_vision_config_json(task.clip().vision->config(), true), *task.clip().vision,
+                 "model.safetensors", at::kHalf);
+  const Json report = {{"spearman_on_held_out_prompts", pretrain::evaluate_verifier(a.export_dir, task.init_dir(), a.eval_limit, context.log)}};
+  write_report(run, report, summary, a.export_dir);
+}
+
 }  // namespace
 
 void add_pretrain_command(CLI::App& app, Context& context, Commands& commands) {
-  auto* pretrain_app = app.add_subcommand("pretrain", "Train the embedded world's models (VAE, CLIP, teacher UNet)");
+  auto* pretrain_app = app.add_subcommand("pretrain", "Train the embedded world's models (VAE, CLIP, teacher UNet, the learned verifier)");
   pretrain_app->require_subcommand(1);
 
   auto vae_args = std::make_shared<PretrainArgs>();
@@ -219,6 +247,18 @@ void add_pretrain_command(CLI::App& app, Context& context, Commands& commands) {
       "teacher", "UNet teacher in the VAE's latents, conditioned on the world CLIP text (needs vae/, text_encoder/, tokenizer/ in --export)");
   add_common_options(teacher, *teacher_args);
   commands.push_back({teacher, [teacher_args, &context] { run_pretrain_teacher(*teacher_args, context); }});
+
+  auto verifier_args = std::make_shared<PretrainArgs>();
+  auto* verifier = pretrain_app->add_subcommand(
+      "verifier",
+      "the world CLIP's vision tower fine-tuned so that world.clip_contrast predicts the checker on generated images "
+      "(a pool sampled from the shipped models for training prompts); use it as the reward world.clip_contrast:DIR");
+  add_common_options(verifier, *verifier_args);
+  verifier->get_option("--export")->default_val("models/world/verifier");
+  commands.push_back({verifier, [verifier_args, &context] {
+                        refuse_a_launch("verifier");
+                        run_pretrain_verifier(*verifier_args, context);
+                      }});
 }
 
 }  // namespace rewardgen::cli

@@ -233,17 +233,22 @@ at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vecto
 ClipContrastReward::ClipContrastReward(std::string name, std::unique_ptr<ClipSimilarityReward> clip)
     : name_(std::move(name)), clip_(std::move(clip)) {}
 
-at::Tensor ClipContrastReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
+std::vector<at::Tensor> ClipContrastReward::candidate_logits(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name(), images, prompts);
   const at::Tensor image = clip_->image_embeddings(images);  // [B, E]
-  std::vector<at::Tensor> scores;
+  std::vector<at::Tensor> logits;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const world::Prompt prompt = parse_reward_prompt(name(), prompts[i]);
     std::vector<std::string> candidates = {prompts[i]};  // the prompt first
     for (const world::Prompt& negative : world::one_edit_negatives(prompt)) candidates.push_back(negative.text());
-    const at::Tensor logits = 100.0 * at::mv(clip_->text_embeddings(candidates), image[static_cast<int64_t>(i)]);  // [1 + N]
-    scores.push_back(at::log_softmax(logits, 0)[0]);
+    logits.push_back(100.0 * at::mv(clip_->text_embeddings(candidates), image[static_cast<int64_t>(i)]));  // [1 + N]
   }
+  return logits;
+}
+
+at::Tensor ClipContrastReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
+  std::vector<at::Tensor> scores;
+  for (const at::Tensor& logits : candidate_logits(images, prompts)) scores.push_back(at::log_softmax(logits, 0)[0]);
   return at::stack(scores).to(images.device());
 }
 
@@ -289,7 +294,9 @@ SoftCheckerOptions parse_compositional_arguments(const std::string& argument) {
   return options;
 }
 
-std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, const std::string& argument,
+}  // namespace
+
+std::unique_ptr<ClipSimilarityReward> load_world_clip(const std::string& name, const std::string& argument,
                                                       const RewardContext& context) {
   const std::string dir = argument.empty() ? world_model_dir() : argument;
   LoadOptions load;
@@ -308,8 +315,6 @@ std::unique_ptr<ClipSimilarityReward> make_world_clip(const std::string& name, c
                                                 ClipSimilarityReward::Scale::hundred, context);
 }
 
-}  // namespace
-
 void register_world_rewards(RewardRegistry& registry) {
   registry.add({"world.compositional", "[log,no_shape_gradient|shape_gradient=S,presence_gradient=S]",
                 "soft, differentiable checker: colour masses, centroids, counts, shapes per prompt clause, product in [0, 1]"
@@ -321,13 +326,13 @@ void register_world_rewards(RewardRegistry& registry) {
                 }});
   registry.add({"world.clip", "[DIR]", "100·cos of the world CLIP (default: the shipped models/world)",
                 [](const std::string& argument, const RewardContext& c) -> std::unique_ptr<Reward> {
-                  return make_world_clip("world.clip", argument, c);
+                  return load_world_clip("world.clip", argument, c);
                 }});
   registry.add({"world.clip_contrast", "[DIR]",
                 "world CLIP log-probability of the prompt against its one-edit negatives (log softmax of 100·cos)",
                 [](const std::string& argument, const RewardContext& c) -> std::unique_ptr<Reward> {
                   const std::string name = "world.clip_contrast" + (argument.empty() ? "" : ":" + argument);
-                  return std::make_unique<ClipContrastReward>(name, make_world_clip("world.clip_contrast", argument, c));
+                  return std::make_unique<ClipContrastReward>(name, load_world_clip("world.clip_contrast", argument, c));
                 }});
   registry.add({"world.jpeg", "", "JPEG compressibility −kB at quality 95 of the world's 64×64 images",
                 [](const std::string&, const RewardContext& c) { return std::make_unique<JpegReward>(true, c, "world.jpeg"); }});

@@ -86,11 +86,20 @@ class ClipContrastReward : public Reward {
   at::Tensor score(const at::Tensor& images, const std::vector<std::string>& prompts) override;
   bool differentiable() const override { return true; }
   std::string name() const override { return name_; }
+  // Per image, the logits 100·cos over its prompt (first) and the prompt's one-edit negatives: the
+  // score is log_softmax of them at 0. Differentiable in the images (and the vision tower).
+  std::vector<at::Tensor> candidate_logits(const at::Tensor& images, const std::vector<std::string>& prompts);
+  ClipSimilarityReward& clip() { return *clip_; }
 
  private:
   std::string name_;
   std::unique_ptr<ClipSimilarityReward> clip_;  // the towers, preprocessing and text cache
 };
+
+// The world CLIP in `dir` (empty: world_model_dir()) as the 100·cos reward named `name`[:dir]: the
+// towers world.clip, world.clip_contrast and the verifier's pretraining (pretrain/verifier.h) share.
+std::unique_ptr<ClipSimilarityReward> load_world_clip(const std::string& name, const std::string& dir,
+                                                      const RewardContext& context);
 
 // Adds world.compositional, world.clip, world.clip_contrast and world.jpeg to `registry`.
 void register_world_rewards(RewardRegistry& registry);
