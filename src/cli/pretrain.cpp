@@ -213,12 +213,11 @@ void run_pretrain_verifier(const PretrainArgs& a, const Context& context) {
   Trainer trainer(config.trainer, run, context.log);
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
   if (stopped_early(summary, config.trainer)) return;
-  // The text side is the starting CLIP's, byte for byte; the vision tower is the trained one.
-  copy_folder_files(task.init_dir() + "/tokenizer", a.export_dir + "/tokenizer");
-  copy_folder_files(task.init_dir() + "/text_encoder", a.export_dir + "/text_encoder");
-  save_component(a.export_dir + "/image_encoder", clip_vision_config_json(task.clip().vision->config(), true), *task.clip().vision,
-                 "model.safetensors", at::kHalf);
-  const Json report = {{"spearman_on_held_out_prompts", pretrain::evaluate_verifier(a.export_dir, task.init_dir(), a.eval_limit, context.log)}};
+  task.export_to(a.export_dir);
+  const Json report = {{"kind", config.kind},
+                       {"reward", config.kind == "net" ? "world.verifier:" + a.export_dir : "world.clip_contrast:" + a.export_dir},
+                       {"spearman_on_held_out_prompts",
+                        pretrain::evaluate_verifier(config.kind, a.export_dir, task.init_dir(), a.eval_limit, context.log)}};
   write_report(run, report, summary, a.export_dir);
 }
 
@@ -251,8 +250,8 @@ void add_pretrain_command(CLI::App& app, Context& context, Commands& commands) {
   auto verifier_args = std::make_shared<PretrainArgs>();
   auto* verifier = pretrain_app->add_subcommand(
       "verifier",
-      "the world CLIP's vision tower fine-tuned so that world.clip_contrast predicts the checker on generated images "
-      "(a pool sampled from the shipped models for training prompts); use it as the reward world.clip_contrast:DIR");
+      "a learned verifier of the checker on generated images (a pool sampled from the shipped models for training prompts): "
+      "the world CLIP's vision tower for world.clip_contrast:DIR (kind contrast), or a network of its own for world.verifier:DIR (kind net)");
   add_common_options(verifier, *verifier_args);
   verifier->get_option("--export")->default_val("models/world/verifier");
   commands.push_back({verifier, [verifier_args, &context] {

@@ -8,7 +8,9 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "eval/world_eval.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "models/diffusers_io.h"
 #include "pretrain/world_models.h"
 #include "sampling/pipeline.h"
 #include "train/checkpoint.h"
@@ -123,6 +125,11 @@ VerifierPretrainConfig read_verifier_pretrain_config(ConfigReader& reader) {
   ConfigReader trainer = reader.child("trainer");
   read_trainer_config(trainer, config.trainer);
   int64_t pool_seed = static_cast<int64_t>(config.pool_seed);
+  reader.optional_choice("kind", config.kind, {"contrast", "net"});
+  if (reader.has("net")) {
+    ConfigReader net = reader.child("net");
+    read_world_verifier_config(net, config.net);
+  }
   reader.optional("batch_size", config.batch_size, between(2, 100000))
       .optional("rendered_fraction", config.rendered_fraction, between(0, 1))
       .optional("neighbour_anchor", config.neighbour_anchor, between(0, 1))
@@ -148,7 +155,11 @@ VerifierPretrainConfig read_verifier_pretrain_config(ConfigReader& reader) {
 Json verifier_pretrain_config_json(const VerifierPretrainConfig& config) {
   Json sources = Json::object();
   for (const VerifierSource& s : config.sources) sources[s.name] = source_json(s);
-  return {{"trainer", trainer_config_json(config.trainer)},
+  Json net = world_verifier_config_json(config.net);
+  net.erase("_class_name");
+  return {{"kind", config.kind},
+          {"net", net},
+          {"trainer", trainer_config_json(config.trainer)},
           {"batch_size", config.batch_size},
           {"rendered_fraction", config.rendered_fraction},
           {"neighbour_anchor", config.neighbour_anchor},
@@ -241,15 +252,22 @@ VerifierLoss verifier_loss(ClipContrastReward& contrast, const at::Tensor& image
   return out;
 }
 
-Json evaluate_verifier(const std::string& verifier_dir, const std::string& init_dir, int64_t limit, const Logger& log) {
+std::shared_ptr<Reward> verifier_reward(const std::string& kind, const std::string& dir, const RewardContext& context) {
+  if (kind == "contrast")
+    return std::make_shared<ClipContrastReward>("world.clip_contrast:" + dir, load_world_clip("world.clip_contrast", dir, context));
+  if (kind == "net") return std::make_shared<WorldVerifierReward>("world.verifier:" + dir, dir, context);
+  throw Error(str("verifier kind '", kind, "' (known: contrast, net)"));
+}
+
+Json evaluate_verifier(const std::string& kind, const std::string& verifier_dir, const std::string& init_dir, int64_t limit,
+                       const Logger& log) {
   at::NoGradGuard no_grad;
   RewardContext context;
   context.log = log;
   WorldEvalOptions options;
   options.diversity_prompts = 0;
   options.rewards = {std::make_shared<ClipContrastReward>("world.clip_contrast", load_world_clip("world.clip_contrast", init_dir, context)),
-                     std::make_shared<ClipContrastReward>("verifier", load_world_clip("verifier", verifier_dir, context)),
-                     std::make_shared<CompositionalReward>()};
+                     verifier_reward(kind, verifier_dir, context), std::make_shared<CompositionalReward>()};
   const std::vector<world::EvalPrompt> lines = world::balanced_subset(world::eval_prompts(), limit);
   Json report = Json::object();
   for (const VerifierSource& s : default_sources()) {
@@ -270,10 +288,17 @@ VerifierPretrainTask::VerifierPretrainTask(const VerifierPretrainConfig& config,
     : config_(config), pool_(std::move(pool)), init_dir_(config.init.empty() ? world_model_dir() : config.init) {
   RewardContext context;
   context.log = log;
-  contrast_ = std::make_unique<ClipContrastReward>("world.clip_contrast", load_world_clip("world.clip_contrast", init_dir_, context));
-  const ClipModel& model = contrast_->clip().model();
-  for (at::Tensor p : model.text->parameters()) p.set_requires_grad(false);
-  for (at::Tensor p : model.vision->parameters()) p.set_requires_grad(true);
+  if (config_.kind == "contrast") {
+    contrast_ = std::make_unique<ClipContrastReward>("world.clip_contrast", load_world_clip("world.clip_contrast", init_dir_, context));
+    const ClipModel& model = contrast_->clip().model();
+    for (at::Tensor p : model.text->parameters()) p.set_requires_grad(false);
+    for (at::Tensor p : model.vision->parameters()) p.set_requires_grad(true);
+  } else {
+    text_ = std::make_unique<WorldTextEmbedder>(init_dir_, context);
+    config_.net.text_dim = text_->width();
+    at::manual_seed(static_cast<uint64_t>(config_.trainer.seed));  // the initial weights
+    net_ = std::make_shared<WorldVerifierNet>(config_.net);
+  }
   for (const world::EvalPrompt& line : world::eval_prompts()) held_out_.insert(line.text);
   for (const std::string& p : pool_.prompts)
     if (held_out_.count(p)) throw Error(str("verifier pool: '", p, "' is a held-out evaluation prompt"));
@@ -281,34 +306,47 @@ VerifierPretrainTask::VerifierPretrainTask(const VerifierPretrainConfig& config,
 
 NamedTensors VerifierPretrainTask::trainable_parameters() {
   NamedTensors out;
-  for (const auto& p : contrast_->clip().model().vision->named_parameters()) out.emplace_back("vision_model/" + p.key(), p.value());
+  if (net_) {
+    for (const auto& p : net_->named_parameters()) out.emplace_back("verifier/" + p.key(), p.value());
+  } else {
+    for (const auto& p : contrast_->clip().model().vision->named_parameters()) out.emplace_back("vision_model/" + p.key(), p.value());
+  }
   return out;
 }
 
-void VerifierPretrainTask::save_state(TensorMap& out) const { add_module_state(out, "vision/", *clip().vision); }
+void VerifierPretrainTask::save_state(TensorMap& out) const {
+  if (net_)
+    add_module_state(out, "verifier/", *net_);
+  else
+    add_module_state(out, "vision/", *contrast_->clip().model().vision);
+}
 
-void VerifierPretrainTask::load_state(const TensorMap& in) { load_module_state(in, "vision/", *contrast_->clip().model().vision); }
+void VerifierPretrainTask::load_state(const TensorMap& in) {
+  if (net_)
+    load_module_state(in, "verifier/", *net_);
+  else
+    load_module_state(in, "vision/", *contrast_->clip().model().vision);
+}
 
-MetricsWriter::Values VerifierPretrainTask::train_step(StepContext& context) {
+VerifierBatch VerifierPretrainTask::draw_batch(at::Generator& generator) const {
   const int64_t b = config_.batch_size;
   const int64_t rendered = std::llround(static_cast<double>(b) * config_.rendered_fraction);
-  const at::Tensor index = at::randint(0, pool_.images.size(0), {b - rendered}, context.generator());
+  const at::Tensor index = at::randint(0, pool_.images.size(0), {b - rendered}, generator);
   std::vector<std::string> prompts;
   const auto* rows = index.data_ptr<int64_t>();
   for (int64_t i = 0; i < b - rendered; ++i) prompts.push_back(pool_.prompts[static_cast<size_t>(rows[i])]);
-  at::Tensor images = pool_pixels(pool_.images.index_select(0, index));
+  VerifierBatch batch;
+  batch.images = pool_pixels(pool_.images.index_select(0, index));
   if (rendered > 0) {
-    const WorldBatch scenes = sample_world_batch(prompts_, rendered, context.generator());
-    images = at::cat({images, scenes.images});
+    const WorldBatch scenes = sample_world_batch(prompts_, rendered, generator);
+    batch.images = at::cat({batch.images, scenes.images});
     prompts.insert(prompts.end(), scenes.prompts.begin(), scenes.prompts.end());
   }
   // Anchors: the image's own prompt, or a training prompt one edit away from it (which the image
   // may well satisfy: a failed "red triangle" is often a fine "purple triangle"). The checker labels
-  // each pair on the very pixels the tower sees.
-  const int64_t seed = at::randint(0, int64_t{1} << 62, {1}, context.generator()).item<int64_t>();
+  // each pair on the very pixels the verifier sees.
+  const int64_t seed = at::randint(0, int64_t{1} << 62, {1}, generator).item<int64_t>();
   world::Rng rng(static_cast<uint64_t>(seed));
-  std::vector<std::string> anchors;
-  std::vector<bool> labels;
   for (int64_t i = 0; i < b; ++i) {
     const world::Prompt prompt = world::parse_prompt(prompts[static_cast<size_t>(i)]);
     world::Prompt anchor = prompt;
@@ -318,12 +356,39 @@ MetricsWriter::Values VerifierPretrainTask::train_step(StepContext& context) {
         if (!held_out_.count(n.text())) neighbours.push_back(std::move(n));
       if (!neighbours.empty()) anchor = neighbours[static_cast<size_t>(rng.below(static_cast<int64_t>(neighbours.size())))];
     }
-    anchors.push_back(anchor.text());
-    labels.push_back(world::check(images[i], anchor).passed);
+    batch.anchors.push_back(anchor.text());
+    batch.labels.push_back(world::check(batch.images[i], anchor).passed);
   }
-  const VerifierLoss loss = verifier_loss(*contrast_, images, anchors, labels);
-  context.optimize(loss.loss);
-  return {{"loss", loss.loss.item<double>()}, {"batch_accuracy", loss.accuracy}, {"positives", loss.positives}};
+  return batch;
+}
+
+VerifierLoss VerifierPretrainTask::loss(const VerifierBatch& batch) {
+  if (contrast_) return verifier_loss(*contrast_, batch.images, batch.anchors, batch.labels);
+  const at::Tensor logits = net_->forward(batch.images, text_->embed(batch.anchors));
+  std::vector<float> labels(batch.labels.begin(), batch.labels.end());
+  const at::Tensor targets = at::tensor(labels);
+  VerifierLoss out;
+  out.loss = at::binary_cross_entropy_with_logits(logits, targets);
+  out.accuracy = logits.detach().gt(0).eq(targets.gt(0.5)).to(at::kDouble).mean().item<double>();
+  out.positives = targets.mean().item<double>();
+  return out;
+}
+
+MetricsWriter::Values VerifierPretrainTask::train_step(StepContext& context) {
+  const VerifierLoss l = loss(draw_batch(context.generator()));
+  context.optimize(l.loss);
+  return {{"loss", l.loss.item<double>()}, {"batch_accuracy", l.accuracy}, {"positives", l.positives}};
+}
+
+void VerifierPretrainTask::export_to(const std::string& dir) const {
+  copy_folder_files(init_dir_ + "/tokenizer", dir + "/tokenizer");
+  copy_folder_files(init_dir_ + "/text_encoder", dir + "/text_encoder");
+  if (net_) {
+    save_world_verifier(dir + "/verifier", *net_, at::kHalf);
+  } else {
+    const ClipVisionModel& vision = *contrast_->clip().model().vision;
+    save_component(dir + "/image_encoder", clip_vision_config_json(vision.config(), true), vision, "model.safetensors", at::kHalf);
+  }
 }
 
 }  // namespace rewardgen::pretrain

@@ -20,6 +20,7 @@
 
 #include "io/json_config.h"
 #include "rewards/world_rewards.h"
+#include "rewards/world_verifier.h"
 #include "sampling/text_to_image.h"
 #include "train/trainer.h"
 #include "world/prompts.h"
@@ -39,6 +40,11 @@ struct VerifierSource {
 };
 
 struct VerifierPretrainConfig {
+  // contrast: the world CLIP's vision tower, judged through world.clip_contrast's probability;
+  // net: a WorldVerifierNet of its own (rewards/world_verifier.h) with a binary head, from scratch,
+  // used as world.verifier:DIR.
+  std::string kind = "contrast";
+  WorldVerifierConfig net;
   TrainerConfig trainer;
   int64_t batch_size = 64;
   double rendered_fraction = 0.2;   // of each batch: rendered scenes (what the CLIP was trained on)
@@ -48,7 +54,7 @@ struct VerifierPretrainConfig {
   std::vector<VerifierSource> sources;
   VerifierPretrainConfig();
 };
-// Keys: trainer, batch_size, rendered_fraction, neighbour_anchor, init, pool_seed, and sources: an
+// Keys: kind, net (WorldVerifierConfig; text_dim follows the text tower), trainer, batch_size, rendered_fraction, neighbour_anchor, init, pool_seed, and sources: an
 // object of name -> {"model", "images", and sampler keys "sampler", "steps", "guidance_scale", "eta",
 // "timestep_spacing", "timesteps", "output"}; Error naming the key or value.
 VerifierPretrainConfig read_verifier_pretrain_config(ConfigReader& reader);
@@ -75,11 +81,21 @@ struct VerifierLoss {
 VerifierLoss verifier_loss(ClipContrastReward& contrast, const at::Tensor& images, const std::vector<std::string>& anchors,
                            const std::vector<bool>& labels);
 
+// One batch's images with their anchor prompts and the checker's verdicts on them.
+struct VerifierBatch {
+  at::Tensor images;  // [B, 3, 64, 64] in [-1, 1]
+  std::vector<std::string> anchors;
+  std::vector<bool> labels;
+};
+
+// The reward an exported verifier folder gives: world.clip_contrast:DIR (contrast) or world.verifier:DIR (net).
+std::shared_ptr<Reward> verifier_reward(const std::string& kind, const std::string& dir, const RewardContext& context);
+
 // How well the exported verifier ranks generated images of the *held-out* prompts the way the
 // checker does, beside the CLIP it started from and world.compositional: Spearman ρ of each reward
 // with the verdict on `limit` task-balanced evaluation prompts (0: all 504), for two of the pool's
 // generators (the teacher's 4-step x̂₀ and the LCM at 4 steps).
-Json evaluate_verifier(const std::string& verifier_dir, const std::string& init_dir, int64_t limit, const Logger& log);
+Json evaluate_verifier(const std::string& kind, const std::string& verifier_dir, const std::string& init_dir, int64_t limit, const Logger& log);
 
 class VerifierPretrainTask : public TrainTask {
  public:
@@ -88,15 +104,21 @@ class VerifierPretrainTask : public TrainTask {
   void save_state(TensorMap& out) const override;
   void load_state(const TensorMap& in) override;
   MetricsWriter::Values train_step(StepContext& context) override;
-  const ClipModel& clip() const { return contrast_->clip().model(); }
-  ClipContrastReward& contrast() { return *contrast_; }  // the reward with the tower as trained so far
   const std::string& init_dir() const { return init_dir_; }
+  VerifierBatch draw_batch(at::Generator& generator) const;
+  // The loss of a batch under the verifier as trained so far (no optimizer step).
+  VerifierLoss loss(const VerifierBatch& batch);
+  // Writes the folder the reward reads: the starting CLIP's tokenizer/ and text_encoder/, and the
+  // trained image_encoder/ (contrast) or verifier/ (net), fp16.
+  void export_to(const std::string& dir) const;
 
  private:
   VerifierPretrainConfig config_;
   VerifierPool pool_;
   std::string init_dir_;
-  std::unique_ptr<ClipContrastReward> contrast_;
+  std::unique_ptr<ClipContrastReward> contrast_;   // kind contrast
+  std::shared_ptr<WorldVerifierNet> net_;          // kind net
+  std::unique_ptr<WorldTextEmbedder> text_;        // kind net
   world::TrainingPrompts prompts_;
   std::set<std::string> held_out_;  // evaluation prompt texts: never anchors
 };

@@ -10,6 +10,7 @@
 #include "models/clip_preprocess.h"
 #include "rewards/clip_rewards.h"
 #include "rewards/jpeg.h"
+#include "rewards/world_verifier.h"
 
 namespace rewardgen {
 
@@ -333,6 +334,13 @@ void register_world_rewards(RewardRegistry& registry) {
                 [](const std::string& argument, const RewardContext& c) -> std::unique_ptr<Reward> {
                   const std::string name = "world.clip_contrast" + (argument.empty() ? "" : ":" + argument);
                   return std::make_unique<ClipContrastReward>(name, load_world_clip("world.clip_contrast", argument, c));
+                }});
+  registry.add({"world.verifier", "DIR",
+                "log σ of a learned verifier's logit that the checker passes the image (a folder written by"
+                " `pretrain verifier` with {\"kind\": \"net\"}: tokenizer/, text_encoder/, verifier/)",
+                [](const std::string& argument, const RewardContext& c) -> std::unique_ptr<Reward> {
+                  if (argument.empty()) throw Error("world.verifier needs its folder: world.verifier:DIR");
+                  return std::make_unique<WorldVerifierReward>("world.verifier:" + argument, argument, c);
                 }});
   registry.add({"world.jpeg", "", "JPEG compressibility −kB at quality 95 of the world's 64×64 images",
                 [](const std::string&, const RewardContext& c) { return std::make_unique<JpegReward>(true, c, "world.jpeg"); }});

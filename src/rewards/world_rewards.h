@@ -21,6 +21,7 @@
 //                        only the attributes that tell the prompt from its near misses (the other
 //                        colour, the reversed relation, the other count, the swapped sizes), which
 //                        the CLIP was trained on as hard negatives.
+//   world.verifier:DIR   log σ of a learned verifier's logit that the checker passes (rewards/world_verifier.h)
 //   world.jpeg           JPEG compressibility (−kB at quality 95) of the 64×64 images
 #include <memory>
 
@@ -101,7 +102,7 @@ class ClipContrastReward : public Reward {
 std::unique_ptr<ClipSimilarityReward> load_world_clip(const std::string& name, const std::string& dir,
                                                       const RewardContext& context);
 
-// Adds world.compositional, world.clip, world.clip_contrast and world.jpeg to `registry`.
+// Adds world.compositional, world.clip, world.clip_contrast, world.verifier and world.jpeg to `registry`.
 void register_world_rewards(RewardRegistry& registry);
 
 // The shipped world pipeline folder: $REWARDGEN_MODELS_DIR/world, else the source tree's models/world.

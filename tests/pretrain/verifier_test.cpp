@@ -15,6 +15,7 @@ namespace rewardgen {
 namespace {
 
 using testing::TempDir;
+using testing::max_abs_diff;
 using testing::throws_error_containing;
 
 class VerifierTest : public testing::TinyWorldTest {
@@ -63,7 +64,7 @@ TEST_F(VerifierTest, LossIsTheCrossEntropyOfTheContrastProbabilityWithTheChecker
   EXPECT_DOUBLE_EQ(loss.accuracy, agree / 6);
   EXPECT_DOUBLE_EQ(loss.positives, 0.5);
   // Its gradient reaches the vision tower.
-  for (at::Tensor p : contrast->clip().model().vision->parameters()) p.set_requires_grad(true);
+  for (at::Tensor p : contrast->clip().model().vision->parameters()) p.set_requires_grad(true);  // as the task sets them
   loss.loss.backward();
   EXPECT_TRUE(contrast->clip().model().vision->parameters()[0].grad().defined());
   EXPECT_TRUE(throws_error_containing([&] { pretrain::verifier_loss(*contrast, images, anchors, {true}); }, "6 anchors, 1 labels"));
@@ -120,17 +121,25 @@ TEST(VerifierConfig, RangeChecksAndRoundTrips) {
                                       "sources.a"));
 }
 
-TEST_F(VerifierTest, TrainingLowersTheLossOnAFixedBatchAndResumesExactly) {
+class VerifierKindTest : public VerifierTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(VerifierKindTest, TrainingLowersTheLossOnAFixedBatchResumesExactlyAndExportsTheReward) {
   pretrain::VerifierPretrainConfig config = tiny_config(16);
+  config.kind = GetParam();
+  config.net.channels = {8, 16};
+  config.net.head_width = 16;
+  config.net.embed_dim = 16;
+  config.net.head_channels = 4;
   const pretrain::VerifierPool pool = pretrain::build_verifier_pool(config, log_);
   // Fixed anchors and labels on the pool's images: the loss a few steps of training must lower.
-  const at::Tensor images = pretrain::pool_pixels(pool.images);
-  std::vector<bool> labels;
-  for (int64_t i = 0; i < images.size(0); ++i)
-    labels.push_back(world::check(images[i], world::parse_prompt(pool.prompts[static_cast<size_t>(i)])).passed);
+  pretrain::VerifierBatch fixed;
+  fixed.images = pretrain::pool_pixels(pool.images);
+  fixed.anchors = pool.prompts;
+  for (int64_t i = 0; i < fixed.images.size(0); ++i)
+    fixed.labels.push_back(world::check(fixed.images[i], world::parse_prompt(pool.prompts[static_cast<size_t>(i)])).passed);
   auto fixed_loss = [&](pretrain::VerifierPretrainTask& task) {
     at::NoGradGuard no_grad;
-    return pretrain::verifier_loss(task.contrast(), images, pool.prompts, labels).loss.item<double>();
+    return task.loss(fixed).loss.item<double>();
   };
   config.trainer.max_steps = 12;
   config.trainer.lr = 3e-3;
@@ -141,6 +150,20 @@ TEST_F(VerifierTest, TrainingLowersTheLossOnAFixedBatchAndResumesExactly) {
   Trainer(config.trainer, RunDir::create(runs.file("lowers"), false), log_).run(trained, false, 0);
   EXPECT_LT(fixed_loss(trained), before);
 
+  // The exported folder's reward scores log p of the verdict as the trained task computes it.
+  trained.export_to(runs.file("export"));
+  RewardContext context;
+  const std::shared_ptr<Reward> reward = pretrain::verifier_reward(config.kind, runs.file("export"), context);
+  const at::Tensor scores = reward->score(fixed.images, fixed.anchors);
+  ASSERT_EQ(scores.size(0), fixed.images.size(0));
+  EXPECT_LE(scores.max().item<double>(), 0.0);  // log-probabilities
+  double mean_log_p = 0;  // BCE of the labels against the reward's p, from fp16 weights: near the task's
+  for (int64_t i = 0; i < scores.size(0); ++i) {
+    const double lp = scores[i].item<double>();
+    mean_log_p += fixed.labels[static_cast<size_t>(i)] ? -lp : -std::log1p(-std::exp(lp));
+  }
+  EXPECT_NEAR(mean_log_p / static_cast<double>(scores.size(0)), fixed_loss(trained), 2e-2 * (1 + fixed_loss(trained)));
+
   config.trainer.max_steps = 4;
   config.trainer.lr = 1e-4;
   config.rendered_fraction = 0.25;
@@ -149,6 +172,33 @@ TEST_F(VerifierTest, TrainingLowersTheLossOnAFixedBatchAndResumesExactly) {
       pretrain::verifier_pretrain_config_json(config), runs.file("resume"), 2);
   ASSERT_EQ(straight.size(), resumed.size());
   for (const auto& [name, tensor] : straight) EXPECT_TRUE(at::equal(tensor, resumed.at(name))) << name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, VerifierKindTest, ::testing::Values("contrast", "net"));
+
+TEST(WorldVerifierNet, ShapesSaveLoadAndErrors) {
+  WorldVerifierConfig config;
+  config.channels = {8, 16, 16};
+  config.text_dim = 12;
+  config.embed_dim = 8;
+  config.head_channels = 4;
+  config.head_width = 8;
+  at::manual_seed(0);
+  const WorldVerifierNet net(config);
+  const at::Tensor images = at::rand({3, 3, 64, 64}) * 2 - 1, text = at::randn({3, 12});
+  const at::Tensor logits = net.forward(images, text);
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3}));
+  // The logit depends on the prompt: the text enters the blocks and the head.
+  EXPECT_GT(max_abs_diff(logits, net.forward(images, at::randn({3, 12}))), 1e-6);
+  TempDir tmp;
+  save_world_verifier(tmp.file("v"), net);
+  const auto back = load_world_verifier(tmp.file("v"), {});
+  EXPECT_TRUE(at::allclose(back->forward(images, text), logits, 1e-6, 1e-6));
+  EXPECT_TRUE(throws_error_containing([&] { net.forward(images, at::randn({3, 5})); }, "text must be [3, 12]"));
+  EXPECT_TRUE(throws_error_containing([&] { net.forward(at::rand({3, 3, 32, 32}), text); }, "images must be [B, 3, 64, 64]"));
+  config.channels = {8, 12};
+  EXPECT_TRUE(throws_error_containing([&] { WorldVerifierNet bad(config); }, "multiple of groups"));
+  EXPECT_TRUE(throws_error_containing([&] { load_world_verifier(tmp.file("nothing"), {}); }, "config.json' is missing"));
 }
 
 }  // namespace
