@@ -36,7 +36,7 @@ void read_reward_backprop_config(ConfigReader& r, RewardBackpropConfig& c) {
     r.mark_read("rewards");
   }
   // Read once here too, so that a missing or malformed file stops the run before anything is written.
-  if (!c.prompts_file.empty() && text::read_prompt_lines(c.prompts_file).empty())
+  if (!c.prompts_file.empty() && text::read_prompt_texts(c.prompts_file).empty())
     throw Error(str(r.file(), ": prompts_file '", c.prompts_file, "' holds no prompt"));
 }
 
@@ -77,7 +77,7 @@ RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const
     if (weight > 0) rewards_.push_back({reward, weight});
   }
   if (!config.prompts_file.empty()) {
-    for (text::PromptLine& line : text::read_prompt_lines(config.prompts_file)) file_prompts_.push_back(std::move(line.text));
+    for (text::PromptLine& line : text::read_prompt_texts(config.prompts_file)) file_prompts_.push_back(std::move(line.text));
     if (file_prompts_.empty()) throw Error(str("prompts_file '", config.prompts_file, "' holds no prompt"));
   }
   image_encoder_ = load_eval_image_encoder(model_dir, LoadOptions{at::kFloat, device}, log);

@@ -21,7 +21,7 @@ struct RewardBackpropConfig {
   int64_t batch_size = 16;
   std::vector<std::pair<std::string, double>> rewards;  // reward spec -> weight (see `reward --list`)
   int64_t eval_limit = 60;  // task-balanced evaluation prompts of the periodic evaluation
-  std::string prompts_file; // training prompts, one per line; "" = the world's, task-balanced
+  std::string prompts_file; // training prompts, one per line or JSON lines {"prompt": ...}; "" = the world's, task-balanced
   // fp32 | bf16 | auto: bf16 runs each step's forward passes (generator, decoder, rewards, the CFG
   // reward's teacher call) under autocast with fp32 master weights; auto = bf16 where the CPU has
   // AMX or AVX512-BF16. fp32 by default: the recipes of docs/r0.md were measured in fp32.

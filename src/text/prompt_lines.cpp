@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "text/unicode.h"
@@ -39,6 +41,20 @@ std::vector<PromptLine> read_prompt_lines(const std::string& path, BlankLines bl
     if (blank == BlankLines::skip && is_blank(line)) continue;
     check_text(line, str("'", path, "' line ", number));
     lines.push_back({number, line});
+  }
+  return lines;
+}
+
+std::vector<PromptLine> read_prompt_texts(const std::string& path) {
+  std::vector<PromptLine> lines = read_prompt_lines(path);
+  for (PromptLine& line : lines) {
+    if (line.text[line.text.find_first_not_of(" \t")] != '{') continue;
+    const nlohmann::json row = nlohmann::json::parse(line.text, nullptr, false);
+    if (row.is_discarded() || !row.is_object() || !row.contains("prompt") || !row["prompt"].is_string())
+      throw Error(str("'", path, "' line ", line.number, ": a line starting with '{' must be a JSON object with a string \"prompt\""));
+    line.text = row["prompt"].get<std::string>();
+    check_text(line.text, str("'", path, "' line ", line.number, " \"prompt\""));
+    if (is_blank(line.text)) throw Error(str("'", path, "' line ", line.number, ": \"prompt\" is empty"));
   }
   return lines;
 }

@@ -20,4 +20,10 @@ enum class BlankLines { skip, keep };
 // characters but the tab: otherwise Error "'<path>' line N: ..." naming the byte.
 std::vector<PromptLine> read_prompt_lines(const std::string& path, BlankLines blank = BlankLines::skip);
 
+// The same, where a line may also be a JSON object with a string "prompt" (other keys ignored): the
+// JSON lines `eval --prompts` and data/world/eval_prompts.jsonl use, so one file serves training
+// (a config's prompts_file) and evaluation. Such a line gives its "prompt"; a line that starts with
+// '{' but is not such an object is an Error naming file and line.
+std::vector<PromptLine> read_prompt_texts(const std::string& path);
+
 }  // namespace rewardgen::text

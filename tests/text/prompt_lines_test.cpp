@@ -48,5 +48,23 @@ TEST(PromptLines, BytesThatAreNotTextAreRefusedNamingFileAndLine) {
   EXPECT_TRUE(throws_error_containing([&] { read_prompt_lines(dir.path()); }, "not a regular file"));
 }
 
+TEST(PromptLines, JsonLinesGiveTheirPromptForTrainingFiles) {
+  TempDir dir;
+  const std::string file = dir.file("p.jsonl");
+  write_file_atomic(file, "{\"task\": \"counting\", \"prompt\": \"two red circles\"}\na blue square\n  {\"prompt\": \"a red circle\"}\n");
+  const std::vector<PromptLine> lines = read_prompt_texts(file);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].text, "two red circles");
+  EXPECT_EQ(lines[1].text, "a blue square");
+  EXPECT_EQ(lines[2].text, "a red circle");
+  EXPECT_EQ(lines[2].number, 3);
+  write_file_atomic(file, "a red circle\n{\"text\": \"a red circle\"}\n");
+  EXPECT_TRUE(throws_error_containing([&] { read_prompt_texts(file); }, "p.jsonl' line 2: a line starting with '{' must be a JSON object"));
+  write_file_atomic(file, "{\"prompt\": \" \"}\n");
+  EXPECT_TRUE(throws_error_containing([&] { read_prompt_texts(file); }, "line 1: \"prompt\" is empty"));
+  write_file_atomic(file, "{\"prompt\": \"a\\u001b red circle\"}\n");
+  EXPECT_TRUE(throws_error_containing([&] { read_prompt_texts(file); }, "control character U+001B"));
+}
+
 }  // namespace
 }  // namespace rewardgen::text
