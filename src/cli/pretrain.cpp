@@ -198,6 +198,7 @@ void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
 void run_pretrain_verifier(const PretrainArgs& a, const Context& context) {
   refuse_output_over_inputs(a.out, {a.export_dir, a.config_file});
   const pretrain::VerifierPretrainConfig config = load_config(a, pretrain::read_verifier_pretrain_config);
+  pretrain::check_verifier_folders(config);
   RunDir run = open_run(a, pretrain::verifier_pretrain_config_json(config));
   // The pool is sampled once and kept in the run folder, so a resumed run trains on the same images.
   const std::string pool_path = run.file("pool.safetensors");

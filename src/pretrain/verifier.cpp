@@ -168,6 +168,25 @@ Json verifier_pretrain_config_json(const VerifierPretrainConfig& config) {
           {"sources", sources}};
 }
 
+void check_verifier_folders(const VerifierPretrainConfig& config) {
+  for (const VerifierSource& s : config.sources) {
+    std::string dir;
+    try {
+      dir = resolve_model_dir(s.model);
+    } catch (const Error& e) {
+      throw Error(str("sources.", s.name, ": ", e.what()));
+    }
+    if (!fs::exists(dir + "/model_index.json"))
+      throw Error(str("sources.", s.name, ": '", dir, "' is not a pipeline folder (no model_index.json)"));
+  }
+  const std::string init = config.init.empty() ? world_model_dir() : config.init;
+  std::vector<std::string> needed = {"tokenizer", "text_encoder"};
+  if (config.kind == "contrast") needed.push_back("image_encoder");
+  for (const std::string& sub : needed)
+    if (!fs::is_directory(init + "/" + sub))
+      throw Error(str("init: '", init, "' has no ", sub, "/ (a verifier starts from a world CLIP folder)"));
+}
+
 at::Tensor pool_pixels(const at::Tensor& images_uint8) { return images_uint8.to(at::kFloat) / 127.5 - 1.0; }
 
 VerifierPool build_verifier_pool(const VerifierPretrainConfig& config, const Logger& log) {

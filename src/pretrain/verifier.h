@@ -60,6 +60,10 @@ struct VerifierPretrainConfig {
 VerifierPretrainConfig read_verifier_pretrain_config(ConfigReader& reader);
 Json verifier_pretrain_config_json(const VerifierPretrainConfig& config);
 
+// Every source's pipeline folder and the starting CLIP folder exist with what they must hold: Error
+// naming the source or folder (checked before a run folder is written or a pool sampled).
+void check_verifier_folders(const VerifierPretrainConfig& config);
+
 // Generated images and the training prompts they were made for.
 struct VerifierPool {
   at::Tensor images;                 // [N, 3, 64, 64] uint8 (0..255)

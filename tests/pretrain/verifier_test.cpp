@@ -94,6 +94,13 @@ TEST_F(VerifierTest, PoolRoundTripsAndHoldsTrainingPromptsOnly) {
   EXPECT_LE(pixels.max().item<double>(), 1.0);
   save_safetensors(tmp.file("bad.safetensors"), {{"images", pool.images}});
   EXPECT_TRUE(throws_error_containing([&] { pretrain::load_verifier_pool(tmp.file("bad.safetensors")); }, "not a verifier pool"));
+  pretrain::check_verifier_folders(config);  // the tiny world holds what a run needs
+  pretrain::VerifierPretrainConfig missing = config;
+  missing.sources[0].model = tmp.file("no_such_pipeline");
+  EXPECT_TRUE(throws_error_containing([&] { pretrain::check_verifier_folders(missing); }, "is not a pipeline folder (no model_index.json)"));
+  missing = config;
+  missing.init = tmp.path();
+  EXPECT_TRUE(throws_error_containing([&] { pretrain::check_verifier_folders(missing); }, "has no tokenizer/"));
   // A pool holding a held-out prompt is refused.
   pretrain::VerifierPool leaky = pool;
   leaky.prompts[3] = world::eval_prompts()[0].text;
