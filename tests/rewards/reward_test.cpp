@@ -92,7 +92,8 @@ TEST(RewardRegistry, BuiltinNames) {
   for (const RewardEntry& e : builtin_reward_registry().entries()) names.push_back(e.name + (e.argument.empty() ? "" : ":" + e.argument));
   EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "brightness", "clip:DIR", "hpsv2:FILE", "imagereward:DIR", "jpeg_compressibility",
                                              "jpeg_incompressibility", "pickscore:DIR", "world.clip:[DIR]", "world.clip_contrast:[DIR]",
-                                             "world.compositional:[log,no_shape_gradient|shape_gradient=S,presence_gradient=S]", "world.jpeg"}));
+                                             "world.compositional:[log,no_shape_gradient|shape_gradient=S,presence_gradient=S]", "world.jpeg",
+                                             "world.verifier:DIR"}));
   const RewardRegistry& registry = builtin_reward_registry();
   // brightness: the mean pixel, 0.5 for a flat 0.5 image, 0 for one half −1 half +1; ∂/∂pixel = 1/(3·H·W).
   const auto brightness = registry.make("brightness", {});
@@ -107,6 +108,8 @@ TEST(RewardRegistry, BuiltinNames) {
   EXPECT_TRUE(at::allclose(images.grad(), at::full({2, 3, 2, 2}, 1.0 / 12)));
   EXPECT_EQ(registry.make("world.compositional:no_shape_gradient", {})->name(), "world.compositional:no_shape_gradient");
   EXPECT_TRUE(throws_error_containing([&] { registry.make("world.compositional:shapes", {}); }, "unknown argument 'shapes'"));
+  EXPECT_TRUE(throws_error_containing([&] { registry.make("world.verifier", {}); }, "world.verifier"));
+  EXPECT_TRUE(throws_error_containing([&] { registry.make("world.verifier:/no/such/folder", {}); }, "/no/such/folder"));
   EXPECT_EQ(registry.make("world.compositional:shape_gradient=0.25", {})->name(), "world.compositional:shape_gradient=0.25");
   EXPECT_EQ(registry.make("world.compositional:shape_gradient=1", {})->name(), "world.compositional");
   EXPECT_EQ(registry.make("world.compositional:shape_gradient=0.5,log", {})->name(), "world.compositional:log,shape_gradient=0.5");
