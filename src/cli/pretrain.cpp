@@ -216,7 +216,7 @@ void run_pretrain_verifier(const PretrainArgs& a, const Context& context) {
   if (stopped_early(summary, config.trainer)) return;
   task.export_to(a.export_dir);
   const Json report = {{"kind", config.kind},
-                       {"reward", config.kind == "net" ? "world.verifier:" + a.export_dir : "world.clip_contrast:" + a.export_dir},
+                       {"reward", pretrain::verifier_reward_spec(config.kind, a.export_dir)},
                        {"spearman_on_held_out_prompts",
                         pretrain::evaluate_verifier(config.kind, a.export_dir, task.init_dir(), a.eval_limit, context.log)}};
   write_report(run, report, summary, a.export_dir);

@@ -271,11 +271,16 @@ VerifierLoss verifier_loss(ClipContrastReward& contrast, const at::Tensor& image
   return out;
 }
 
-std::shared_ptr<Reward> verifier_reward(const std::string& kind, const std::string& dir, const RewardContext& context) {
-  if (kind == "contrast")
-    return std::make_shared<ClipContrastReward>("world.clip_contrast:" + dir, load_world_clip("world.clip_contrast", dir, context));
-  if (kind == "net") return std::make_shared<WorldVerifierReward>("world.verifier:" + dir, dir, context);
+std::string verifier_reward_spec(const std::string& kind, const std::string& dir) {
+  if (kind == "contrast") return "world.clip_contrast:" + dir;
+  if (kind == "net") return "world.verifier:" + dir;
   throw Error(str("verifier kind '", kind, "' (known: contrast, net)"));
+}
+
+std::shared_ptr<Reward> verifier_reward(const std::string& kind, const std::string& dir, const RewardContext& context) {
+  const std::string spec = verifier_reward_spec(kind, dir);
+  if (kind == "contrast") return std::make_shared<ClipContrastReward>(spec, load_world_clip("world.clip_contrast", dir, context));
+  return std::make_shared<WorldVerifierReward>(spec, dir, context);
 }
 
 Json evaluate_verifier(const std::string& kind, const std::string& verifier_dir, const std::string& init_dir, int64_t limit,

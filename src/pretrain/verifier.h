@@ -92,7 +92,9 @@ struct VerifierBatch {
   std::vector<bool> labels;
 };
 
-// The reward an exported verifier folder gives: world.clip_contrast:DIR (contrast) or world.verifier:DIR (net).
+// The reward an exported verifier folder gives: world.clip_contrast:DIR (contrast) or world.verifier:DIR
+// (net); its spec, and the reward itself.
+std::string verifier_reward_spec(const std::string& kind, const std::string& dir);
 std::shared_ptr<Reward> verifier_reward(const std::string& kind, const std::string& dir, const RewardContext& context);
 
 // How well the exported verifier ranks generated images of the *held-out* prompts the way the

@@ -50,22 +50,23 @@ ClipSimilarityReward::ClipSimilarityReward(std::string name, ClipModel model, Cl
   preprocess_.size = model_.vision->config().image_size;
 }
 
-at::Tensor ClipSimilarityReward::text_embeddings(const std::vector<std::string>& prompts) {
+at::Tensor TextEmbeddingCache::rows(const std::vector<std::string>& prompts, const EmbedOne& embed_one) {
   at::NoGradGuard no_grad;
   std::vector<std::string> missing;
   for (const std::string& p : prompts)
-    if (!text_cache_.count(p) && std::find(missing.begin(), missing.end(), p) == missing.end()) missing.push_back(p);
-  if (text_cache_.size() + missing.size() > kTextCacheEntries) text_cache_.clear();
-  // One text per call: a text's embedding must not depend on which others missed the cache with
-  // it (a batched GEMM's rounding does), or a resumed run, whose cache starts empty, would score
-  // differently from the uninterrupted one.
-  for (const std::string& p : missing) {
-    const at::Tensor ids = tokenizer_.encode_batch({p}, model_.text->config().max_position_embeddings).to(context_.device);
-    text_cache_[p] = unit(model_.text_features(ids))[0];  // [E]
-  }
+    if (!entries_.count(p) && std::find(missing.begin(), missing.end(), p) == missing.end()) missing.push_back(p);
+  if (entries_.size() + missing.size() > kTextCacheEntries) entries_.clear();
+  for (const std::string& p : missing) entries_[p] = unit(embed_one(p));  // [E]
   std::vector<at::Tensor> rows;
-  for (const std::string& p : prompts) rows.push_back(text_cache_.at(p));
+  for (const std::string& p : prompts) rows.push_back(entries_.at(p));
   return at::stack(rows);  // [B, E]
+}
+
+at::Tensor ClipSimilarityReward::text_embeddings(const std::vector<std::string>& prompts) {
+  return text_cache_.rows(prompts, [&](const std::string& p) {
+    const at::Tensor ids = tokenizer_.encode_batch({p}, model_.text->config().max_position_embeddings).to(context_.device);
+    return model_.text_features(ids)[0];
+  });
 }
 
 at::Tensor ClipSimilarityReward::image_embeddings(const at::Tensor& images) {

@@ -7,6 +7,7 @@
 //    v2 and v2.1 weights give incomparable numbers: the reward's name carries the file.
 //  - LAION aesthetic predictor (improved-aesthetic-predictor): MLP(image embedding / ‖·‖).
 // Letters: B batch, E embedding width.
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -16,6 +17,19 @@
 #include "text/clip_tokenizer.h"
 
 namespace rewardgen {
+
+// Unit text embeddings by prompt, for rewards whose prompts repeat across batches; bounded (cleared
+// when it would pass its size). A missing text is embedded alone: its embedding must not depend on
+// which others missed the cache with it (a batched GEMM's rounding does), or a resumed run, whose
+// cache starts empty, would score differently from the uninterrupted one.
+class TextEmbeddingCache {
+ public:
+  using EmbedOne = std::function<at::Tensor(const std::string&)>;  // one text -> [E], not normalised
+  at::Tensor rows(const std::vector<std::string>& prompts, const EmbedOne& embed_one);  // [B, E] unit length, no grad
+
+ private:
+  std::map<std::string, at::Tensor> entries_;
+};
 
 // cos(image, text) scaled: a fixed multiplier (CLIP score, HPSv2) or exp(logit_scale) (PickScore).
 class ClipSimilarityReward : public Reward {
@@ -38,7 +52,7 @@ class ClipSimilarityReward : public Reward {
   ClipPreprocessOptions preprocess_;
   Scale scale_;
   RewardContext context_;
-  std::map<std::string, at::Tensor> text_cache_;  // prompts repeat across batches; embeddings do not depend on images
+  TextEmbeddingCache text_cache_;
 };
 
 // The aesthetic MLP: Linear layers at "layers.0", "layers.2", "layers.4", "layers.6", "layers.7"

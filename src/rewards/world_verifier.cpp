@@ -12,21 +12,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kTextCacheEntries = 16384;  // bounded, as the CLIP rewards' cache
-
-// Side of the map after the stem (÷2) and a downsample between levels.
-int64_t final_side(const WorldVerifierConfig& c) {
-  return c.image_size / 2 / (int64_t{1} << (static_cast<int64_t>(c.channels.size()) - 1));
-}
+// How much smaller the last map is than the image: the stem (÷2) and a downsample between levels.
+int64_t downscale(const WorldVerifierConfig& c) { return int64_t{2} << (static_cast<int64_t>(c.channels.size()) - 1); }
 
 void check(const WorldVerifierConfig& c, const std::string& where) {
   if (c.channels.empty()) throw Error(str(where, ": channels must list at least one level"));
   for (const int64_t ch : c.channels)
     if (ch < 1 || ch % c.groups != 0)
       throw Error(str(where, ": channel count ", ch, " must be a positive multiple of groups = ", c.groups));
-  const int64_t divisor = 2 * (int64_t{1} << (static_cast<int64_t>(c.channels.size()) - 1));
-  if (c.image_size % divisor != 0)
-    throw Error(str(where, ": image_size ", c.image_size, " must be divisible by ", divisor, " for ", c.channels.size(), " levels"));
+  if (c.image_size % downscale(c) != 0)
+    throw Error(str(where, ": image_size ", c.image_size, " must be divisible by ", downscale(c), " for ", c.channels.size(), " levels"));
 }
 
 }  // namespace
@@ -70,7 +65,7 @@ WorldVerifierNet::WorldVerifierNet(const WorldVerifierConfig& c, const ModelOpti
   downsamplers_ = register_list(*this, "downsamplers", downsamplers);
   head_norm_ = register_module("head_norm", std::make_shared<GroupNorm>(c.groups, previous, 1e-5, o));
   head_conv_ = register_module("head_conv", std::make_shared<Conv2d>(previous, c.head_channels, 1, 1, 0, true, o));
-  const int64_t side = final_side(c);
+  const int64_t side = c.image_size / downscale(c);
   head_map_ = register_module("head_map", std::make_shared<Linear>(c.head_channels * side * side, c.head_width, true, o));
   head_joint_ = register_module("head_joint", std::make_shared<Linear>(c.head_width + c.embed_dim, c.head_width, true, o));
   head_out_ = register_module("head_out", std::make_shared<Linear>(c.head_width, 1, true, o));
@@ -132,21 +127,10 @@ WorldTextEmbedder::WorldTextEmbedder(const std::string& dir, const RewardContext
 int64_t WorldTextEmbedder::width() const { return text_->text_projection->weight.size(0); }
 
 at::Tensor WorldTextEmbedder::embed(const std::vector<std::string>& prompts) {
-  at::NoGradGuard no_grad;
-  size_t missing = 0;
-  for (const std::string& p : prompts) missing += cache_.count(p) ? 0 : 1;
-  if (cache_.size() + missing > kTextCacheEntries) cache_.clear();
-  std::vector<at::Tensor> rows;
-  for (const std::string& p : prompts) {
-    auto it = cache_.find(p);
-    if (it == cache_.end()) {
-      const at::Tensor ids = tokenizer_.encode_batch({p}, text_->config().max_position_embeddings).to(context_.device);
-      const at::Tensor e = text_->forward(ids).text_embeds[0];
-      it = cache_.emplace(p, e / e.norm()).first;
-    }
-    rows.push_back(it->second);
-  }
-  return at::stack(rows);
+  return cache_.rows(prompts, [&](const std::string& p) {
+    const at::Tensor ids = tokenizer_.encode_batch({p}, text_->config().max_position_embeddings).to(context_.device);
+    return text_->forward(ids).text_embeds[0];
+  });
 }
 
 WorldVerifierReward::WorldVerifierReward(std::string name, const std::string& dir, const RewardContext& context)

@@ -13,7 +13,6 @@
 //
 // Folder: tokenizer/ and text_encoder/ (the world CLIP's text side, frozen) and verifier/ with
 // config.json and model.safetensors.
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +21,7 @@
 #include "models/clip.h"
 #include "models/diffusers_io.h"
 #include "models/resnet.h"
+#include "rewards/clip_rewards.h"
 #include "rewards/reward.h"
 #include "text/clip_tokenizer.h"
 
@@ -60,8 +60,7 @@ class WorldVerifierNet : public torch::nn::Module {
 void save_world_verifier(const std::string& dir, const WorldVerifierNet& net, at::ScalarType dtype = at::ScalarType::Undefined);
 std::shared_ptr<WorldVerifierNet> load_world_verifier(const std::string& dir, const LoadOptions& options);
 
-// The world CLIP's text side with a cache: unit text embeddings, no gradient, one text per call
-// (a text's embedding must not depend on which others were computed with it: resume equality).
+// The world CLIP's text side: unit text embeddings, no gradient, through a TextEmbeddingCache.
 class WorldTextEmbedder {
  public:
   WorldTextEmbedder(const std::string& dir, const RewardContext& context);  // dir/tokenizer, dir/text_encoder
@@ -72,7 +71,7 @@ class WorldTextEmbedder {
   std::shared_ptr<ClipTextModel> text_;
   ClipTokenizer tokenizer_;
   RewardContext context_;
-  std::map<std::string, at::Tensor> cache_;
+  TextEmbeddingCache cache_;
 };
 
 class WorldVerifierReward : public Reward {
