@@ -42,7 +42,7 @@ void run_eval(const EvalArgs& a, const Context& context) {
   const Precision precision = parse_precision(a.precision, load.device);
   load.dtype = dtype_of(precision);
   const Pipeline pipeline = load_pipeline(a.model, load, context.log);
-  const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler.recipe, a.model, context.log);
+  const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler, a.model, context.log);
   // The output folder before any sampling: an unwritable target fails now, not after the evaluation.
   prepare_output_folder(a.out);
   const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));

@@ -47,7 +47,7 @@ void run_sample(const SampleArgs& a, const Context& context) {
   load.device = parse_device(a.device);
   load.dtype = dtype_of(parse_precision(a.precision, load.device));
   Pipeline pipeline = load_pipeline(a.model, load, context.log);
-  const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler.recipe, a.model, context.log);
+  const SamplerOptions sampler = resolve_sampler(a.flags, pipeline.scheduler, a.model, context.log);
   const TextToImage t2i(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
   prepare_output_folder(a.out, /*must_be_empty=*/true);  // 00000.png... of an earlier call would mix with these
 

@@ -3,8 +3,18 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "schedulers/timesteps.h"
 
 namespace rewardgen::cli {
+namespace {
+
+std::string comma_list(const std::vector<int64_t>& values) {
+  std::string out;
+  for (const int64_t v : values) out += (out.empty() ? "" : ", ") + std::to_string(v);
+  return out;
+}
+
+}  // namespace
 
 void add_sampler_flags(CLI::App& sub, SamplerFlags& f, const SamplerOptions& d) {
   f.values = d;
@@ -12,6 +22,11 @@ void add_sampler_flags(CLI::App& sub, SamplerFlags& f, const SamplerOptions& d) 
                   ->check(CLI::IsMember({"ddim", "ddpm", "lcm", "onestep"}));
   f.steps = sub.add_option("--steps", f.values.steps, "sampling steps (default: the recipe's, else " + std::to_string(d.steps) + ")")
                 ->check(CLI::Range(int64_t{1}, int64_t{10000}));
+  f.timesteps = sub.add_option("--timesteps", f.values.timesteps,
+                                "explicit descending timesteps, comma-separated (e.g. 759,499,259,19); sets the steps and "
+                                "replaces the spacing rule (default: the recipe's, else the rule's)")
+                    ->delimiter(',')
+                    ->expected(1, 10000);
   f.cfg = sub.add_option("--cfg", f.values.guidance_scale,
                          "guidance scale w (CFG; LCM: its w embedding); 1 = none (default: the recipe's, else " +
                              str(d.guidance_scale) + ")")
@@ -20,7 +35,8 @@ void add_sampler_flags(CLI::App& sub, SamplerFlags& f, const SamplerOptions& d) 
   f.spacing = sub.add_option("--spacing", f.values.timestep_spacing,
                                  "DDIM/DDPM timestep spacing: leading, trailing, linspace; LCM: rlcm for RLCM's rule "
                                  "(999, 759, 519, 279), else diffusers' (999, 759, 499, 259) (default: the recipe's, else leading)")
-                  ->check(CLI::IsMember({"leading", "trailing", "linspace", "rlcm"}));
+                  ->check(CLI::IsMember({"leading", "trailing", "linspace", "rlcm"}))
+                  ->excludes(f.timesteps);
   f.output = sub.add_option("--output", f.values.output, "sample: the last step's x_prev | x0: its x̂₀ (default: the recipe's, else sample)")
                  ->check(CLI::IsMember({"sample", "x0"}));
 }
@@ -32,34 +48,47 @@ void add_precision_flag(CLI::App& command, std::string& precision) {
       ->capture_default_str();
 }
 
-SamplerOptions resolve_sampler(const SamplerFlags& f, const SamplerRecipe& recipe, const std::string& model, const Logger& log) {
+SamplerOptions resolve_sampler(const SamplerFlags& f, const SchedulerConfig& scheduler, const std::string& model, const Logger& log) {
+  if (f.timesteps->count() > 0) {
+    check_timestep_list(f.values.timesteps, scheduler.num_train_timesteps, "--timesteps");
+    const auto listed = static_cast<int64_t>(f.values.timesteps.size());
+    if (f.steps->count() > 0 && f.values.steps != listed)
+      throw Error(str("--steps ", f.values.steps, " disagrees with the ", listed, " entries of --timesteps (give one of the two)"));
+  }
+  const SamplerRecipe& recipe = scheduler.recipe;
   // Validated once resolved: a flag alone can be valid only with the recipe under it (e.g.
   // `--spacing rlcm` over an LCM's recipe, where the flags' own default sampler is DDIM).
-  if (recipe.sampler.empty()) {
-    validate(f.values);
-    return f.values;
+  SamplerOptions o = f.values;
+  if (!recipe.sampler.empty()) {
+    o = sampler_options(recipe);
+    o.height = f.values.height;
+    o.width = f.values.width;
+    if (f.sampler->count() > 0 && f.values.sampler != o.sampler) {
+      o.sampler = f.values.sampler;
+      o.timesteps.clear();
+    }
+    if (f.steps->count() > 0 && f.values.steps != o.steps) {
+      o.steps = f.values.steps;
+      o.timesteps.clear();
+    }
+    if (f.cfg->count() > 0) o.guidance_scale = f.values.guidance_scale;
+    if (f.eta->count() > 0) o.eta = f.values.eta;
+    if (f.output->count() > 0) o.output = f.values.output;
+    if (f.spacing->count() > 0) {
+      o.timestep_spacing = f.values.timestep_spacing;
+      o.timesteps.clear();
+    }
   }
-  SamplerOptions o = sampler_options(recipe);
-  o.height = f.values.height;
-  o.width = f.values.width;
-  if (f.sampler->count() > 0 && f.values.sampler != o.sampler) {
-    o.sampler = f.values.sampler;
-    o.timesteps.clear();
+  if (f.timesteps->count() > 0) {
+    o.timesteps = f.values.timesteps;
+    o.steps = static_cast<int64_t>(o.timesteps.size());
   }
-  if (f.steps->count() > 0 && f.values.steps != o.steps) {
-    o.steps = f.values.steps;
-    o.timesteps.clear();
-  }
-  if (f.cfg->count() > 0) o.guidance_scale = f.values.guidance_scale;
-  if (f.eta->count() > 0) o.eta = f.values.eta;
-  if (f.output->count() > 0) o.output = f.values.output;
-  if (f.spacing->count() > 0) {
-    o.timestep_spacing = f.values.timestep_spacing;
-    o.timesteps.clear();
-  }
-  const size_t given = f.sampler->count() + f.steps->count() + f.cfg->count() + f.eta->count() + f.spacing->count() + f.output->count();
-  log.info(str("sampling as ", model, "'s recipe", given > 0 ? " with the given flags over it" : "",
-               ": ", o.sampler, ", ", o.steps, " steps, guidance ", o.guidance_scale, ", eta ", o.eta, ", output ", o.output));
+  const size_t given = f.sampler->count() + f.steps->count() + f.timesteps->count() + f.cfg->count() + f.eta->count() +
+                       f.spacing->count() + f.output->count();
+  if (!recipe.sampler.empty())
+    log.info(str("sampling as ", model, "'s recipe", given > 0 ? " with the given flags over it" : "", ": ", o.sampler, ", ",
+                 o.steps, o.steps == 1 ? " step" : " steps", o.timesteps.empty() ? std::string() : str(" at ", comma_list(o.timesteps)),
+                 ", guidance ", o.guidance_scale, ", eta ", o.eta, ", output ", o.output));
   validate(o);
   return o;
 }

@@ -22,6 +22,8 @@ void validate(const SamplerOptions& o) {
   if (o.output != "sample" && o.output != "x0") throw Error(str("unknown sampler output '", o.output, "' (allowed: sample, x0)"));
   if (o.timestep_spacing == "rlcm" && o.sampler != "lcm")
     throw Error(str("timestep spacing 'rlcm' is an LCM rule; the ", o.sampler, " sampler takes leading, trailing or linspace"));
+  if (o.sampler == "onestep" && !o.timesteps.empty())
+    throw Error("the onestep sampler always starts at the last timestep; for another, give the ddim or lcm sampler one timestep");
   if (!o.timesteps.empty() && static_cast<int64_t>(o.timesteps.size()) != o.steps)
     throw Error(str("the sampler has ", o.timesteps.size(), " explicit timesteps for ", o.steps, " steps"));
 }

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "io/json_config.h"
+#include "schedulers/timesteps.h"
 
 namespace rewardgen {
 
@@ -51,9 +52,7 @@ void read_scheduler_config(ConfigReader& r, SchedulerConfig& c) {
         .optional("eta", s.eta, between(0, 1e3))
         .optional("guidance_scale", s.guidance_scale, between(0, 1e3))
         .optional_choice("output", s.output, {"sample", "x0"});
-    for (const int64_t t : s.timesteps)
-      if (t < 0 || t >= c.num_train_timesteps)
-        throw Error(str(r.file(), ": rewardgen_recipe.timesteps holds ", t, ", outside [0, ", c.num_train_timesteps, ")"));
+    if (!s.timesteps.empty()) check_timestep_list(s.timesteps, c.num_train_timesteps, str(r.file(), ": rewardgen_recipe.timesteps"));
     if (!s.timesteps.empty() && static_cast<int64_t>(s.timesteps.size()) != s.steps)
       throw Error(str(r.file(), ": rewardgen_recipe has ", s.timesteps.size(), " timesteps for steps = ", s.steps));
   }

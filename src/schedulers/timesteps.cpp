@@ -62,6 +62,16 @@ std::vector<int64_t> lcm_timesteps(const SchedulerConfig& c, int64_t steps, cons
   return out;
 }
 
+void check_timestep_list(const std::vector<int64_t>& timesteps, int64_t T, const std::string& what) {
+  if (timesteps.empty()) throw Error(str(what, " is empty"));
+  for (size_t i = 0; i < timesteps.size(); ++i) {
+    if (timesteps[i] < 0 || timesteps[i] >= T)
+      throw Error(str(what, " holds ", timesteps[i], ", outside [0, ", T, ")"));
+    if (i > 0 && timesteps[i] >= timesteps[i - 1])
+      throw Error(str(what, " must be strictly descending, got ", timesteps[i - 1], " then ", timesteps[i]));
+  }
+}
+
 at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, double w) {
   return eps_uncond + w * (eps_cond - eps_uncond);
 }

@@ -26,6 +26,10 @@ int64_t ddim_prev_timestep(const SchedulerConfig& config, int64_t t, int64_t ste
 //                8 steps: 999, 879, …, 159)
 std::vector<int64_t> lcm_timesteps(const SchedulerConfig& config, int64_t steps, const std::string& rule = "diffusers");
 
+// An explicit timestep list (a recipe's, `--timesteps`): at least one entry, each in [0, T), strictly
+// descending. Error naming `what` and the first bad entry otherwise.
+void check_timestep_list(const std::vector<int64_t>& timesteps, int64_t num_train_timesteps, const std::string& what);
+
 // The classifier-free guidance combination ε̂ = ε_u + w (ε_c − ε_u) (arXiv 2207.12598 Eq. (6)).
 at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, double w);
 // The same with w per sample [B].

@@ -185,6 +185,10 @@ TEST(SamplerRecipe, RoundTripsThroughTheSchedulerConfigAndRejectsBadValues) {
   save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
   EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },
                                                "rewardgen_recipe.timesteps holds 1000"));
+  j["rewardgen_recipe"]["timesteps"] = {999, 259, 499, 19};  // a list the rollout would refuse only when sampling
+  save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
+  EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },
+                                               "rewardgen_recipe.timesteps must be strictly descending, got 259 then 499"));
   j["rewardgen_recipe"]["timesteps"] = {999, 500};
   save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
   EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },

@@ -174,6 +174,17 @@ TEST(Timesteps, MatchDiffusersSchedules) {
   EXPECT_TRUE(throws_error_containing([&] { ddim_timesteps(sd, 0); }, "must be in [1, 1000]"));
 }
 
+TEST(Timesteps, AnExplicitListIsInRangeAndStrictlyDescending) {
+  EXPECT_NO_THROW(check_timestep_list({759, 499, 259, 19}, 1000, "list"));
+  EXPECT_NO_THROW(check_timestep_list({0}, 1000, "list"));
+  EXPECT_TRUE(throws_error_containing([&] { check_timestep_list({}, 1000, "--timesteps"); }, "--timesteps is empty"));
+  EXPECT_TRUE(throws_error_containing([&] { check_timestep_list({1000, 500}, 1000, "--timesteps"); },
+                                      "--timesteps holds 1000, outside [0, 1000)"));
+  EXPECT_TRUE(throws_error_containing([&] { check_timestep_list({500, -1}, 1000, "L"); }, "L holds -1"));
+  EXPECT_TRUE(throws_error_containing([&] { check_timestep_list({759, 759}, 1000, "L"); },
+                                      "L must be strictly descending, got 759 then 759"));
+}
+
 TEST(Guidance, CfgAndTheLcmEmbedding) {
   const at::Tensor u = at::tensor({1.0, 2.0}), c = at::tensor({3.0, 1.0});
   EXPECT_TRUE(at::allclose(classifier_free_guidance(u, c, 7.5), at::tensor({1.0 + 7.5 * 2, 2.0 - 7.5})));
