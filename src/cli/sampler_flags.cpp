@@ -26,7 +26,13 @@ void add_sampler_flags(CLI::App& sub, SamplerFlags& f, const SamplerOptions& d) 
                                 "explicit descending timesteps, comma-separated (e.g. 759,499,259,19); sets the steps and "
                                 "replaces the spacing rule (default: the recipe's, else the rule's)")
                     ->delimiter(',')
-                    ->expected(1, 10000);
+                    ->expected(1, 10000)
+                    ->check(CLI::Range(int64_t{0}, int64_t{1000000}));  // and below the scheduler's T, once it is read
+  f.first_timestep = sub.add_option("--first-timestep", f.values.first_timestep,
+                                     "LCM: the rule picks its steps from the grid cut to entries <= this timestep, the first "
+                                     "drawn from pure noise (e.g. 759: 759, 579, 379, 199); -1: the whole grid (default: the recipe's, else -1)")
+                         ->check(CLI::Range(int64_t{-1}, int64_t{1000000}))
+                         ->excludes(f.timesteps);
   f.cfg = sub.add_option("--cfg", f.values.guidance_scale,
                          "guidance scale w (CFG; LCM: its w embedding); 1 = none (default: the recipe's, else " +
                              str(d.guidance_scale) + ")")
@@ -49,6 +55,8 @@ void add_precision_flag(CLI::App& command, std::string& precision) {
 }
 
 SamplerOptions resolve_sampler(const SamplerFlags& f, const SchedulerConfig& scheduler, const std::string& model, const Logger& log) {
+  if (f.first_timestep->count() > 0 && (f.values.first_timestep < -1 || f.values.first_timestep >= scheduler.num_train_timesteps))
+    throw Error(str("--first-timestep ", f.values.first_timestep, " must be -1 (the whole grid) or in [0, ", scheduler.num_train_timesteps, ")"));
   if (f.timesteps->count() > 0) {
     check_timestep_list(f.values.timesteps, scheduler.num_train_timesteps, "--timesteps");
     const auto listed = static_cast<int64_t>(f.values.timesteps.size());
@@ -66,6 +74,7 @@ SamplerOptions resolve_sampler(const SamplerFlags& f, const SchedulerConfig& sch
     if (f.sampler->count() > 0 && f.values.sampler != o.sampler) {
       o.sampler = f.values.sampler;
       o.timesteps.clear();
+      o.first_timestep = -1;
     }
     if (f.steps->count() > 0 && f.values.steps != o.steps) {
       o.steps = f.values.steps;
@@ -78,18 +87,22 @@ SamplerOptions resolve_sampler(const SamplerFlags& f, const SchedulerConfig& sch
       o.timestep_spacing = f.values.timestep_spacing;
       o.timesteps.clear();
     }
+    if (f.first_timestep->count() > 0) {
+      o.first_timestep = f.values.first_timestep;
+      o.timesteps.clear();
+    }
   }
   if (f.timesteps->count() > 0) {
     o.timesteps = f.values.timesteps;
     o.steps = static_cast<int64_t>(o.timesteps.size());
   }
-  const size_t given = f.sampler->count() + f.steps->count() + f.timesteps->count() + f.cfg->count() + f.eta->count() +
-                       f.spacing->count() + f.output->count();
+  const size_t given = f.sampler->count() + f.steps->count() + f.timesteps->count() + f.first_timestep->count() +
+                       f.cfg->count() + f.eta->count() + f.spacing->count() + f.output->count();
+  const RolloutOptions rollout = rollout_options(o, scheduler);  // validates; the timesteps it will sample
   if (!recipe.sampler.empty())
     log.info(str("sampling as ", model, "'s recipe", given > 0 ? " with the given flags over it" : "", ": ", o.sampler, ", ",
-                 o.steps, o.steps == 1 ? " step" : " steps", o.timesteps.empty() ? std::string() : str(" at ", comma_list(o.timesteps)),
-                 ", guidance ", o.guidance_scale, ", eta ", o.eta, ", output ", o.output));
-  validate(o);
+                 o.steps, o.steps == 1 ? " step at " : " steps at ", comma_list(rollout.timesteps), ", guidance ",
+                 o.guidance_scale, ", eta ", o.eta, ", output ", o.output));
   return o;
 }
 

@@ -55,8 +55,10 @@ Json write_eval_report(const std::string& dir, const WorldEvalResult& result, co
 }
 
 Json sampler_to_eval_json(const SamplerOptions& s) {
-  return {{"name", s.sampler}, {"steps", s.steps},         {"guidance_scale", s.guidance_scale}, {"eta", s.eta},
-          {"timestep_spacing", s.timestep_spacing}, {"timesteps", s.timesteps}, {"output", s.output}};
+  Json j = {{"name", s.sampler}, {"steps", s.steps},         {"guidance_scale", s.guidance_scale}, {"eta", s.eta},
+            {"timestep_spacing", s.timestep_spacing}, {"timesteps", s.timesteps}, {"output", s.output}};
+  if (s.first_timestep >= 0) j["first_timestep"] = s.first_timestep;
+  return j;
 }
 
 SamplerOptions sampler_from_eval_json(const Json& sampler, const std::string& file) {
@@ -69,6 +71,7 @@ SamplerOptions sampler_from_eval_json(const Json& sampler, const std::string& fi
     o.eta = sampler.value("eta", 0.0);
     o.timestep_spacing = sampler.value("timestep_spacing", o.timestep_spacing);
     o.timesteps = sampler.value("timesteps", std::vector<int64_t>{});
+    o.first_timestep = sampler.value("first_timestep", int64_t{-1});
     o.output = sampler.value("output", o.output);
   } catch (const nlohmann::json::exception& e) {
     throw Error(str(file, ": sampler: ", e.what()));

@@ -299,6 +299,7 @@ void save_scheduler_config(const std::string& dir, const SchedulerConfig& c) {
     j["rewardgen_recipe"] = {{"sampler", r.sampler}, {"steps", r.steps}, {"timesteps", r.timesteps},
                              {"timestep_spacing", r.timestep_spacing}, {"eta", r.eta},
                              {"guidance_scale", r.guidance_scale}, {"output", r.output}};
+    if (r.first_timestep >= 0) j["rewardgen_recipe"]["first_timestep"] = r.first_timestep;
   }
   save_json_file(dir + "/scheduler_config.json", j);
 }

@@ -22,6 +22,9 @@ void validate(const SamplerOptions& o) {
   if (o.output != "sample" && o.output != "x0") throw Error(str("unknown sampler output '", o.output, "' (allowed: sample, x0)"));
   if (o.timestep_spacing == "rlcm" && o.sampler != "lcm")
     throw Error(str("timestep spacing 'rlcm' is an LCM rule; the ", o.sampler, " sampler takes leading, trailing or linspace"));
+  if (o.first_timestep < -1) throw Error(str("first_timestep must be -1 (none) or a timestep, got ", o.first_timestep));
+  if (o.first_timestep >= 0 && o.sampler != "lcm")
+    throw Error(str("first_timestep (", o.first_timestep, ") cuts the LCM's grid; the ", o.sampler, " sampler has none"));
   if (o.sampler == "onestep" && !o.timesteps.empty())
     throw Error("the onestep sampler always starts at the last timestep; for another, give the ddim or lcm sampler one timestep");
   if (!o.timesteps.empty() && static_cast<int64_t>(o.timesteps.size()) != o.steps)
@@ -35,6 +38,7 @@ SamplerOptions sampler_options(const SamplerRecipe& r) {
   o.steps = r.steps;
   o.timesteps = r.timesteps;
   o.timestep_spacing = r.timestep_spacing;
+  o.first_timestep = r.first_timestep;
   o.eta = r.eta;
   o.guidance_scale = r.guidance_scale;
   o.output = r.output;
@@ -42,7 +46,7 @@ SamplerOptions sampler_options(const SamplerRecipe& r) {
 }
 
 SamplerRecipe sampler_recipe(const SamplerOptions& o) {
-  return {o.sampler, o.steps, o.timesteps, o.timestep_spacing, o.eta, o.guidance_scale, o.output};
+  return {o.sampler, o.steps, o.timesteps, o.timestep_spacing, o.eta, o.guidance_scale, o.output, o.first_timestep};
 }
 
 RolloutOptions rollout_options(const SamplerOptions& o, const SchedulerConfig& sc) {
@@ -54,7 +58,7 @@ RolloutOptions rollout_options(const SamplerOptions& o, const SchedulerConfig& s
   } else if (!o.timesteps.empty()) {
     r.timesteps = o.timesteps;  // t_prev: the next one, −1 after the last
   } else if (o.sampler == "lcm") {
-    r.timesteps = lcm_timesteps(sc, o.steps, o.timestep_spacing == "rlcm" ? "rlcm" : "diffusers");
+    r.timesteps = lcm_timesteps(sc, o.steps, o.timestep_spacing == "rlcm" ? "rlcm" : "diffusers", o.first_timestep);
   } else {
     r.timesteps = ddim_timesteps(sc, o.steps, o.timestep_spacing);
     if (o.sampler == "ddim")  // DDIM's chain: t − ⌊T/n⌋ (diffusers), which "linspace" does not land on

@@ -27,6 +27,7 @@ struct SamplerOptions {
   std::string timestep_spacing = "leading";  // ddim/ddpm: leading | trailing | linspace; lcm: rlcm = RLCM's
                                              // rule, any other diffusers' (schedulers/timesteps.h)
   std::vector<int64_t> timesteps;            // an explicit descending list (steps entries); empty: the spacing rule
+  int64_t first_timestep = -1;               // lcm: the rule picks from the grid cut to entries ≤ it; −1: the whole grid
   std::string output = "sample";             // sample: the last step's x_prev | x0: its x̂₀ (R0's generators)
   int64_t height = 0, width = 0;             // pixels; 0: the UNet's sample_size × the VAE factor
 };

@@ -49,6 +49,7 @@ void read_scheduler_config(ConfigReader& r, SchedulerConfig& c) {
         .optional("steps", s.steps, at_least(1))
         .optional("timesteps", s.timesteps)
         .optional_choice("timestep_spacing", s.timestep_spacing, {"leading", "trailing", "linspace", "rlcm"})
+        .optional("first_timestep", s.first_timestep, between(-1, c.num_train_timesteps - 1))
         .optional("eta", s.eta, between(0, 1e3))
         .optional("guidance_scale", s.guidance_scale, between(0, 1e3))
         .optional_choice("output", s.output, {"sample", "x0"});

@@ -28,6 +28,7 @@ struct SamplerRecipe {
   double eta = 0.0;
   double guidance_scale = 1.0;      // CFG weight, or the LCM guidance scale
   std::string output = "sample";    // sample: the last x_prev | x0: the last x̂₀ (R0, one-step generators)
+  int64_t first_timestep = -1;      // lcm: the rule's grid cut to entries ≤ it (an LCM distilled below T − 1); −1: none
 };
 
 // = the keys of a diffusers scheduler/config.json that the samplers use (SD 1.x defaults).

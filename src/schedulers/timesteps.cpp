@@ -40,7 +40,7 @@ int64_t ddim_prev_timestep(const SchedulerConfig& c, int64_t t, int64_t steps) {
   return t - c.num_train_timesteps / steps;
 }
 
-std::vector<int64_t> lcm_timesteps(const SchedulerConfig& c, int64_t steps, const std::string& rule) {
+std::vector<int64_t> lcm_timesteps(const SchedulerConfig& c, int64_t steps, const std::string& rule, int64_t first_timestep) {
   if (rule != "diffusers" && rule != "rlcm") throw Error(str("unknown LCM timestep rule '", rule, "' (allowed: diffusers, rlcm)"));
   const int64_t original = c.original_inference_steps;
   if (original < 1 || original > c.num_train_timesteps)
@@ -49,7 +49,11 @@ std::vector<int64_t> lcm_timesteps(const SchedulerConfig& c, int64_t steps, cons
     throw Error(str("LCM sampling steps must be in [1, original_inference_steps = ", original, "], got ", steps));
   const int64_t k = c.num_train_timesteps / original;
   std::vector<int64_t> grid;  // the distillation grid, descending
-  for (int64_t i = original; i >= 1; --i) grid.push_back(i * k - 1);
+  for (int64_t i = original; i >= 1; --i)
+    if (first_timestep < 0 || i * k - 1 <= first_timestep) grid.push_back(i * k - 1);
+  if (static_cast<int64_t>(grid.size()) < steps)
+    throw Error(str("LCM sampling from timestep ", first_timestep, " has ", grid.size(), " grid entries (", k,
+                    "i − 1) for ", steps, " steps"));
   std::vector<int64_t> out;
   const int64_t stride = static_cast<int64_t>(grid.size()) / steps;
   if (rule == "rlcm") {

@@ -24,7 +24,11 @@ int64_t ddim_prev_timestep(const SchedulerConfig& config, int64_t t, int64_t ste
 //   "diffusers": ⌊linspace(0, len, n, endpoint=False)⌋, diffusers' LCMScheduler (999, 759, 499, 259 for n = 4)
 //   "rlcm"     : every ⌊len/n⌋-th entry, the older scheduler that RLCM patched (999, 759, 519, 279;
 //                8 steps: 999, 879, …, 159)
-std::vector<int64_t> lcm_timesteps(const SchedulerConfig& config, int64_t steps, const std::string& rule = "diffusers");
+// With first_timestep ≥ 0 the grid is cut to its entries ≤ first_timestep before the rule picks from
+// it (first 759, diffusers' rule: 759; 759, 379; 759, 579, 379, 199): an LCM started below T − 1 from
+// pure noise (docs/lcd.md, "Where the sampler starts").
+std::vector<int64_t> lcm_timesteps(const SchedulerConfig& config, int64_t steps, const std::string& rule = "diffusers",
+                                   int64_t first_timestep = -1);
 
 // An explicit timestep list (a recipe's, `--timesteps`): at least one entry, each in [0, T), strictly
 // descending. Error naming `what` and the first bad entry otherwise.

@@ -161,6 +161,31 @@ TEST(Recompute, ParametersGetGradientsWhenNoInputNeedsThem) {
   EXPECT_TRUE(at::allclose(w.grad(), expected, 1e-5, 1e-6));
 }
 
+// An LCM recipe's first_timestep cuts the rule's grid for every step count, survives a save and
+// load, and belongs to the LCM sampler alone.
+TEST(SamplerRecipe, FirstTimestepCutsTheLcmGridAtEveryStepCount) {
+  testing::TempDir tmp;
+  SchedulerConfig c;
+  c.recipe = {"lcm", 4, {}, "leading", 0.0, 3.0, "sample", 759};
+  save_scheduler_config(tmp.file("scheduler"), c);
+  const SchedulerConfig back = load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn));
+  EXPECT_EQ(back.recipe.first_timestep, 759);
+  SamplerOptions o = sampler_options(back.recipe);
+  EXPECT_EQ(rollout_options(o, back).timesteps, (std::vector<int64_t>{759, 579, 379, 199}));
+  o.steps = 2;
+  EXPECT_EQ(rollout_options(o, back).timesteps, (std::vector<int64_t>{759, 379}));
+  o.timestep_spacing = "rlcm";
+  o.steps = 4;
+  EXPECT_EQ(rollout_options(o, back).timesteps, (std::vector<int64_t>{759, 579, 399, 219}));
+  o.sampler = "ddim";
+  o.timestep_spacing = "leading";
+  EXPECT_TRUE(testing::throws_error_containing([&] { validate(o); }, "first_timestep (759) cuts the LCM's grid; the ddim sampler has none"));
+  // A recipe without it writes no key: the folders shipped before it stay byte-identical.
+  c.recipe.first_timestep = -1;
+  save_scheduler_config(tmp.file("plain"), c);
+  EXPECT_FALSE(load_json_file(tmp.file("plain/scheduler_config.json")).at("rewardgen_recipe").contains("first_timestep"));
+}
+
 }  // namespace
 }  // namespace rewardgen
 
@@ -193,6 +218,12 @@ TEST(SamplerRecipe, RoundTripsThroughTheSchedulerConfigAndRejectsBadValues) {
   save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
   EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },
                                                "has 2 timesteps for steps = 4"));
+  j["rewardgen_recipe"]["timesteps"] = {999, 749, 499, 249};
+  j["rewardgen_recipe"]["first_timestep"] = 1000;
+  save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
+  EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },
+                                               "first_timestep"));
+  j["rewardgen_recipe"].erase("first_timestep");
   j["rewardgen_recipe"]["output"] = "latent";
   save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
   EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },

@@ -171,6 +171,14 @@ TEST(Timesteps, MatchDiffusersSchedules) {
   EXPECT_EQ(lcm_timesteps(sd, 8, "rlcm"), (std::vector<int64_t>{999, 879, 759, 639, 519, 399, 279, 159}));
   EXPECT_EQ(lcm_timesteps(sd, 1, "rlcm"), (std::vector<int64_t>{999}));
   EXPECT_TRUE(throws_error_containing([&] { lcm_timesteps(sd, 4, "linear"); }, "unknown LCM timestep rule 'linear'"));
+  // Started at 759: the grid cut to 759, 739, …, 19 (38 entries), then the same rules.
+  EXPECT_EQ(lcm_timesteps(sd, 1, "diffusers", 759), (std::vector<int64_t>{759}));
+  EXPECT_EQ(lcm_timesteps(sd, 2, "diffusers", 759), (std::vector<int64_t>{759, 379}));
+  EXPECT_EQ(lcm_timesteps(sd, 4, "diffusers", 759), (std::vector<int64_t>{759, 579, 379, 199}));  // ⌊0, 9.5, 19, 28.5⌋
+  EXPECT_EQ(lcm_timesteps(sd, 4, "rlcm", 759), (std::vector<int64_t>{759, 579, 399, 219}));       // every 9th
+  EXPECT_EQ(lcm_timesteps(sd, 4, "diffusers", 770), lcm_timesteps(sd, 4, "diffusers", 759));  // between grid entries
+  EXPECT_EQ(lcm_timesteps(sd, 4, "diffusers", 999), lcm_timesteps(sd, 4));
+  EXPECT_TRUE(throws_error_containing([&] { lcm_timesteps(sd, 2, "diffusers", 19); }, "LCM sampling from timestep 19 has 1 grid entries"));
   EXPECT_TRUE(throws_error_containing([&] { ddim_timesteps(sd, 0); }, "must be in [1, 1000]"));
 }
 
