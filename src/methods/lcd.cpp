@@ -24,6 +24,7 @@
 #include "models/lora.h"
 #include "pretrain/world_models.h"
 #include "schedulers/steps.h"
+#include "schedulers/timesteps.h"
 #include "train/checkpoint.h"
 #include "train/ema.h"
 
@@ -56,6 +57,7 @@ LcdConfig read_lcd_config(ConfigReader& r) {
       .optional("sample_steps", c.sample_steps, Range{1, 500})
       .optional("sample_guidance", c.sample_guidance, Range{1, 100})
       .optional_choice("timestep_rule", c.timestep_rule, {"diffusers", "rlcm"})
+      .optional("first_timestep", c.first_timestep, Range{-1, 100000})
       .optional("eval_steps", c.eval_steps)
       .optional("eval_limit", c.eval_limit, Range{1, 504})
       .optional_choice("precision", c.precision, {"fp32", "bf16", "auto"});
@@ -84,6 +86,7 @@ Json lcd_config_json(const LcdConfig& c) {
           {"sample_steps", c.sample_steps},
           {"sample_guidance", c.sample_guidance},
           {"timestep_rule", c.timestep_rule},
+          {"first_timestep", c.first_timestep},
           {"eval_steps", c.eval_steps},
           {"eval_limit", c.eval_limit},
           {"precision", c.precision}};
@@ -155,7 +158,10 @@ LcdTask::LcdTask(const LcdConfig& config, const std::string& model_dir, const Lo
   schedule_ = make_noise_schedule(base_.scheduler);
   const int64_t T = schedule_.num_timesteps();
   if (T % config_.skip != 0) throw Error(str("LCD skip ", config_.skip, " does not divide the schedule's ", T, " timesteps"));
-  const int64_t grid = T / config_.skip;
+  if (config_.first_timestep >= T || (config_.first_timestep >= 0 && config_.first_timestep < config_.skip - 1))
+    throw Error(str("LCD first_timestep ", config_.first_timestep, " must be -1 (T - 1) or in [", config_.skip - 1, ", ", T - 1,
+                    "] (the grid's lowest entry k - 1 to T - 1)"));
+  const int64_t grid = grid_size();
   for (const int64_t steps : config_.eval_steps)
     if (steps > grid) throw Error(str("eval_steps entry ", steps, " exceeds the distillation grid's ", grid, " timesteps"));
   if (config_.sample_steps > grid)
@@ -192,7 +198,7 @@ std::vector<EmaPair> LcdTask::ema_pairs() {
 MetricsWriter::Values LcdTask::train_step(StepContext& context) {
   at::Generator& rng = context.generator();
   const BatchShard& shard = context.shard();  // data-parallel: draw the global batch, keep this rank's rows
-  const int64_t B = shard.global(config_.batch_size), k = config_.skip, grid = schedule_.num_timesteps() / k;
+  const int64_t B = shard.global(config_.batch_size), k = config_.skip, grid = grid_size();
   // 1. World latents and their prompts (the rendered scenes play LAION's part), timesteps, w.
   const pretrain::WorldBatch world = pretrain::sample_world_batch(prompts_, B, rng);
   LcdBatch batch;
@@ -202,7 +208,7 @@ MetricsWriter::Values LcdTask::train_step(StepContext& context) {
     batch.latents = posterior.sample(rng, shard) * base_.vae->config().scaling_factor;
   }
   // Drawn on the CPU (the run's generator), then moved: a seed trains the same on every device.
-  batch.t_start = shard.slice(at::randint(1, grid + 1, {B}, rng) * k - 1).to(device_);  // t_{n+k} ∈ {k−1, 2k−1, …, T−1}
+  batch.t_start = shard.slice(at::randint(1, grid + 1, {B}, rng) * k - 1).to(device_);  // t_{n+k} ∈ {k−1, 2k−1, …, grid·k−1}
   batch.t_end = (batch.t_start - k).clamp_min(0);                                        // t_n
   batch.w = shard.slice(at::rand({B}, rng, at::kDouble) * (config_.w_max - config_.w_min) + config_.w_min).to(device_);
   batch.noise = shard.randn(rng, batch.latents.sizes(), batch.latents.options().dtype(at::kFloat));
@@ -220,13 +226,24 @@ Pipeline LcdTask::with_unet(std::shared_ptr<UNet2DConditionModel> unet) const {
   p.unet = std::move(unet);
   // The skipping-step sampler's grid must be the distillation grid.
   p.scheduler.original_inference_steps = schedule_.num_timesteps() / config_.skip;
+  p.scheduler.recipe = sampler_recipe(sampler(p.scheduler, config_.sample_steps));
+  return p;
+}
+
+int64_t LcdTask::grid_size() const {
+  const int64_t top = config_.first_timestep >= 0 ? config_.first_timestep + 1 : schedule_.num_timesteps();
+  return top / config_.skip;  // t_{n+k} = n·k − 1 ≤ top − 1
+}
+
+SamplerOptions LcdTask::sampler(const SchedulerConfig& scheduler, int64_t steps) const {
   SamplerOptions o;
   o.sampler = "lcm";
-  o.steps = config_.sample_steps;
+  o.steps = steps;
   o.guidance_scale = config_.sample_guidance;
   o.timestep_spacing = config_.timestep_rule == "rlcm" ? "rlcm" : "leading";
-  p.scheduler.recipe = sampler_recipe(o);
-  return p;
+  o.first_timestep = config_.first_timestep;  // `--steps N` over the recipe samples the cut grid too
+  if (config_.first_timestep >= 0) o.timesteps = lcm_timesteps(scheduler, steps, config_.timestep_rule, config_.first_timestep);
+  return o;
 }
 
 MetricsWriter::Values LcdTask::evaluate(int64_t steps_done, const std::string& samples_dir) {
@@ -243,8 +260,7 @@ MetricsWriter::Values LcdTask::evaluate_unet(std::shared_ptr<UNet2DConditionMode
   MetricsWriter::Values values;
   for (const int64_t steps : config_.eval_steps) {
     PeriodicEvalOptions options;
-    options.sampler = sampler_options(pipeline.scheduler.recipe);
-    options.sampler.steps = steps;
+    options.sampler = sampler(pipeline.scheduler, steps);
     options.prompts = config_.eval_limit;
     options.encoder = image_encoder_.get();
     const bool recipe = steps == config_.sample_steps;

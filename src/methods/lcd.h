@@ -13,6 +13,7 @@
 #include "models/clip.h"
 #include "models/precision.h"
 #include "sampling/pipeline.h"
+#include "sampling/text_to_image.h"
 #include "sampling/prompt_states.h"
 #include "world/prompts.h"
 
@@ -39,6 +40,12 @@ struct LcdConfig {
   int64_t sample_steps = 4;
   double sample_guidance = 3.0;             // guidance scale; the embedding gets w = scale − 1
   std::string timestep_rule = "diffusers";  // diffusers (999, 759, 499, 259) | rlcm (999, 759, 519, 279)
+  // ≥ 0: the top of the grid, for training (t_{n+k} ≤ it) and for the sampler, which starts there from
+  // pure noise (the recipe's first_timestep: lcm_timesteps' cut grid). −1: T − 1, the LCM paper's. 759:
+  // at t = 999 this schedule keeps √ᾱ = 0.068 of the image and x̂₀ amplifies the network's error 15×;
+  // distilled and sampled from 759 the world LCM reads 43.5 / 52.6 / 55.2 % at 1 / 2 / 4 steps against
+  // 30.2 / 41.1 / 45.6 % (docs/lcd.md, "Eighth run").
+  int64_t first_timestep = 759;
   std::vector<int64_t> eval_steps{1, 2, 4};  // step counts of the periodic evaluation
   int64_t eval_limit = 60;
   std::string precision = "fp32";  // fp32 | bf16 | auto: forward passes under autocast, fp32 master weights
@@ -85,6 +92,8 @@ class LcdTask : public MethodTask {
 
  private:
   Pipeline with_unet(std::shared_ptr<UNet2DConditionModel> unet) const;  // the base pipeline, the LCM recipe
+  int64_t grid_size() const;  // the grid entries t_{n+k} training draws from (≤ first_timestep when set)
+  SamplerOptions sampler(const SchedulerConfig& scheduler, int64_t steps) const;  // the recipe's sampler at `steps`
   const std::shared_ptr<UNet2DConditionModel>& exported() const { return export_ema_ ? export_ema_ : target_; }
   MetricsWriter::Values evaluate_unet(std::shared_ptr<UNet2DConditionModel> unet, const std::string& prefix, int64_t steps_done,
                                       const std::string& samples_dir) const;

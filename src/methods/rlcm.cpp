@@ -6,11 +6,11 @@
 namespace rewardgen {
 
 RlcmConfig::RlcmConfig() {
-  // The policy: the LCM's multistep sampler on RLCM's timestep rule (4 steps: 999, 759, 519, 279;
-  // the paper takes 8 for compressibility, 16 for alignment — the world's LCM is sampled at 4), the
-  // last step re-noised to its own timestep, guidance scale 3 (the world LCM's recipe; RLCM's 8 embeds
-  // w = 7 on SD).
-  generator.timesteps = lcm_timesteps(SchedulerConfig{}, 4, "rlcm");
+  // The policy: the LCM's multistep sampler on RLCM's timestep rule, on the grid the shipped LCM was
+  // distilled on (cut at 759, docs/lcd.md: 759, 579, 399, 219; the paper takes 8 steps for
+  // compressibility, 16 for alignment — the world's LCM is sampled at 4), the last step re-noised to
+  // its own timestep, guidance scale 3 (the world LCM's recipe; RLCM's 8 embeds w = 7 on SD).
+  generator.timesteps = lcm_timesteps(SchedulerConfig{}, 4, "rlcm", 759);
   generator.sampler = "lcm";
   generator.guidance = 3.0;
   generator.last_step = "stay";

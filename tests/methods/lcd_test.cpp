@@ -171,6 +171,17 @@ class LcdWorld : public testing::TinyWorldTest {
     c.sample_steps = 2;
     return c;
   }
+  // The training job on the tiny world with `config` (written to runs/lcd.json) into runs/run.
+  TrainJobResult train_job(const TempDir& runs, const Json& config) const {
+    TrainJobOptions o;
+    o.method = "lcd";
+    o.config_file = runs.file("lcd.json");
+    save_json_file(o.config_file, config);
+    o.model_dir = dir_->path();
+    o.out = runs.file("run");
+    o.eval_limit = 6;
+    return run_train_job(o, log_);
+  }
 };
 
 TEST_F(LcdWorld, ResumedRunEqualsTheUninterruptedOne) {
@@ -206,17 +217,9 @@ TEST_F(LcdWorld, SlowExportEmaResumesExactlyAndIsItsOwnAverage) {
 // the distillation grid as original_inference_steps; the periodic evaluation logs every step count.
 TEST_F(LcdWorld, TrainJobExportsAnLcmThatSamplesWithItsRecipe) {
   TempDir runs;
-  const std::string config_file = runs.file("lcd.json");
-  save_json_file(config_file, {{"batch_size", 2}, {"time_cond_proj_dim", 8}, {"eval_limit", 6}, {"eval_steps", {1, 2}},
-                               {"sample_steps", 2}, {"timestep_rule", "rlcm"},
-                               {"trainer", {{"max_steps", 2}, {"eval_every", 2}}}});
-  TrainJobOptions o;
-  o.method = "lcd";
-  o.config_file = config_file;
-  o.model_dir = dir_->path();
-  o.out = runs.file("run");
-  o.eval_limit = 6;
-  const TrainJobResult r = run_train_job(o, log_);
+  const TrainJobResult r = train_job(runs, {{"batch_size", 2}, {"time_cond_proj_dim", 8}, {"eval_limit", 6}, {"eval_steps", {1, 2}},
+                                           {"sample_steps", 2}, {"timestep_rule", "rlcm"},
+                                           {"trainer", {{"max_steps", 2}, {"eval_every", 2}}}});
   const Pipeline p = load_pipeline(r.generator_dir, {}, log_);
   EXPECT_EQ(p.unet->config().time_cond_proj_dim, 8);
   EXPECT_EQ(p.scheduler.recipe.sampler, "lcm");
@@ -231,21 +234,31 @@ TEST_F(LcdWorld, TrainJobExportsAnLcmThatSamplesWithItsRecipe) {
   EXPECT_EQ(metrics.find("\"target/accuracy/overall\""), std::string::npos);  // only with export_ema_decay
 }
 
+// first_timestep cuts the grid: the recipe samples the cut grid's explicit timesteps, which the
+// periodic evaluation used too; a value below the grid's lowest entry is refused when the task is built.
+TEST_F(LcdWorld, FirstTimestepCutsTheGridForTheRecipe) {
+  TempDir runs;
+  const TrainJobResult r = train_job(runs, {{"batch_size", 2}, {"time_cond_proj_dim", 8}, {"eval_limit", 6}, {"eval_steps", {2}},
+                                           {"sample_steps", 2}, {"first_timestep", 759},
+                                           {"trainer", {{"max_steps", 2}, {"eval_every", 2}}}});
+  const Pipeline p = load_pipeline(r.generator_dir, {}, log_);
+  EXPECT_EQ(p.scheduler.recipe.timesteps, (std::vector<int64_t>{759, 379}));
+  EXPECT_EQ(p.scheduler.recipe.first_timestep, 759);  // so that `--steps N` samples the cut grid too
+  EXPECT_EQ(r.eval.at("sampler").at("timesteps"), Json({759, 379}));
+  LcdConfig c = config();
+  c.first_timestep = 10;  // below k − 1 = 19
+  EXPECT_TRUE(testing::throws_error_containing([&] { LcdTask(c, dir_->path(), log_); }, "first_timestep 10 must be -1 (T - 1) or in [19, 999]"));
+  c.first_timestep = 19;  // one grid entry, for eval_steps {1, 2}
+  EXPECT_TRUE(testing::throws_error_containing([&] { LcdTask(c, dir_->path(), log_); }, "eval_steps entry 2 exceeds the distillation grid's 1"));
+}
+
 // With export_ema_decay the job exports the slow EMA (in fp16), not the target, and the periodic
 // evaluation scores the target beside it.
 TEST_F(LcdWorld, TrainJobExportsTheSlowEmaAndEvaluatesTheTargetBeside) {
   TempDir runs;
-  const std::string config_file = runs.file("lcd.json");
-  save_json_file(config_file, {{"batch_size", 2}, {"time_cond_proj_dim", 8}, {"eval_limit", 6}, {"eval_steps", {2}},
-                               {"sample_steps", 2}, {"export_ema_decay", 0.2},
-                               {"trainer", {{"max_steps", 4}, {"eval_every", 4}, {"checkpoint_every", 4}}}});
-  TrainJobOptions o;
-  o.method = "lcd";
-  o.config_file = config_file;
-  o.model_dir = dir_->path();
-  o.out = runs.file("run");
-  o.eval_limit = 6;
-  const TrainJobResult r = run_train_job(o, log_);
+  const TrainJobResult r = train_job(runs, {{"batch_size", 2}, {"time_cond_proj_dim", 8}, {"eval_limit", 6}, {"eval_steps", {2}},
+                                           {"sample_steps", 2}, {"export_ema_decay", 0.2},
+                                           {"trainer", {{"max_steps", 4}, {"eval_every", 4}, {"checkpoint_every", 4}}}});
   const Pipeline p = load_pipeline(r.generator_dir, {}, log_);
   const Checkpoint last = CheckpointManager(r.run_dir + "/checkpoints", 1).load_latest(log_).value();
   const std::string weight = "conv_in.weight";
