@@ -28,9 +28,10 @@ void add_sampler_flags(CLI::App& command, SamplerFlags& flags, const SamplerOpti
 void add_precision_flag(CLI::App& command, std::string& precision);
 
 // The recipe (scheduler.recipe) with the given flags applied over it, or the flags alone when the model
-// has none. Changing the sampler, the steps or the spacing drops the recipe's explicit timestep list
-// (a changed sampler also its first_timestep); --timesteps replaces it (and sets the steps). Error on a list outside the scheduler's [0, T) or not
-// strictly descending, or on --steps that disagrees with --timesteps.
+// has none. Changing the sampler, the steps, the spacing or the first timestep drops the recipe's
+// explicit timestep list (a changed sampler also its first_timestep); --timesteps replaces it and sets
+// the steps. Error on a list outside the scheduler's [0, T) or not strictly descending, on --steps that
+// disagrees with --timesteps, and on options the sampler refuses (validate).
 SamplerOptions resolve_sampler(const SamplerFlags& flags, const SchedulerConfig& scheduler, const std::string& model,
                                const Logger& log);
 
