@@ -55,8 +55,7 @@ void add_precision_flag(CLI::App& command, std::string& precision) {
 }
 
 SamplerOptions resolve_sampler(const SamplerFlags& f, const SchedulerConfig& scheduler, const std::string& model, const Logger& log) {
-  if (f.first_timestep->count() > 0 && (f.values.first_timestep < -1 || f.values.first_timestep >= scheduler.num_train_timesteps))
-    throw Error(str("--first-timestep ", f.values.first_timestep, " must be -1 (the whole grid) or in [0, ", scheduler.num_train_timesteps, ")"));
+  if (f.first_timestep->count() > 0) check_first_timestep(f.values.first_timestep, scheduler.num_train_timesteps, "--first-timestep");
   if (f.timesteps->count() > 0) {
     check_timestep_list(f.values.timesteps, scheduler.num_train_timesteps, "--timesteps");
     const auto listed = static_cast<int64_t>(f.values.timesteps.size());

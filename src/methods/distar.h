@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "methods/reward_backprop.h"
+#include "schedulers/timesteps.h"
 
 namespace rewardgen {
 
@@ -26,7 +27,7 @@ struct DistarConfig : RewardBackpropConfig {
   double reference_guidance = 3.0;
   std::string reference_model;  // the frozen reference and ψ's start; "" = the world teacher
   int64_t t_min = 20, t_max = 800;  // t ~ U{t_min..t_max} for the divergence and for ψ's loss (SiD: t ≤ 800)
-  int64_t t_star = 759;             // the generator's input timestep t*: z enters as x_{t*} (the shipped LCM's first timestep)
+  int64_t t_star = kWorldLcmFirstTimestep;  // the generator's input timestep t*: z enters as x_{t*} (the shipped LCM's first timestep)
   int64_t fake_steps = 1;           // ψ-steps per θ-step
   double fake_lr_scale = 1.0;       // ψ's lr = fake_lr_scale × the trainer's lr
   // SiD's per-sample weight 1 / mean|x̂₀ − D_ref(x_t)| (detached) on the divergence term.

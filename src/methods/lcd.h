@@ -15,6 +15,7 @@
 #include "sampling/pipeline.h"
 #include "sampling/text_to_image.h"
 #include "sampling/prompt_states.h"
+#include "schedulers/timesteps.h"
 #include "world/prompts.h"
 
 namespace rewardgen {
@@ -45,7 +46,7 @@ struct LcdConfig {
   // at t = 999 this schedule keeps √ᾱ = 0.068 of the image and x̂₀ amplifies the network's error 15×;
   // distilled and sampled from 759 the world LCM reads 43.5 / 52.6 / 55.2 % at 1 / 2 / 4 steps against
   // 30.2 / 41.1 / 45.6 % (docs/lcd.md, "Eighth run").
-  int64_t first_timestep = 759;
+  int64_t first_timestep = kWorldLcmFirstTimestep;
   std::vector<int64_t> eval_steps{1, 2, 4};  // step counts of the periodic evaluation
   int64_t eval_limit = 60;
   std::string precision = "fp32";  // fp32 | bf16 | auto: forward passes under autocast, fp32 master weights

@@ -10,7 +10,7 @@ RlcmConfig::RlcmConfig() {
   // distilled on (cut at 759, docs/lcd.md: 759, 579, 399, 219; the paper takes 8 steps for
   // compressibility, 16 for alignment — the world's LCM is sampled at 4), the last step re-noised to
   // its own timestep, guidance scale 3 (the world LCM's recipe; RLCM's 8 embeds w = 7 on SD).
-  generator.timesteps = lcm_timesteps(SchedulerConfig{}, 4, "rlcm", 759);
+  generator.timesteps = lcm_timesteps(SchedulerConfig{}, 4, "rlcm", kWorldLcmFirstTimestep);
   generator.sampler = "lcm";
   generator.guidance = 3.0;
   generator.last_step = "stay";

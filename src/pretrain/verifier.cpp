@@ -13,6 +13,7 @@
 #include "models/diffusers_io.h"
 #include "pretrain/world_models.h"
 #include "sampling/pipeline.h"
+#include "schedulers/timesteps.h"
 #include "train/checkpoint.h"
 #include "world/checker.h"
 
@@ -47,9 +48,11 @@ std::vector<VerifierSource> default_sources() {
   return {source("teacher_r0_start", "world", "ddim", 4, 1.0, {999, 749, 499, 249}, "leading", "x0", 4000),
           source("teacher_ddim4_cfg3", "world", "ddim", 4, 3.0, {}, "leading", "sample", 2000),
           source("teacher_ddim10_cfg3", "world", "ddim", 10, 3.0, {}, "leading", "sample", 1000),
-          // The LCM's recipe: its grid cut at 759, where it was distilled (docs/lcd.md).
-          source("lcm4", "world/lcm", "lcm", 4, 3.0, {759, 579, 379, 199}, "leading", "sample", 2000),
-          source("lcm2", "world/lcm", "lcm", 2, 3.0, {759, 379}, "leading", "sample", 1000),
+          // The LCM's recipe: its grid cut where it was distilled (docs/lcd.md).
+          source("lcm4", "world/lcm", "lcm", 4, 3.0, lcm_timesteps(SchedulerConfig{}, 4, "diffusers", kWorldLcmFirstTimestep),
+                 "leading", "sample", 2000),
+          source("lcm2", "world/lcm", "lcm", 2, 3.0, lcm_timesteps(SchedulerConfig{}, 2, "diffusers", kWorldLcmFirstTimestep),
+                 "leading", "sample", 1000),
           source("rlcm4", "world/rlcm", "lcm", 4, 3.0, {999, 759, 519, 279}, "trailing", "sample", 2000),
           source("distar1", "world/distar", "lcm", 1, 3.0, {899}, "trailing", "sample", 2000)};
 }

@@ -49,10 +49,11 @@ void read_scheduler_config(ConfigReader& r, SchedulerConfig& c) {
         .optional("steps", s.steps, at_least(1))
         .optional("timesteps", s.timesteps)
         .optional_choice("timestep_spacing", s.timestep_spacing, {"leading", "trailing", "linspace", "rlcm"})
-        .optional("first_timestep", s.first_timestep, between(-1, c.num_train_timesteps - 1))
+        .optional("first_timestep", s.first_timestep)
         .optional("eta", s.eta, between(0, 1e3))
         .optional("guidance_scale", s.guidance_scale, between(0, 1e3))
         .optional_choice("output", s.output, {"sample", "x0"});
+    check_first_timestep(s.first_timestep, c.num_train_timesteps, str(r.file(), ": rewardgen_recipe.first_timestep"));
     if (!s.timesteps.empty()) check_timestep_list(s.timesteps, c.num_train_timesteps, str(r.file(), ": rewardgen_recipe.timesteps"));
     if (!s.timesteps.empty() && static_cast<int64_t>(s.timesteps.size()) != s.steps)
       throw Error(str(r.file(), ": rewardgen_recipe has ", s.timesteps.size(), " timesteps for steps = ", s.steps));

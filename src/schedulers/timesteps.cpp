@@ -66,6 +66,11 @@ std::vector<int64_t> lcm_timesteps(const SchedulerConfig& c, int64_t steps, cons
   return out;
 }
 
+void check_first_timestep(int64_t first_timestep, int64_t T, const std::string& what) {
+  if (first_timestep < -1 || first_timestep >= T)
+    throw Error(str(what, " ", first_timestep, " must be -1 (the whole grid) or in [0, ", T, ")"));
+}
+
 void check_timestep_list(const std::vector<int64_t>& timesteps, int64_t T, const std::string& what) {
   if (timesteps.empty()) throw Error(str(what, " is empty"));
   for (size_t i = 0; i < timesteps.size(); ++i) {

@@ -29,6 +29,15 @@ int64_t ddim_prev_timestep(const SchedulerConfig& config, int64_t t, int64_t ste
 // pure noise (docs/lcd.md, "Where the sampler starts").
 std::vector<int64_t> lcm_timesteps(const SchedulerConfig& config, int64_t steps, const std::string& rule = "diffusers",
                                    int64_t first_timestep = -1);
+// A first_timestep (a recipe's, `--first-timestep`): −1 (the whole grid) or a timestep in [0, T).
+// Error naming `what` otherwise.
+void check_first_timestep(int64_t first_timestep, int64_t num_train_timesteps, const std::string& what);
+
+// Where the shipped world LCM was distilled and is sampled from (docs/lcd.md, "Where the sampler
+// starts"): at T − 1 = 999 this schedule keeps √ᾱ = 0.068 of the image, at 759 √ᾱ = 0.229. The
+// defaults that follow that LCM (LCD's first_timestep, RLCM's policy timesteps, DI*'s t*, the
+// verifier pool's LCM sources) all take it from here.
+constexpr int64_t kWorldLcmFirstTimestep = 759;
 
 // An explicit timestep list (a recipe's, `--timesteps`): at least one entry, each in [0, T), strictly
 // descending. Error naming `what` and the first bad entry otherwise.

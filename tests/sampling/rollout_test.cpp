@@ -222,7 +222,7 @@ TEST(SamplerRecipe, RoundTripsThroughTheSchedulerConfigAndRejectsBadValues) {
   j["rewardgen_recipe"]["first_timestep"] = 1000;
   save_json_file(tmp.file("scheduler/scheduler_config.json"), j);
   EXPECT_TRUE(testing::throws_error_containing([&] { load_scheduler_config(tmp.file("scheduler"), Logger(LogLevel::warn)); },
-                                               "first_timestep"));
+                                               "rewardgen_recipe.first_timestep 1000 must be -1 (the whole grid) or in [0, 1000)"));
   j["rewardgen_recipe"].erase("first_timestep");
   j["rewardgen_recipe"]["output"] = "latent";
   save_json_file(tmp.file("scheduler/scheduler_config.json"), j);

@@ -193,6 +193,17 @@ TEST(Timesteps, AnExplicitListIsInRangeAndStrictlyDescending) {
                                       "L must be strictly descending, got 759 then 759"));
 }
 
+TEST(Timesteps, AFirstTimestepIsMinusOneOrATimestep) {
+  EXPECT_NO_THROW(check_first_timestep(-1, 1000, "F"));
+  EXPECT_NO_THROW(check_first_timestep(0, 1000, "F"));
+  EXPECT_NO_THROW(check_first_timestep(999, 1000, "F"));
+  EXPECT_TRUE(throws_error_containing([&] { check_first_timestep(1000, 1000, "--first-timestep"); },
+                                      "--first-timestep 1000 must be -1 (the whole grid) or in [0, 1000)"));
+  EXPECT_TRUE(throws_error_containing([&] { check_first_timestep(-2, 1000, "F"); }, "F -2 must be -1"));
+  // The shipped LCM's start is a grid entry, so every rule's list starts there.
+  EXPECT_EQ(lcm_timesteps(SchedulerConfig{}, 3, "rlcm", kWorldLcmFirstTimestep).front(), kWorldLcmFirstTimestep);
+}
+
 TEST(Guidance, CfgAndTheLcmEmbedding) {
   const at::Tensor u = at::tensor({1.0, 2.0}), c = at::tensor({3.0, 1.0});
   EXPECT_TRUE(at::allclose(classifier_free_guidance(u, c, 7.5), at::tensor({1.0 + 7.5 * 2, 2.0 - 7.5})));
