@@ -180,22 +180,22 @@ TEST(LcmRollout, GradientThroughEveryStepMatchesFiniteDifferences) {
   const at::Tensor x = x_T.clone().requires_grad_(true);
   unet->zero_grad();
   reward(x).backward();
+  // The central difference of the reward at `start` while `shift(h)` moves the noise or the weights
+  // by h along one direction (and back).
+  const at::Tensor start = x_T.clone();
   const double eps = 1e-5;
   auto central = [&](const std::function<void(double)>& shift) {
     at::NoGradGuard no_grad;
     shift(eps);
-    const double up = reward(x_T).item<double>();
+    const double up = reward(start).item<double>();
     shift(-2 * eps);
-    const double down = reward(x_T).item<double>();
+    const double down = reward(start).item<double>();
     shift(eps);
     return (up - down) / (2 * eps);
   };
   // In the starting noise, along a random direction.
   const at::Tensor v = at::randn_like(x_T);
-  const double fd_x = [&] {
-    at::NoGradGuard no_grad;
-    return (reward(x_T + eps * v) - reward(x_T - eps * v)).item<double>() / (2 * eps);
-  }();
+  const double fd_x = central([&](double step) { start.add_(v, step); });
   const double analytic_x = (x.grad() * v).sum().item<double>();
   EXPECT_NEAR(analytic_x, fd_x, 1e-6 * std::abs(fd_x) + 1e-9);
   EXPECT_GT(std::abs(fd_x), 1e-6);
