@@ -54,7 +54,8 @@ std::vector<VerifierSource> default_sources() {
           source("lcm2", "world/lcm", "lcm", 2, 3.0, lcm_timesteps(SchedulerConfig{}, 2, "diffusers", kWorldLcmFirstTimestep),
                  "leading", "sample", 1000),
           source("rlcm4", "world/rlcm", "lcm", 4, 3.0, {999, 759, 519, 279}, "trailing", "sample", 2000),
-          source("distar1", "world/distar", "lcm", 1, 3.0, {899}, "trailing", "sample", 2000)};
+          // DI*'s one-step generator at its t* (trained there from the LCM, docs/distar.md).
+          source("distar1", "world/distar", "lcm", 1, 3.0, {kWorldLcmFirstTimestep}, "trailing", "sample", 2000)};
 }
 
 VerifierSource read_source(ConfigReader& reader, const std::string& name) {
