@@ -316,10 +316,10 @@ MetricsWriter::Values DistarTask::generator_step(StepContext& context, const Gen
     } else {
       at::NoGradGuard no_grad;
       const at::Tensor images = generator_.decode(x0).clamp(-1, 1);
-      for (const WeightedReward& wr : rewards_) d.scores[wr.reward->name()] = wr.reward->score(images, batch.prompts);
+      for (const WeightedReward& wr : rewards_) d.scores[wr.key()] = wr.reward->score(images, batch.prompts);
     }
     double total = 0;
-    for (const WeightedReward& wr : rewards_) total += wr.weight * d.scores.at(wr.reward->name()).mean().item<double>();
+    for (const WeightedReward& wr : rewards_) total += wr.weight * d.scores.at(wr.key()).mean().item<double>();
     values.emplace(values.begin(), "reward", total);  // the progress bar's figure
     add_reward_means(d, values);
   }

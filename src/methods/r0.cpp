@@ -111,7 +111,7 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
 
   MetricsWriter::Values values;
   double total = 0;
-  for (const WeightedReward& wr : rewards_) total += wr.weight * d.scores.at(wr.reward->name()).mean().item<double>();
+  for (const WeightedReward& wr : rewards_) total += wr.weight * d.scores.at(wr.key()).mean().item<double>();
   values.emplace_back("reward", total);  // Σ wᵢ mean rᵢ: the progress bar's figure
   add_reward_means(d, values);
   values.emplace_back("loss", loss.item<double>());

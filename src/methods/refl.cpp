@@ -68,7 +68,7 @@ MetricsWriter::Values ReflTask::train_step(StepContext& context) {
   RewardDirection d = reward_direction(rewards_, images, prompts, GradientNormalization::none, 0.0);
   const at::TensorOptions on_device = at::TensorOptions().device(generator_.device());
   at::Tensor total = at::zeros({B}, on_device);
-  for (const WeightedReward& wr : rewards_) total = total + wr.weight * d.scores.at(wr.reward->name());
+  for (const WeightedReward& wr : rewards_) total = total + wr.weight * d.scores.at(wr.key());
   // 3. ReFL: ∂/∂x ReLU(λ − r)·s = −s·1[r < λ]·∂r/∂x; DRaFT: −∂r/∂x. Both through −⟨sg(g), x⟩.
   at::Tensor per_sample = at::ones({B}, on_device);
   if (refl) per_sample = total.lt(config_.refl_lambda).to(at::kFloat) * config_.refl_scale;

@@ -74,7 +74,7 @@ RewardBackpropTask::RewardBackpropTask(const RewardBackpropConfig& config, const
     // The world CLIP rewards judge with the CLIP of the model folder trained from, unless the spec names one.
     const std::string resolved = spec == "world.clip" || spec == "world.clip_contrast" ? spec + ":" + model_dir : spec;
     std::shared_ptr<Reward> reward = registry.make(resolved, context);
-    if (weight > 0) rewards_.push_back({reward, weight});
+    if (weight > 0) rewards_.push_back({reward, weight, spec});  // logged as `reward/<spec>`, not the resolved path
   }
   if (!config.prompts_file.empty()) {
     for (text::PromptLine& line : text::read_prompt_texts(config.prompts_file)) file_prompts_.push_back(std::move(line.text));

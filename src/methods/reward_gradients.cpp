@@ -42,8 +42,8 @@ RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, con
     if (!g.defined()) g = at::zeros_like(x);
     const at::Tensor norm = g.flatten(1).norm(2, 1);                         // [B]
     out.direction += wr.weight * normalize_gradient(g, mode, eps);
-    out.scores[wr.reward->name()] = scores.detach();
-    out.norms[wr.reward->name()] = norm.detach();
+    out.scores[wr.key()] = scores.detach();
+    out.norms[wr.key()] = norm.detach();
   }
   return out;
 }

@@ -21,11 +21,13 @@ namespace rewardgen {
 struct WeightedReward {
   std::shared_ptr<Reward> reward;
   double weight = 1.0;
+  std::string label;  // as the config names it: the key of its scores and norms (empty: reward->name())
+  std::string key() const { return label.empty() ? reward->name() : label; }
 };
 
 struct RewardDirection {
   at::Tensor direction;                       // Σ wᵢ ĝᵢ (or Σ wᵢ gᵢ), [B, 3, H, W], no graph
-  std::map<std::string, at::Tensor> scores;   // rᵢ per sample [B], by reward name
+  std::map<std::string, at::Tensor> scores;   // rᵢ per sample [B], by WeightedReward::key()
   std::map<std::string, at::Tensor> norms;    // ‖gᵢ‖ per sample [B] before normalisation
 };
 

@@ -51,6 +51,8 @@ SamplerRecipe sampler_recipe(const SamplerOptions& o) {
 
 RolloutOptions rollout_options(const SamplerOptions& o, const SchedulerConfig& sc) {
   validate(o);
+  // validate() knows no schedule: at or above T the cut would keep the whole grid, silently.
+  check_first_timestep(o.first_timestep, sc.num_train_timesteps, "the sampler's first_timestep");
   RolloutOptions r;
   r.sampler = o.sampler == "onestep" ? "ddim" : o.sampler;
   if (o.sampler == "onestep") {

@@ -44,13 +44,16 @@ class LinearReward : public Reward {
 TEST(RewardGradients, EachRewardContributesItsUnitDirectionTimesItsWeight) {
   at::manual_seed(1);
   const at::Tensor a1 = at::randn({2, 3, 4, 4}), a2 = at::randn({2, 3, 4, 4}) * 50;
-  const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(a1, "one"), 1.0},
-                                               {std::make_shared<LinearReward>(a2, "two"), 0.5}};
+  // Keyed by the label the config gave, or by the reward's own name where there is none.
+  const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(a1, "one"), 1.0, ""},
+                                               {std::make_shared<LinearReward>(a2, "two:/resolved/path"), 0.5, "two"}};
   const at::Tensor images = at::rand({2, 3, 4, 4}) * 2 - 1;
   const RewardDirection d = reward_direction(rewards, images, {"a", "b"}, GradientNormalization::per_sample, 0.0);
   const at::Tensor expected = normalize_per_sample(a1, 0) + 0.5 * normalize_per_sample(a2, 0);
   EXPECT_TRUE(at::allclose(d.direction, expected, 1e-5, 1e-6));
   EXPECT_TRUE(at::allclose(d.norms.at("two"), a2.flatten(1).norm(2, 1), 1e-4, 1e-4));
+  EXPECT_EQ(d.scores.count("one"), 1u);
+  EXPECT_EQ(d.scores.count("two:/resolved/path"), 0u);
   // Raw: the plain weighted sum, so a reward 50x larger dominates.
   const RewardDirection raw = reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0);
   EXPECT_TRUE(at::allclose(raw.direction, a1 + 0.5 * a2, 1e-5, 1e-5));
@@ -68,8 +71,8 @@ TEST(RewardGradients, BatchNormalisationGivesUnitMeanNormAndKeepsTheRatios) {
   EXPECT_NEAR(after.mean().item<double>(), 1.0, 1e-5);
   EXPECT_TRUE(at::allclose(after / after[2], before / before[2], 1e-5, 1e-7));  // the 1 : 100 : 10⁴ stays
   // Through reward_direction: a reward 50x larger still gets the same budget (mean norm × weight).
-  const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(g, "one"), 1.0},
-                                               {std::make_shared<LinearReward>(g * 50, "two"), 0.5}};
+  const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(g, "one"), 1.0, "one"},
+                                               {std::make_shared<LinearReward>(g * 50, "two"), 0.5, "two"}};
   const at::Tensor images = at::zeros({3, 3, 4, 4});
   const RewardDirection d = reward_direction(rewards, images, {"a", "b", "c"}, GradientNormalization::per_batch, 0.0);
   EXPECT_TRUE(at::allclose(d.direction, 1.5 * normalize_per_batch(g, 0), 1e-5, 1e-7));
@@ -206,6 +209,10 @@ TEST_F(R0World, Bf16AutocastStepIsFiniteAndCloseToFp32) {
     for (const auto& row : rows) ASSERT_TRUE(std::isfinite(row["loss"].get<double>())) << precision;
     first_loss.push_back(rows[0]["loss"].get<double>());
     first_reward.push_back(rows[0]["reward"].get<double>());
+    // Logged under the names the config gives, not the model folder the world CLIP was resolved to.
+    for (const char* key : {"reward/world.compositional", "reward/world.clip", "reward/world.clip_contrast", "reward_grad_norm/world.clip"})
+      EXPECT_TRUE(rows[0].contains(key)) << key;
+    for (const auto& item : rows[0].items()) EXPECT_EQ(item.key().find(':'), std::string::npos) << item.key();
   }
   EXPECT_NE(first_loss[0], first_loss[1]) << "bf16 must really have run in bf16";
   EXPECT_NEAR(first_reward[1], first_reward[0], 0.05 * std::abs(first_reward[0]) + 0.01);

@@ -239,6 +239,10 @@ TEST(SamplerRecipe, FirstTimestepCutsTheLcmGridAtEveryStepCount) {
   o.timestep_spacing = "rlcm";
   o.steps = 4;
   EXPECT_EQ(rollout_options(o, back).timesteps, (std::vector<int64_t>{759, 579, 399, 219}));
+  o.first_timestep = 1000;  // the schedule's T: a cut that would keep the whole grid is refused, not ignored
+  EXPECT_TRUE(testing::throws_error_containing([&] { rollout_options(o, back); },
+                                               "the sampler's first_timestep 1000 must be -1 (the whole grid) or in [0, 1000)"));
+  o.first_timestep = 759;
   o.sampler = "ddim";
   o.timestep_spacing = "leading";
   EXPECT_TRUE(testing::throws_error_containing([&] { validate(o); }, "first_timestep (759) cuts the LCM's grid; the ddim sampler has none"));
