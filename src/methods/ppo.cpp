@@ -269,7 +269,7 @@ MetricsWriter::Values PpoTask::train_step(StepContext& context) {
   if (new_round) {
     values.emplace_back("reward", round_->reward_mean);  // the progress bar's figure
     values.emplace_back("reward_std", round_->reward_std);
-    for (size_t i = 0; i < rewards_.size(); ++i) values.emplace_back("reward/" + rewards_[i].reward->name(), round_->reward_parts[i]);
+    for (size_t i = 0; i < rewards_.size(); ++i) values.emplace_back("reward/" + rewards_[i].key(), round_->reward_parts[i]);
   }
   values.emplace_back("advantage_abs_mean", a.abs().mean().item<double>());
   values.emplace_back("advantage_max", a.max().item<double>());
