@@ -22,6 +22,7 @@ void build_app(CLI::App& app, Context& context, Commands& commands, std::string&
   add_pretrain_command(app, context, commands);
   add_eval_command(app, context, commands);
   add_reward_command(app, context, commands);
+  add_ascent_command(app, context, commands);
   add_train_command(app, context, commands);
   add_compare_command(app, context, commands);
   add_plot_command(app, context, commands);

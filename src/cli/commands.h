@@ -36,6 +36,7 @@ void add_world_command(CLI::App& app, Context& context, Commands& commands);
 void add_pretrain_command(CLI::App& app, Context& context, Commands& commands);
 void add_eval_command(CLI::App& app, Context& context, Commands& commands);
 void add_reward_command(CLI::App& app, Context& context, Commands& commands);
+void add_ascent_command(CLI::App& app, Context& context, Commands& commands);
 void add_train_command(CLI::App& app, Context& context, Commands& commands);
 void add_compare_command(CLI::App& app, Context& context, Commands& commands);
 void add_plot_command(CLI::App& app, Context& context, Commands& commands);

@@ -13,11 +13,15 @@ namespace rewardgen {
 
 // One row of the grid per task (its first 8 images), so that a person sees every task at once.
 at::Tensor eval_grid(const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines) {
+  return eval_grid(result.generated, lines);
+}
+
+at::Tensor eval_grid(const at::Tensor& images, const std::vector<world::EvalPrompt>& lines) {
   std::vector<at::Tensor> rows;
   for (world::Task task : world::kTasks) {
     std::vector<at::Tensor> row;
     for (size_t i = 0; i < lines.size() && row.size() < 8; ++i)
-      if (lines[i].task == task) row.push_back(result.generated[static_cast<int64_t>(i)]);
+      if (lines[i].task == task) row.push_back(images[static_cast<int64_t>(i)]);
     while (!row.empty() && row.size() < 8) row.push_back(at::ones_like(row[0]));
     if (!row.empty()) rows.push_back(at::stack(row));
   }

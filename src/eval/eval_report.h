@@ -32,6 +32,7 @@ Json write_eval_report(const std::string& dir, const WorldEvalResult& result, co
 
 // The evaluated images as a grid, one row of 8 per task (grid.png).
 at::Tensor eval_grid(const WorldEvalResult& result, const std::vector<world::EvalPrompt>& lines);
+at::Tensor eval_grid(const at::Tensor& images, const std::vector<world::EvalPrompt>& lines);  // images [N, 3, H, W], one per line
 
 // Loads what `eval` needs next to a pipeline folder: the world CLIP's vision tower from
 // <model>/image_encoder (null, with a warning, when absent: no FD or diversity).

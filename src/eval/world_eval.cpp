@@ -139,6 +139,34 @@ Json WorldEvalResult::to_json() const {
   return out;
 }
 
+WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<world::EvalPrompt>& lines) {
+  if (images.dim() != 4 || images.size(0) != static_cast<int64_t>(lines.size()))
+    throw Error(str("judging needs one image per prompt line: ", images.sizes(), " for ", lines.size(), " lines"));
+  WorldVerdicts out;
+  out.passed.reserve(lines.size());
+  std::map<std::string, std::pair<int64_t, int64_t>> counts;
+  int64_t total = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const world::CheckResult verdict = world::check(images[static_cast<int64_t>(i)], world::parse_prompt(lines[i].text));
+    const bool passed = verdict.passed;
+    int64_t clauses = 0;
+    for (const world::ClauseResult& clause : verdict.clauses) clauses += clause.passed;
+    out.passed.push_back(passed);
+    out.clauses_passed.push_back(verdict.clauses.empty() ? double(passed) : double(clauses) / double(verdict.clauses.size()));
+    auto& [hits, seen] = counts[world::name(lines[i].task)];
+    hits += passed, ++seen, total += passed;
+  }
+  for (const auto& [task, c] : counts) out.accuracy[task] = static_cast<double>(c.first) / static_cast<double>(c.second);
+  out.accuracy["overall"] = lines.empty() ? 0.0 : static_cast<double>(total) / static_cast<double>(lines.size());
+  return out;
+}
+
+double world_frechet_distance(const ClipVisionModel& image_encoder, const at::Tensor& images,
+                              const std::vector<world::EvalPrompt>& lines, uint64_t seed) {
+  const at::Tensor real = world::render_eval_scenes(lines, seed);
+  return frechet_distance(image_features(image_encoder, images), image_features(image_encoder, real));
+}
+
 WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world::EvalPrompt>& lines,
                                const WorldEvalOptions& options, const ClipVisionModel* image_encoder,
                                ProgressBar* progress) {
@@ -164,30 +192,15 @@ WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world
   result.nfe_per_image = static_cast<double>(nfe) / static_cast<double>(generated.size());
   const at::Tensor images = at::cat(generated).clamp(-1, 1);
   result.generated = images;
-  result.passed.reserve(lines.size());
-  std::map<std::string, std::pair<int64_t, int64_t>> counts;
-  int64_t total = 0;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    const world::CheckResult verdict = world::check(images[static_cast<int64_t>(i)], world::parse_prompt(lines[i].text));
-    const bool passed = verdict.passed;
-    int64_t clauses = 0;
-    for (const world::ClauseResult& clause : verdict.clauses) clauses += clause.passed;
-    result.passed.push_back(passed);
-    result.clauses_passed.push_back(verdict.clauses.empty() ? double(passed)
-                                                            : double(clauses) / double(verdict.clauses.size()));
-    auto& [hits, seen] = counts[world::name(lines[i].task)];
-    hits += passed, ++seen, total += passed;
-  }
-  for (const auto& [task, c] : counts) result.accuracy[task] = static_cast<double>(c.first) / static_cast<double>(c.second);
-  result.accuracy["overall"] = static_cast<double>(total) / static_cast<double>(lines.size());
+  WorldVerdicts verdicts = judge_world_images(images, lines);
+  result.accuracy = std::move(verdicts.accuracy);
+  result.passed = std::move(verdicts.passed);
+  result.clauses_passed = std::move(verdicts.clauses_passed);
   for (const std::shared_ptr<Reward>& reward : options.rewards)
     result.rewards[reward->name()] =
         summarise_reward(score_images(*reward, images, lines, options.batch), result.passed, result.clauses_passed);
   if (image_encoder != nullptr) {
-    if (lines.size() >= 2) {
-      const at::Tensor real = world::render_eval_scenes(lines, options.seed);
-      result.frechet_distance = frechet_distance(image_features(*image_encoder, images), image_features(*image_encoder, real));
-    }
+    if (lines.size() >= 2) result.frechet_distance = world_frechet_distance(*image_encoder, images, lines, options.seed);
     if (options.diversity_prompts > 0 && options.diversity_seeds > 1) {
       std::vector<std::string> distinct;
       for (const world::EvalPrompt& line : lines) {

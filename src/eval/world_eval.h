@@ -49,6 +49,19 @@ struct WorldEvalResult {
   Json to_json() const;
 };
 
+// The checker's verdicts on images [N, 3, 64, 64] in [-1, 1], image i judged against lines[i].
+struct WorldVerdicts {
+  std::map<std::string, double> accuracy;  // per task present, and "overall"
+  std::vector<bool> passed;                // per line
+  std::vector<double> clauses_passed;      // per line: the fraction of its clauses that passed
+};
+WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<world::EvalPrompt>& lines);
+
+// FD of images [N, 3, 64, 64] (one per line) against real scenes rendered for the same lines
+// (world::render_eval_scenes with `seed`), in the image encoder's embedding space.
+double world_frechet_distance(const ClipVisionModel& image_encoder, const at::Tensor& images,
+                              const std::vector<world::EvalPrompt>& lines, uint64_t seed);
+
 // `image_encoder` (the world CLIP's vision tower with projection) may be null: no FD or diversity.
 WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world::EvalPrompt>& lines,
                                const WorldEvalOptions& options, const ClipVisionModel* image_encoder,

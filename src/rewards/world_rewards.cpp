@@ -128,6 +128,7 @@ std::string CompositionalReward::name() const {
   if (options_.shape_gradient == 0) arguments.push_back("no_shape_gradient");
   else if (options_.shape_gradient != 1) arguments.push_back(str("shape_gradient=", options_.shape_gradient));
   if (options_.presence_gradient != 0) arguments.push_back(str("presence_gradient=", options_.presence_gradient));
+  if (options_.size_gradient != 0) arguments.push_back(str("size_gradient=", options_.size_gradient));
   std::string name = "world.compositional";
   for (size_t i = 0; i < arguments.size(); ++i) name += (i == 0 ? ":" : ",") + arguments[i];
   return name;
@@ -146,14 +147,11 @@ at::Tensor CompositionalReward::shape_masks(const at::Tensor& images) const {
   return 1 / (1 + squared_palette_distances(images) / (options_.reject_distance * options_.reject_distance));
 }
 
-// The shape clause of one object: in value the checker's (1 when a detection of the spec's colour
-// has its shape, else shape_miss), so the reward still ranks like the checker; in gradient the soft
-// shape probability of the detection the clause is about — the largest of that colour with the
-// shape when there is one (keep it that shape), else the largest of that colour (turn it into the
-// shape): value + S·(1 − shape_miss)·(p − sg(p)), S the shape_gradient scale.
-at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, const ObjectSpec& spec,
-                                             const std::vector<world::Detection>& detections,
-                                             const at::TensorOptions& options) const {
+namespace {
+
+// The detection a clause about `spec` is about: the largest of the spec's colour with its shape
+// when there is one, else the largest of its colour; null when the colour has none.
+const world::Detection* clause_subject(const ObjectSpec& spec, const std::vector<world::Detection>& detections) {
   const world::Detection* with_shape = nullptr;
   const world::Detection* of_colour = nullptr;
   for (const world::Detection& detection : detections) {
@@ -161,12 +159,50 @@ at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, cons
     if (!of_colour || detection.area > of_colour->area) of_colour = &detection;
     if (detection.shape == spec.shape && (!with_shape || detection.area > with_shape->area)) with_shape = &detection;
   }
-  const double value = with_shape ? 1.0 : options_.shape_miss;
-  const world::Detection* subject = with_shape ? with_shape : of_colour;
+  return with_shape ? with_shape : of_colour;
+}
+
+}  // namespace
+
+// The shape clause of one object: in value the checker's (1 when a detection of the spec's colour
+// has its shape, else shape_miss), so the reward still ranks like the checker; in gradient the soft
+// shape probability of the detection the clause is about (clause_subject: keep it that shape, or
+// turn the largest of the colour into it): value + S·(1 − shape_miss)·(p − sg(p)), S the
+// shape_gradient scale.
+at::Tensor CompositionalReward::shape_factor(const at::Tensor& shape_masks, const ObjectSpec& spec,
+                                             const std::vector<world::Detection>& detections,
+                                             const at::TensorOptions& options) const {
+  const world::Detection* subject = clause_subject(spec, detections);
+  const bool has_shape = subject && subject->shape == spec.shape;
+  const double value = has_shape ? 1.0 : options_.shape_miss;
   if (!subject || !shape_masks.defined() || options_.shape_gradient == 0) return at::full({}, value, options);
   const at::Tensor mask = shape_masks[static_cast<int64_t>(subject->colour)];
   const at::Tensor p = soft_shape_probability(mask, *subject, spec.shape, options_.shape_temperature);
   return value + options_.shape_gradient * (1 - options_.shape_miss) * (p - p.detach());
+}
+
+// The mass the size clause reads. For a "large" object with size_gradient S, value m and gradient
+// m + S·(g − sg(g)), g = Σ sg(background)·wide mask of the colour over the disk of a large object's
+// reach (its half extent + 1 px) around the clause's detection (or the colour's soft centroid when
+// none is detected): the background next to the object is pulled toward its colour, so it can grow.
+// The sharp masks alone are flat there (the world's backgrounds are ≥ 130 from every palette colour).
+at::Tensor CompositionalReward::size_mass(const at::Tensor& masks, const at::Tensor& shape_masks, const ObjectSpec& spec,
+                                          const at::Tensor& mass, const std::vector<world::Detection>& detections) const {
+  if (options_.size_gradient == 0 || !shape_masks.defined() || spec.size != Size::large || !spec.colour) return mass;
+  const at::Tensor colour = masks[static_cast<int64_t>(*spec.colour)].detach();  // [H, W]
+  const int64_t h = colour.size(0), w = colour.size(1);
+  const at::Tensor xs = at::arange(w, colour.options()).view({1, w}) + 0.5, ys = at::arange(h, colour.options()).view({h, 1}) + 0.5;
+  double cx = 0.5 * static_cast<double>(w), cy = 0.5 * static_cast<double>(h);
+  if (const world::Detection* subject = clause_subject(spec, detections)) {
+    cx = subject->cx + 0.5, cy = subject->cy + 0.5;  // pixel centres, as xs and ys
+  } else if (const double total = colour.sum().item<double>(); total > 1e-6) {
+    cx = (colour * xs).sum().item<double>() / total, cy = (colour * ys).sum().item<double>() / total;
+  }
+  const double reach = world::kLargeHalfExtent + 1;
+  const at::Tensor disk = ((xs - cx).pow(2) + (ys - cy).pow(2) <= reach * reach).to(colour.scalar_type());
+  const at::Tensor background = 1 - masks.sum(0).detach();
+  const at::Tensor grown = (disk * background * shape_masks[static_cast<int64_t>(*spec.colour)]).sum();
+  return mass + options_.size_gradient * (grown - grown.detach());
 }
 
 at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
@@ -197,7 +233,8 @@ at::Tensor CompositionalReward::prompt_log_score(const at::Tensor& masks, const 
   }
   for (size_t i = 0; i < blobs.size(); ++i) {
     const ObjectSpec& spec = prompt.objects[i];
-    score = score + log_present_score(blobs[i], spec) + log_size_score(blobs[i], spec) +
+    const Blob sized{size_mass(masks, shape_masks, spec, blobs[i].mass, detections), blobs[i].cx, blobs[i].cy};
+    score = score + log_present_score(blobs[i], spec) + log_size_score(sized, spec) +
             at::log(shape_factor(shape_masks, spec, detections, masks.options()));
   }
   if (prompt.task == world::Task::position) {
@@ -217,7 +254,7 @@ at::Tensor CompositionalReward::prompt_log_score(const at::Tensor& masks, const 
 at::Tensor CompositionalReward::score(const at::Tensor& images, const std::vector<std::string>& prompts) {
   check_reward_inputs(name(), images, prompts);
   const at::Tensor masks = colour_masks(images);
-  const bool wide_needed = options_.shape_gradient > 0 || options_.presence_gradient > 0;
+  const bool wide_needed = options_.shape_gradient > 0 || options_.presence_gradient > 0 || options_.size_gradient > 0;
   const at::Tensor wide = wide_needed ? shape_masks(images) : at::Tensor();
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -261,7 +298,7 @@ std::string world_model_dir() {
 namespace {
 
 // world.compositional's argument: comma-separated "log", "no_shape_gradient", "shape_gradient=S",
-// "presence_gradient=S".
+// "presence_gradient=S", "size_gradient=S".
 double parse_scale(const std::string& key, const std::string& text) {
   char* end = nullptr;
   const double scale = std::strtod(text.c_str(), &end);
@@ -287,9 +324,11 @@ SoftCheckerOptions parse_compositional_arguments(const std::string& argument) {
       options.shape_gradient = parse_scale(key, value);
     } else if (equals != std::string::npos && key == "presence_gradient") {
       options.presence_gradient = parse_scale(key, value);
+    } else if (equals != std::string::npos && key == "size_gradient") {
+      options.size_gradient = parse_scale(key, value);
     } else {
       throw Error(str("world.compositional: unknown argument '", item,
-                      "' (known: log, no_shape_gradient, shape_gradient=S, presence_gradient=S)"));
+                      "' (known: log, no_shape_gradient, shape_gradient=S, presence_gradient=S, size_gradient=S)"));
     }
   }
   return options;
@@ -317,11 +356,12 @@ std::unique_ptr<ClipSimilarityReward> load_world_clip(const std::string& name, c
 }
 
 void register_world_rewards(RewardRegistry& registry) {
-  registry.add({"world.compositional", "[log,no_shape_gradient|shape_gradient=S,presence_gradient=S]",
+  registry.add({"world.compositional", "[log,no_shape_gradient|shape_gradient=S,presence_gradient=S,size_gradient=S]",
                 "soft, differentiable checker: colour masses, centroids, counts, shapes per prompt clause, product in [0, 1]"
                 " (log: its logarithm, the sum of the clauses' log-scores; no_shape_gradient: the shape factor without"
                 " its straight-through gradient; shape_gradient=S: that gradient scaled by S in [0, 10];"
-                " presence_gradient=S: a straight-through pull of every object's pixels toward an asked colour)",
+                " presence_gradient=S: a straight-through pull of every object's pixels toward an asked colour;"
+                " size_gradient=S: a pull of the background next to a large object toward its colour)",
                 [](const std::string& argument, const RewardContext&) {
                   return std::make_unique<CompositionalReward>(parse_compositional_arguments(argument));
                 }});

@@ -51,6 +51,11 @@ struct SoftCheckerOptions {
   // also gets the slope of the wide masks on the pixels of every object, so a missing colour says
   // "recolour an object" where the sharp masks are flat (blob_of in world_rewards.cpp).
   double presence_gradient = 0;
+  // Scale of the growth gradient (0: off; world.compositional:size_gradient=S): a "large" object's
+  // mass also gets the slope of the wide mask of its colour on the background pixels within a large
+  // object's reach of it, so a small object can grow where the sharp masks are flat on the background
+  // (the commonest way a colour_attr prompt fails: the large object drawn small).
+  double size_gradient = 0;
 };
 
 class CompositionalReward : public Reward {
@@ -78,6 +83,8 @@ class CompositionalReward : public Reward {
  private:
   at::Tensor shape_factor(const at::Tensor& shape_masks, const world::ObjectSpec& spec,
                           const std::vector<world::Detection>& detections, const at::TensorOptions& options) const;
+  at::Tensor size_mass(const at::Tensor& masks, const at::Tensor& shape_masks, const world::ObjectSpec& spec,
+                       const at::Tensor& mass, const std::vector<world::Detection>& detections) const;
   SoftCheckerOptions options_;
 };
 

@@ -30,7 +30,8 @@ void read_trainer_config(ConfigReader& r, TrainerConfig& c) {
       .optional("grad_clip", c.grad_clip, at_least(0))
       .optional("eval_every", c.eval_every, at_least(0))
       .optional("max_minutes", c.max_minutes, Range{0, 1e6})
-      .optional("skip_nonfinite", c.skip_nonfinite, between(0, 1000000));
+      .optional("skip_nonfinite", c.skip_nonfinite, between(0, 1000000))
+      .optional("repeat_batch", c.repeat_batch);
   int64_t seed = static_cast<int64_t>(c.seed);
   r.optional("seed", seed, at_least(0));
   c.seed = static_cast<uint64_t>(seed);
@@ -50,6 +51,7 @@ nlohmann::json trainer_config_json(const TrainerConfig& c) {
           {"grad_clip", c.grad_clip},       {"seed", c.seed},
           {"eval_every", c.eval_every},     {"max_minutes", c.max_minutes},
           {"skip_nonfinite", c.skip_nonfinite},
+          {"repeat_batch", c.repeat_batch},
           {"adam",
            {{"beta1", c.adam.beta1},
             {"beta2", c.adam.beta2},
@@ -205,6 +207,7 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
   const bool writer = collective_ == nullptr || collective_->rank() == 0;  // the rank that writes files
   const BatchShard shard = collective_ == nullptr ? BatchShard{} : BatchShard{collective_->rank(), collective_->size()};
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
+  const at::Tensor seed_state = generator.get_state();  // repeat_batch: every step starts from it
   TrainSummary summary;
   double wall_before = 0.0;
   int64_t skipped = 0;  // non-finite steps skipped, over resumes
@@ -283,6 +286,7 @@ TrainSummary Trainer::run(TrainTask& task, bool resume, int64_t stop_at) {
       optimizers[i]->set_lr(lr * groups[i].lr_scale);
       step_groups.push_back({groups[i].name, optimizers[i].get(), groups[i].grad_clip < 0 ? config_.grad_clip : groups[i].grad_clip});
     }
+    if (config_.repeat_batch) generator.set_state(seed_state);  // the same draws as step 1: one batch, overfitted
     StepContext context(std::move(step_groups), generator, step, collective_, shard);
     MetricsWriter::Values values;
     const int64_t done = step + 1;

@@ -44,6 +44,10 @@ struct TrainerConfig {
   // before the next such step stops the run; counted over resumes. One process only: under a
   // data-parallel launch every non-finite step stops the run (the ranks would part ways).
   int64_t skip_nonfinite = 0;
+  // Every step draws the randomness of the first (the run's generator reset to `seed`): the same
+  // prompts, noise and η — the "overfit one batch" check. A method that cannot climb its reward on
+  // one repeated batch will not climb it on fresh ones (docs/r0.md, "One batch").
+  bool repeat_batch = false;
   AdamWOptions adam;                     // adam.lr is overwritten by the schedule each step
 };
 

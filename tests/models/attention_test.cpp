@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
+
 namespace rewardgen {
 namespace {
 

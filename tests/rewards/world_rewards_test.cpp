@@ -147,6 +147,50 @@ TEST(CompositionalReward, PresenceGradientPullsAnObjectTowardTheAskedColour) {
   EXPECT_GT(with, 1000 * std::abs(without)) << with << " vs " << without;
 }
 
+// The size gradient: "a large red square" asked of a small one. The sharp masks are flat on the
+// background, so nothing says "paint the pixels around the square red"; with size_gradient the size
+// clause's mass does (on the ring a large square would cover), the value stays the same, and the
+// pixels far outside a large object's reach get no pull.
+TEST(CompositionalReward, SizeGradientGrowsASmallObjectAskedToBeLarge) {
+  world::Scene scene;
+  scene.objects.push_back({world::Shape::square, world::Colour::red, world::Size::small, 32, 32, 6});
+  const at::Tensor image = 0.9 * world::render(scene).unsqueeze(0).to(at::kDouble) + 0.1 * (230 / 127.5 - 1);
+  const world::Rgb red = world::palette_rgb(world::Colour::red);
+  const at::Tensor toward_red = at::tensor({red.r, red.g, red.b}, at::kDouble).view({1, 3, 1, 1}) / 127.5 - 1 - image;
+  const at::Tensor coords = at::arange(64, at::kDouble) + 0.5;
+  const at::Tensor dx = (coords.view({1, 64}) - 32).abs(), dy = (coords.view({64, 1}) - 32).abs();
+  const at::Tensor chebyshev = at::maximum(dx, dy);
+  const at::Tensor ring = ((chebyshev > 7) * (chebyshev <= 10)).to(at::kDouble).view({1, 1, 64, 64});  // what a large square adds
+  const at::Tensor far = (chebyshev > 16).to(at::kDouble).view({1, 1, 64, 64});
+  auto pulls = [&](double size_gradient, double* value) {
+    SoftCheckerOptions options;
+    options.log_score = true;
+    options.size_gradient = size_gradient;
+    CompositionalReward reward(options);
+    at::Tensor x = image.clone().requires_grad_(true);
+    const at::Tensor score = reward.score(x, {"a large red square"}).sum();
+    score.backward();
+    *value = score.item<double>();
+    const at::Tensor along = (x.grad() * toward_red).sum(1, true);
+    return std::make_pair((along * ring).sum().item<double>(), (along * far).abs().sum().item<double>());
+  };
+  double without_value = 0, with_value = 0;
+  const auto [ring_without, far_without] = pulls(0, &without_value);
+  const auto [ring_with, far_with] = pulls(1, &with_value);
+  EXPECT_DOUBLE_EQ(with_value, without_value);
+  EXPECT_LT(without_value, std::log(0.1));  // the size clause fails
+  EXPECT_GT(ring_with, 0);
+  EXPECT_GT(ring_with, 100 * std::abs(ring_without)) << ring_with << " vs " << ring_without;
+  EXPECT_NEAR(far_with, far_without, 1e-9 + 1e-6 * far_without);  // no pull beyond the object's reach
+  // "a small red square" asked of the same small square: the clause holds; no growth term applies.
+  SoftCheckerOptions options;
+  options.size_gradient = 1;
+  at::Tensor x = image.clone().requires_grad_(true), y = image.clone().requires_grad_(true);
+  CompositionalReward(options).score(x, {"a small red square"}).sum().backward();
+  CompositionalReward().score(y, {"a small red square"}).sum().backward();
+  EXPECT_TRUE(at::allclose(x.grad(), y.grad()));
+}
+
 // world.compositional:log is log r, with ∇ log r = ∇r / r, and stays finite where r underflows.
 TEST(CompositionalReward, LogScoreIsTheLogarithmWithTheChainRulesGradient) {
   CompositionalReward plain;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/nn.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <signal.h>
 
@@ -225,6 +226,42 @@ TEST(Trainer, ResumingWithoutACheckpointStartsOverAndUnreadableOnesAreAnError) {
   EXPECT_TRUE(throws_error_containing([&] { trainer.run(task, true); }, "cannot resume: no valid checkpoint"));
 }
 
+// repeat_batch: every step draws what the first drew (the "overfit one batch" check); off, they differ.
+TEST(Trainer, RepeatBatchDrawsTheFirstStepsRandomnessEveryStep) {
+  struct DrawingTask : TrainTask {
+    at::Tensor weight = at::zeros({1}).requires_grad_(true);
+    std::vector<double> draws;
+    NamedTensors trainable_parameters() override { return {{"weight", weight}}; }
+    void save_state(TensorMap& out) const override { out["weight"] = weight.detach().clone(); }
+    void load_state(const TensorMap& in) override {
+      at::NoGradGuard no_grad;
+      weight.copy_(in.at("weight"));
+    }
+    MetricsWriter::Values train_step(StepContext& ctx) override {
+      const at::Tensor x = at::randn({1}, ctx.generator());
+      draws.push_back(x.item<double>());
+      ctx.optimize((weight - x).pow(2).sum());
+      return {{"loss", 0.0}};
+    }
+  };
+  for (const bool repeat : {true, false}) {
+    TempDir tmp;
+    std::ostringstream quiet;
+    Logger log(LogLevel::warn, quiet);
+    TrainerConfig config = small_config(5);
+    config.repeat_batch = repeat;
+    DrawingTask task;
+    Trainer(config, RunDir::create(tmp.file("run"), false), log).run(task, false);
+    ASSERT_EQ(task.draws.size(), 5u);
+    at::Generator seeded = at::make_generator<at::CPUGeneratorImpl>(config.seed);
+    EXPECT_EQ(task.draws[0], at::randn({1}, seeded).item<double>());  // the first step draws from the seed either way
+    for (size_t i = 1; i < task.draws.size(); ++i) {
+      if (repeat) EXPECT_EQ(task.draws[i], task.draws[0]) << "step " << i + 1;
+      else EXPECT_NE(task.draws[i], task.draws[0]) << "step " << i + 1;
+    }
+  }
+}
+
 TEST(Checkpoints, KeepsTheLastKAndSkipsACorruptNewest) {
   TempDir tmp;
   CheckpointManager checkpoints(tmp.file("ckpt"), 2);
@@ -284,6 +321,7 @@ TEST(LearningRate, WarmupThenCosine) {
 TEST(TrainerConfig, ReadsBackWhatItWritesAndRejectsBadValues) {
   TrainerConfig c = small_config(33);
   c.adam.weight_decay = 0.01;
+  c.repeat_batch = true;
   const Json written = trainer_config_json(c);
   TrainerConfig back;
   ConfigReader reader(written, "config.json");
