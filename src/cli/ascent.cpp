@@ -9,7 +9,6 @@
 #include "cli/validators.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "core/paths.h"
 #include "core/progress.h"
 #include "eval/eval_report.h"
 #include "eval/reward_ascent.h"
@@ -24,9 +23,9 @@ namespace rewardgen::cli {
 namespace {
 
 struct AscentArgs {
-  std::string model, reward, prompts_file, out, device = "cpu";
+  std::string model, reward, out, device = "cpu";
+  WorldPromptFlags prompts{"", 96};
   SamplerFlags flags;
-  int64_t limit = 96;
   uint64_t seed = 0;
   RewardAscentOptions ascent;
 };
@@ -45,10 +44,8 @@ void print_points(const RewardAscentResult& result) {
 
 void run_ascent(const AscentArgs& a, const Context& context) {
   validate(a.ascent);  // every number checked before anything is loaded or written
-  refuse_output_over_inputs(a.out, {a.model, a.prompts_file});
-  const std::vector<world::EvalPrompt> all =
-      world::read_prompts_file(a.prompts_file.empty() ? shipped_file("world/eval_prompts.jsonl") : a.prompts_file);
-  const std::vector<world::EvalPrompt> lines = world::balanced_subset(all, a.limit);
+  refuse_output_over_inputs(a.out, {a.model, a.prompts.file});
+  const std::vector<world::EvalPrompt> lines = a.prompts.lines();
   LoadOptions load;
   load.device = parse_device(a.device);
   RewardContext reward_context;
@@ -77,7 +74,7 @@ void run_ascent(const AscentArgs& a, const Context& context) {
   for (const RewardAscentPoint& point : result.points)
     points.push_back({{"step", point.step}, {"reward", point.reward}, {"accuracy", point.accuracy}});
   Json report{{"model", a.model},
-              {"prompts", a.prompts_file.empty() ? "world:eval" : a.prompts_file},
+              {"prompts", a.prompts.source()},
               {"images", lines.size()},
               {"sampler", sampler_to_eval_json(sampler)},
               {"seed", a.seed},
@@ -110,10 +107,7 @@ void add_ascent_command(CLI::App& app, Context& context, Commands& commands) {
   sub->add_option("--model", a->model, "pipeline folder whose samples are the starting images, e.g. models/world/lcm")->required();
   sub->add_option("--reward", a->reward, "a differentiable reward spec (see `reward --list`), e.g. world.compositional:log")->required();
   sub->add_option("--out", a->out, "output folder: ascent.json, start.png and end.png")->required();
-  sub->add_option("--prompts", a->prompts_file, "prompts file (JSON lines or one prompt a line); default: the shipped eval set");
-  sub->add_option("--limit", a->limit, "task-balanced subset of this many prompts (0: all)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
-      ->capture_default_str();
+  add_world_prompt_flags(*sub, a->prompts);
   SamplerOptions defaults;
   defaults.guidance_scale = 4.0;
   add_sampler_flags(*sub, a->flags, defaults);

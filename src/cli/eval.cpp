@@ -8,7 +8,6 @@
 #include "cli/sampler_flags.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "core/paths.h"
 #include "core/progress.h"
 #include "eval/eval_report.h"
 #include "eval/world_eval.h"
@@ -24,19 +23,17 @@ namespace rewardgen::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, prompts_file, out, device = "cpu", precision = "auto";
+  std::string model, out, device = "cpu", precision = "auto";
+  WorldPromptFlags prompts;
   SamplerFlags flags;
   bool save_images = false;
-  int64_t limit = 0;
   std::vector<std::string> rewards;
   WorldEvalOptions options;
 };
 
 void run_eval(const EvalArgs& a, const Context& context) {
-  refuse_output_over_inputs(a.out, {a.model, a.prompts_file});
-  const std::vector<world::EvalPrompt> all =
-      a.prompts_file.empty() ? world::read_prompts_file(shipped_file("world/eval_prompts.jsonl")) : world::read_prompts_file(a.prompts_file);
-  const std::vector<world::EvalPrompt> lines = world::balanced_subset(all, a.limit);
+  refuse_output_over_inputs(a.out, {a.model, a.prompts.file});
+  const std::vector<world::EvalPrompt> lines = a.prompts.lines();
   LoadOptions load;
   load.device = parse_device(a.device);
   const Precision precision = parse_precision(a.precision, load.device);
@@ -59,7 +56,7 @@ void run_eval(const EvalArgs& a, const Context& context) {
   bar.finish();
 
   const Json report = write_eval_report(a.out, result, lines,
-                                        {a.model, a.prompts_file.empty() ? "world:eval" : a.prompts_file, sampler, options.seed,
+                                        {a.model, a.prompts.source(), sampler, options.seed,
                                          a.save_images, Json{{"precision", to_string(precision)}}});
   std::cout << report.dump(2) << "\n";
 }
@@ -71,10 +68,7 @@ void add_eval_command(CLI::App& app, Context& context, Commands& commands) {
   auto* sub = app.add_subcommand("eval", "Evaluate a model on the world's held-out prompts: checker accuracy per task, FD, diversity, speed");
   sub->add_option("--model", a->model, "pipeline folder, e.g. models/world")->required();
   sub->add_option("--out", a->out, "output folder: eval.json, grid.png (a row per task), verdicts.jsonl")->required();
-  sub->add_option("--prompts", a->prompts_file, "prompts file (JSON lines or one prompt a line); default: the shipped eval set");
-  sub->add_option("--limit", a->limit, "task-balanced subset of this many prompts (0: all)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
-      ->capture_default_str();
+  add_world_prompt_flags(*sub, a->prompts);
   SamplerOptions defaults;
   defaults.guidance_scale = 4.0;
   add_sampler_flags(*sub, a->flags, defaults);

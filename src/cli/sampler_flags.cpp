@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/paths.h"
 #include "schedulers/timesteps.h"
 
 namespace rewardgen::cli {
@@ -103,6 +104,18 @@ SamplerOptions resolve_sampler(const SamplerFlags& f, const SchedulerConfig& sch
                  o.steps, o.steps == 1 ? " step at " : " steps at ", comma_list(rollout.timesteps), ", guidance ",
                  o.guidance_scale, ", eta ", o.eta, ", output ", o.output));
   return o;
+}
+
+std::vector<world::EvalPrompt> WorldPromptFlags::lines() const {
+  const std::string path = file.empty() ? shipped_file("world/eval_prompts.jsonl") : file;
+  return world::balanced_subset(world::read_prompts_file(path), limit);
+}
+
+void add_world_prompt_flags(CLI::App& command, WorldPromptFlags& flags) {
+  command.add_option("--prompts", flags.file, "prompts file (JSON lines or one prompt a line); default: the shipped eval set");
+  command.add_option("--limit", flags.limit, "task-balanced subset of this many prompts (0: all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
+      ->capture_default_str();
 }
 
 }  // namespace rewardgen::cli

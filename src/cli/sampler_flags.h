@@ -1,12 +1,15 @@
 #pragma once
-// The sampler flags `sample` and `eval` share, and how they combine with a generator's recipe: a
-// folder whose scheduler_config.json carries "rewardgen_recipe" samples as it says with no flags;
-// each flag given on the command line overrides its part of the recipe.
+// The sampler flags `sample`, `eval` and `ascent` share, and how they combine with a generator's
+// recipe: a folder whose scheduler_config.json carries "rewardgen_recipe" samples as it says with no
+// flags; each flag given on the command line overrides its part of the recipe. Also the prompt
+// flags of the commands that sample the world's evaluation prompts (`eval`, `ascent`).
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 #include "sampling/text_to_image.h"
+#include "world/prompts.h"
 
 namespace rewardgen {
 class Logger;
@@ -34,5 +37,15 @@ void add_precision_flag(CLI::App& command, std::string& precision);
 // disagrees with --timesteps, and on options the sampler refuses (validate).
 SamplerOptions resolve_sampler(const SamplerFlags& flags, const SchedulerConfig& scheduler, const std::string& model,
                                const Logger& log);
+
+// --prompts FILE and --limit N: the world's held-out evaluation prompts (or a file's), and a
+// task-balanced subset of them.
+struct WorldPromptFlags {
+  std::string file;   // "" = the shipped evaluation set
+  int64_t limit = 0;  // 0 = all; its value when the flags are added is the default shown
+  std::vector<world::EvalPrompt> lines() const;  // read (Error naming the file and line) and subset
+  std::string source() const { return file.empty() ? "world:eval" : file; }  // as eval.json records it
+};
+void add_world_prompt_flags(CLI::App& command, WorldPromptFlags& flags);
 
 }  // namespace rewardgen::cli

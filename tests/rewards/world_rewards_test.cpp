@@ -116,15 +116,37 @@ TEST(CompositionalReward, ShapeHasAGradientTowardTheAskedShape) {
   EXPECT_NEAR(miss / hit, SoftCheckerOptions{}.shape_miss, 0.05);  // the size factors differ a little
 }
 
+// One object centred in a scene, [1, 3, 64, 64] in double, a tenth of the way to a pale grey so that
+// no pixel is exactly a palette colour (where a wide mask is flat).
+at::Tensor one_object_off_palette(const world::Object& object) {
+  world::Scene scene;
+  scene.objects.push_back(object);
+  return 0.9 * world::render(scene).unsqueeze(0).to(at::kDouble) + 0.1 * (230 / 127.5 - 1);
+}
+
+// Per pixel, the step from `image` to the palette colour, in the [-1, 1] scale.
+at::Tensor toward_colour(const at::Tensor& image, world::Colour colour) {
+  const world::Rgb c = world::palette_rgb(colour);
+  return at::tensor({c.r, c.g, c.b}, at::kDouble).view({1, 3, 1, 1}) / 127.5 - 1 - image;
+}
+
+// world.compositional with `options` on one image [1, 3, H, W] for `prompt`: its score into *value,
+// its gradient in the pixels returned.
+at::Tensor score_and_gradient(const SoftCheckerOptions& options, const at::Tensor& image, const std::string& prompt,
+                              double* value) {
+  at::Tensor x = image.clone().requires_grad_(true);
+  const at::Tensor score = CompositionalReward(options).score(x, {prompt}).sum();
+  score.backward();
+  *value = score.item<double>();
+  return x.grad();
+}
+
 // The presence gradient: "a red triangle" asked of a purple triangle. The sharp masks give no slope
 // toward red on the triangle's pixels; with presence_gradient the mass says "turn it red", the value
 // stays the same.
 TEST(CompositionalReward, PresenceGradientPullsAnObjectTowardTheAskedColour) {
-  world::Scene scene;
-  scene.objects.push_back({world::Shape::triangle, world::Colour::purple, world::Size::large, 32, 32, 11});
-  const at::Tensor image = 0.9 * world::render(scene).unsqueeze(0).to(at::kDouble) + 0.1 * (230 / 127.5 - 1);
-  const world::Rgb red = world::palette_rgb(world::Colour::red);
-  const at::Tensor toward_red = at::tensor({red.r, red.g, red.b}, at::kDouble).view({1, 3, 1, 1}) / 127.5 - 1 - image;
+  const at::Tensor image = one_object_off_palette({world::Shape::triangle, world::Colour::purple, world::Size::large, 32, 32, 11});
+  const at::Tensor toward_red = toward_colour(image, world::Colour::red);
   // The triangle's pixels (the purple mask is high there).
   const at::Tensor triangle = (CompositionalReward().colour_masks(image).select(1, static_cast<int64_t>(world::Colour::purple)) > 0.5)
                                   .unsqueeze(1).to(at::kDouble);
@@ -133,12 +155,7 @@ TEST(CompositionalReward, PresenceGradientPullsAnObjectTowardTheAskedColour) {
     SoftCheckerOptions options;
     options.log_score = true;
     options.presence_gradient = presence;
-    CompositionalReward reward(options);
-    at::Tensor x = image.clone().requires_grad_(true);
-    const at::Tensor score = reward.score(x, {"a red triangle"}).sum();
-    score.backward();
-    *value = score.item<double>();
-    return (x.grad() * triangle * toward_red).sum().item<double>();
+    return (score_and_gradient(options, image, "a red triangle", value) * triangle * toward_red).sum().item<double>();
   };
   double without_value = 0, with_value = 0;
   const double without = derivative(0, &without_value), with = derivative(1, &with_value);
@@ -152,11 +169,8 @@ TEST(CompositionalReward, PresenceGradientPullsAnObjectTowardTheAskedColour) {
 // clause's mass does (on the ring a large square would cover), the value stays the same, and the
 // pixels far outside a large object's reach get no pull.
 TEST(CompositionalReward, SizeGradientGrowsASmallObjectAskedToBeLarge) {
-  world::Scene scene;
-  scene.objects.push_back({world::Shape::square, world::Colour::red, world::Size::small, 32, 32, 6});
-  const at::Tensor image = 0.9 * world::render(scene).unsqueeze(0).to(at::kDouble) + 0.1 * (230 / 127.5 - 1);
-  const world::Rgb red = world::palette_rgb(world::Colour::red);
-  const at::Tensor toward_red = at::tensor({red.r, red.g, red.b}, at::kDouble).view({1, 3, 1, 1}) / 127.5 - 1 - image;
+  const at::Tensor image = one_object_off_palette({world::Shape::square, world::Colour::red, world::Size::small, 32, 32, 6});
+  const at::Tensor toward_red = toward_colour(image, world::Colour::red);
   const at::Tensor coords = at::arange(64, at::kDouble) + 0.5;
   const at::Tensor dx = (coords.view({1, 64}) - 32).abs(), dy = (coords.view({64, 1}) - 32).abs();
   const at::Tensor chebyshev = at::maximum(dx, dy);
@@ -166,12 +180,7 @@ TEST(CompositionalReward, SizeGradientGrowsASmallObjectAskedToBeLarge) {
     SoftCheckerOptions options;
     options.log_score = true;
     options.size_gradient = size_gradient;
-    CompositionalReward reward(options);
-    at::Tensor x = image.clone().requires_grad_(true);
-    const at::Tensor score = reward.score(x, {"a large red square"}).sum();
-    score.backward();
-    *value = score.item<double>();
-    const at::Tensor along = (x.grad() * toward_red).sum(1, true);
+    const at::Tensor along = (score_and_gradient(options, image, "a large red square", value) * toward_red).sum(1, true);
     return std::make_pair((along * ring).sum().item<double>(), (along * far).abs().sum().item<double>());
   };
   double without_value = 0, with_value = 0;
@@ -183,12 +192,11 @@ TEST(CompositionalReward, SizeGradientGrowsASmallObjectAskedToBeLarge) {
   EXPECT_GT(ring_with, 100 * std::abs(ring_without)) << ring_with << " vs " << ring_without;
   EXPECT_NEAR(far_with, far_without, 1e-9 + 1e-6 * far_without);  // no pull beyond the object's reach
   // "a small red square" asked of the same small square: the clause holds; no growth term applies.
-  SoftCheckerOptions options;
-  options.size_gradient = 1;
-  at::Tensor x = image.clone().requires_grad_(true), y = image.clone().requires_grad_(true);
-  CompositionalReward(options).score(x, {"a small red square"}).sum().backward();
-  CompositionalReward().score(y, {"a small red square"}).sum().backward();
-  EXPECT_TRUE(at::allclose(x.grad(), y.grad()));
+  SoftCheckerOptions with_growth;
+  with_growth.size_gradient = 1;
+  double unused = 0;
+  EXPECT_TRUE(at::allclose(score_and_gradient(with_growth, image, "a small red square", &unused),
+                           score_and_gradient({}, image, "a small red square", &unused)));
 }
 
 // world.compositional:log is log r, with ∇ log r = ∇r / r, and stays finite where r underflows.
