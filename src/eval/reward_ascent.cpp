@@ -50,7 +50,8 @@ RewardAscentResult ascend_reward(Reward& reward, const at::Tensor& images, const
   RewardAscentResult result;
   auto judge = [&](int64_t step, double reward_mean) {
     at::NoGradGuard no_grad;
-    result.points.push_back({step, reward_mean, judge_world_images(pixels.detach(), lines).accuracy});
+    // The checker reads CPU images (the pixels live where the reward runs).
+    result.points.push_back({step, reward_mean, judge_world_images(pixels.detach().to(at::kCPU), lines).accuracy});
   };
   for (int64_t step = 0; step < options.steps; ++step) {
     adam.zero_grad();
