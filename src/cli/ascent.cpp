@@ -64,7 +64,8 @@ void run_ascent(const AscentArgs& a, const Context& context) {
   eval_options.seed = a.seed;
   eval_options.diversity_prompts = 0;
   ProgressBar sampling("sample", static_cast<int64_t>(lines.size()));
-  const WorldEvalResult start = evaluate_world(model, lines, eval_options, nullptr, &sampling);
+  // The starting images, their FD measured with them (none for fewer than 2 lines or no encoder).
+  const WorldEvalResult start = evaluate_world(model, lines, eval_options, image_encoder.get(), &sampling);
   sampling.finish();
   ProgressBar climbing("ascent", a.ascent.steps);
   const RewardAscentResult result = ascend_reward(*reward, start.generated.to(load.device), lines, a.ascent, &climbing);
@@ -83,10 +84,9 @@ void run_ascent(const AscentArgs& a, const Context& context) {
               {"lr", a.ascent.lr},
               {"points", points}};
   const at::Tensor after = result.images.to(at::kCPU);
-  if (image_encoder) {
-    report["frechet_distance"] = {{"start", world_frechet_distance(*image_encoder, start.generated, lines, a.seed)},
-                                  {"end", world_frechet_distance(*image_encoder, after.to(load.device), lines, a.seed)}};
-  }
+  if (start.frechet_distance >= 0)
+    report["frechet_distance"] = {{"start", start.frechet_distance},
+                                  {"end", world_frechet_distance(*image_encoder, after, lines, a.seed)}};
   save_json_file(a.out + "/ascent.json", report);
   save_png(a.out + "/start.png", eval_grid(start.generated.to(at::kCPU), lines));
   save_png(a.out + "/end.png", eval_grid(after, lines));
