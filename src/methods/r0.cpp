@@ -37,7 +37,9 @@ R0Config read_r0_config(ConfigReader& r) {
       .optional("weight_lambda", c.weight_lambda, Range{0, 1e9})
       .optional("random_eta", c.random_eta)
       .optional("eta_max", c.eta_max, Range{0, 1})
-      .optional("intermediate_supervision", c.intermediate_supervision);
+      .optional("intermediate_supervision", c.intermediate_supervision)
+      .optional("lookahead_steps", c.lookahead.steps, Range{0, 10000})
+      .optional("lookahead_lr", c.lookahead.lr, Range{0, 10, true});
   if (c.cfg_t_min > c.cfg_t_max) throw Error(str(r.file(), ": cfg_t_min ", c.cfg_t_min, " > cfg_t_max ", c.cfg_t_max));
   if (c.rewards.empty() && c.cfg_reward == 0) throw Error(str(r.file(), ": R0 needs at least one reward (rewards or cfg_reward)"));
   return c;
@@ -52,7 +54,9 @@ Json r0_config_json(const R0Config& c) {
             {"weight_lambda", c.weight_lambda},
             {"random_eta", c.random_eta},
             {"eta_max", c.eta_max},
-            {"intermediate_supervision", c.intermediate_supervision}});
+            {"intermediate_supervision", c.intermediate_supervision},
+            {"lookahead_steps", c.lookahead.steps},
+            {"lookahead_lr", c.lookahead.lr}});
   add_gradient_normalization_json(j, c.normalization);
   return j;
 }
@@ -89,7 +93,8 @@ MetricsWriter::Values R0Task::train_step(StepContext& context) {
   const at::Tensor images = generator_.decode(r.x0);  // [B, 3, H, W]
   // 4. Per-reward (normalised) gradients in image space (regularizer 3).
   const GradientNormalizationConfig& normalization = config_.normalization;
-  const RewardDirection d = reward_direction(rewards_, images, prompts, normalization.mode(), normalization.eps);
+  const RewardDirection d = reward_direction(rewards_, images, prompts, normalization.mode(), normalization.eps,
+                                              config_.lookahead);
   at::Tensor loss = surrogate_loss(d.direction, images);
   // 5. The teacher's CFG direction as an implicit reward on the latent.
   if (config_.cfg_reward > 0) {

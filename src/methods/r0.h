@@ -23,6 +23,9 @@ struct R0Config : RewardBackpropConfig {
   double eta_max = 1.0;
   // R0+: k* ~ U{1..K}; steps before k* without gradient; the reward on step k*'s x̂₀.
   bool intermediate_supervision = false;
+  // Each reward's direction is the displacement of lookahead_steps Adam steps (step size
+  // lookahead_lr) on the pixels instead of its gradient (0: the gradient, the paper's).
+  PixelLookahead lookahead;
   R0Config();
 };
 R0Config read_r0_config(ConfigReader& reader);

@@ -1,6 +1,9 @@
 #include "methods/reward_gradients.h"
 
 #include <torch/autograd.h>
+#include <torch/optim/adam.h>
+
+#include <cmath>
 
 #include "core/device.h"
 #include "core/error.h"
@@ -26,15 +29,44 @@ at::Tensor normalize_gradient(const at::Tensor& g, GradientNormalization mode, d
   return g;
 }
 
+namespace {
+
+// x* − x0 after `lookahead.steps` Adam steps of `reward` on the pixels, starting from x0 (in [-1, 1]).
+at::Tensor lookahead_displacement(Reward& reward, const at::Tensor& x0, const std::vector<std::string>& prompts,
+                                  const PixelLookahead& lookahead) {
+  at::AutoGradMode enable(true);
+  at::Tensor pixels = x0.detach().clone().requires_grad_(true);
+  torch::optim::Adam adam({pixels}, torch::optim::AdamOptions(lookahead.lr));
+  for (int64_t step = 0; step < lookahead.steps; ++step) {
+    adam.zero_grad();
+    (-reward.score(pixels, prompts).sum()).backward();  // samples are independent: each its own ascent
+    adam.step();
+    at::NoGradGuard no_grad;
+    pixels.clamp_(-1, 1);
+  }
+  return (pixels.detach() - x0.detach());
+}
+
+}  // namespace
+
 RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, const at::Tensor& images,
-                                 const std::vector<std::string>& prompts, GradientNormalization mode, double eps) {
+                                 const std::vector<std::string>& prompts, GradientNormalization mode, double eps,
+                                 const PixelLookahead& lookahead) {
+  if (lookahead.steps < 0 || !(lookahead.lr > 0) || !std::isfinite(lookahead.lr))
+    throw Error(str("reward lookahead: steps must be >= 0 and lr finite > 0, got ", lookahead.steps, " and ", lookahead.lr));
   RewardDirection out;
   out.direction = at::zeros_like(images.detach());
   for (const WeightedReward& wr : rewards) {
     if (!wr.reward->differentiable()) throw Error(str("reward '", wr.reward->name(), "' is not differentiable"));
     const at::Tensor x = images.detach().clamp(-1, 1).requires_grad_(true);
     at::Tensor scores, g;
-    {
+    if (lookahead.steps > 0) {
+      {
+        at::NoGradGuard no_grad;
+        scores = wr.reward->score(x, prompts);
+      }
+      g = lookahead_displacement(*wr.reward, x, prompts, lookahead);
+    } else {
       at::AutoGradMode enable(true);
       scores = wr.reward->score(x, prompts);                                 // [B]
       g = torch::autograd::grad({scores.sum()}, {x}, {}, false, false, true)[0];  // per-sample ∂rᵢ/∂x (samples are independent)

@@ -45,10 +45,22 @@ at::Tensor normalize_per_sample(const at::Tensor& g, double eps);
 at::Tensor normalize_per_batch(const at::Tensor& g, double eps);
 at::Tensor normalize_gradient(const at::Tensor& g, GradientNormalization mode, double eps);
 
+// Looking ahead along a reward: in place of its gradient at x, the displacement x* − x to where
+// `steps` Adam steps of the reward on the pixels themselves (projected to [-1, 1]) take x. Adam moves
+// every pixel by about `lr` a step whatever its gradient's size, so the displacement paints whole
+// regions (a missing object, a recoloured one) where the gradient at x sits on a few edge pixels
+// (docs/r0.md, "Looking ahead"). steps = 0: the plain gradient.
+struct PixelLookahead {
+  int64_t steps = 0;
+  double lr = 0.02;
+};
+
 // For every reward: gᵢ = ∂rᵢ/∂x at x = images (detached and clamped to [-1, 1], so a reward always
-// judges a valid image), then normalised as `mode` says, weighted, summed. Needs differentiable rewards.
+// judges a valid image), or with `lookahead` its displacement, then normalised as `mode` says,
+// weighted, summed. Needs differentiable rewards.
 RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, const at::Tensor& images,
-                                 const std::vector<std::string>& prompts, GradientNormalization mode, double eps);
+                                 const std::vector<std::string>& prompts, GradientNormalization mode, double eps,
+                                 const PixelLookahead& lookahead = {});
 
 // The classifier-free guidance direction as an implicit reward (docs/r0.md): x̂₀ [B, C, h, w] is
 // noised to x_t at t ~ U[t_min, t_max] per sample, and ∇ log p(c | x_t) ∝ −(ε(x_t, t, c) − ε(x_t, t, ∅))

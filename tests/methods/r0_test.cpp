@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "core/error.h"
 #include "core/log.h"
 #include "io/run_dir.h"
 #include "methods/refl.h"
@@ -76,6 +77,26 @@ TEST(RewardGradients, BatchNormalisationGivesUnitMeanNormAndKeepsTheRatios) {
   const at::Tensor images = at::zeros({3, 3, 4, 4});
   const RewardDirection d = reward_direction(rewards, images, {"a", "b", "c"}, GradientNormalization::per_batch, 0.0);
   EXPECT_TRUE(at::allclose(d.direction, 1.5 * normalize_per_batch(g, 0), 1e-5, 1e-7));
+}
+
+TEST(RewardGradients, LookaheadIsTheDisplacementOfAdamOnThePixelsProjectedToTheImageRange) {
+  // r(x) = Σ a ⊙ x has the constant gradient a, on which Adam steps every pixel by lr·sign(a)
+  // (m̂ = a, v̂ = a²): 3 steps of 0.1 move a pixel by 0.3 toward sign(a), unless the projection to
+  // [-1, 1] stops it first (a pixel at 0.9 pushed up moves 0.1).
+  at::manual_seed(3);
+  const at::Tensor a = at::randn({2, 3, 4, 4});
+  const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(a, "linear"), 2.0, ""}};
+  const at::Tensor images = at::full({2, 3, 4, 4}, 0.9);
+  const PixelLookahead lookahead{3, 0.1};
+  const RewardDirection d = reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0, lookahead);
+  const at::Tensor expected = at::where(a > 0, at::full_like(a, 0.1), at::full_like(a, -0.3));
+  EXPECT_TRUE(at::allclose(d.direction, 2.0 * expected, 1e-4, 1e-5));
+  // The score is read at the start, and the normalised mode gives each sample a unit direction.
+  EXPECT_TRUE(at::allclose(d.scores.at("linear"), (images * a).flatten(1).sum(1), 1e-5, 1e-5));
+  const RewardDirection unit = reward_direction(rewards, images, {"a", "b"}, GradientNormalization::per_sample, 0.0, lookahead);
+  EXPECT_TRUE(at::allclose(unit.direction.flatten(1).norm(2, 1), at::full({2}, 2.0), 1e-5, 1e-6));
+  EXPECT_THROW(reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0, PixelLookahead{-1, 0.1}), Error);
+  EXPECT_THROW(reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0, PixelLookahead{2, NAN}), Error);
 }
 
 class R0World : public testing::TinyWorldTest {
@@ -254,6 +275,10 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "weight_lambdaa"));
   save_json_file(tmp.file("bad.json"), {{"eta_max", 2.0}});
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "eta_max"));
+  save_json_file(tmp.file("bad.json"), {{"lookahead_lr", 0.0}});
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "lookahead_lr"));
+  save_json_file(tmp.file("bad.json"), {{"lookahead_steps", -1}});
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "lookahead_steps"));
   save_json_file(tmp.file("bad.json"), {{"precision", "fp16"}});
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "precision"));
   save_json_file(tmp.file("bad.json"), {{"generator", {{"lora", true}, {"ema_decay", 0.9}}}});
