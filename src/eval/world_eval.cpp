@@ -91,6 +91,16 @@ std::vector<double> score_images(Reward& reward, const at::Tensor& images, const
 
 Json finite_or_null(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
 
+world::Prompt with_reversed_relation(world::Prompt prompt) {
+  switch (prompt.relation) {
+    case world::Relation::left_of: prompt.relation = world::Relation::right_of; break;
+    case world::Relation::right_of: prompt.relation = world::Relation::left_of; break;
+    case world::Relation::above: prompt.relation = world::Relation::below; break;
+    case world::Relation::below: prompt.relation = world::Relation::above; break;
+  }
+  return prompt;
+}
+
 }  // namespace
 
 double spearman_correlation(const std::vector<double>& a, const std::vector<double>& b) {
@@ -129,6 +139,7 @@ Json WorldEvalResult::to_json() const {
               {"nfe_per_image", nfe_per_image}};
   out["frechet_distance"] = frechet_distance >= 0 ? Json(frechet_distance) : Json(nullptr);
   out["diversity"] = diversity >= 0 ? Json(diversity) : Json(nullptr);
+  if (position_reversed >= 0) out["position_reversed"] = position_reversed;
   if (!rewards.empty()) {
     Json summaries = Json::object();
     for (const auto& [name, r] : rewards)
@@ -145,7 +156,7 @@ WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<wor
   WorldVerdicts out;
   out.passed.reserve(lines.size());
   std::map<std::string, std::pair<int64_t, int64_t>> counts;
-  int64_t total = 0;
+  int64_t total = 0, position_lines = 0, reversed_passed = 0;
   for (size_t i = 0; i < lines.size(); ++i) {
     const world::CheckResult verdict = world::check(images[static_cast<int64_t>(i)], world::parse_prompt(lines[i].text));
     const bool passed = verdict.passed;
@@ -155,7 +166,12 @@ WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<wor
     out.clauses_passed.push_back(verdict.clauses.empty() ? double(passed) : double(clauses) / double(verdict.clauses.size()));
     auto& [hits, seen] = counts[world::name(lines[i].task)];
     hits += passed, ++seen, total += passed;
+    if (lines[i].task == world::Task::position) {
+      ++position_lines;
+      reversed_passed += world::check(images[static_cast<int64_t>(i)], with_reversed_relation(world::parse_prompt(lines[i].text))).passed;
+    }
   }
+  if (position_lines > 0) out.position_reversed = static_cast<double>(reversed_passed) / static_cast<double>(position_lines);
   for (const auto& [task, c] : counts) out.accuracy[task] = static_cast<double>(c.first) / static_cast<double>(c.second);
   out.accuracy["overall"] = lines.empty() ? 0.0 : static_cast<double>(total) / static_cast<double>(lines.size());
   return out;
@@ -196,6 +212,7 @@ WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world
   result.accuracy = std::move(verdicts.accuracy);
   result.passed = std::move(verdicts.passed);
   result.clauses_passed = std::move(verdicts.clauses_passed);
+  result.position_reversed = verdicts.position_reversed;
   for (const std::shared_ptr<Reward>& reward : options.rewards)
     result.rewards[reward->name()] =
         summarise_reward(score_images(*reward, images, lines, options.batch), result.passed, result.clauses_passed);

@@ -40,6 +40,7 @@ struct WorldEvalResult {
   std::map<std::string, double> accuracy;  // per task present, and "overall" (mean over lines)
   std::vector<bool> passed;                // per line
   std::vector<double> clauses_passed;      // per line: the fraction of its clauses that passed
+  double position_reversed = -1;           // see WorldVerdicts; < 0: no position line
   std::map<std::string, RewardSummary> rewards;  // by reward name
   at::Tensor generated;                    // [N, 3, 64, 64], the images in line order
   double frechet_distance = -1;            // < 0: not measured (no image encoder)
@@ -54,6 +55,11 @@ struct WorldVerdicts {
   std::map<std::string, double> accuracy;  // per task present, and "overall"
   std::vector<bool> passed;                // per line
   std::vector<double> clauses_passed;      // per line: the fraction of its clauses that passed
+  // The control of the position task: the fraction of its images that pass their prompt with the
+  // relation reversed (left ↔ right, above ↔ below). A model that draws the two objects without
+  // regard to the relation passes the reversed prompt as often as its own, so position accuracy
+  // means the relation was followed only as far as it exceeds this. < 0: no position line.
+  double position_reversed = -1;
 };
 WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<world::EvalPrompt>& lines);
 

@@ -8,6 +8,7 @@
 #include "eval/world_eval.h"
 #include "sampling/pipeline.h"
 #include "test_util.h"
+#include "world/render.h"
 #include "world_models.h"
 
 namespace rewardgen {
@@ -94,7 +95,36 @@ TEST(WorldEval, EvaluatesATinyRandomWorldPipeline) {
   EXPECT_NEAR(reward.mean, sum / 6, 1e-12);
   const Json json = result.to_json();
   EXPECT_TRUE(json["accuracy"].contains("position"));
+  EXPECT_EQ(json.contains("position_reversed"), result.position_reversed >= 0);
   EXPECT_TRUE(json["rewards"]["world.compositional"].contains("spearman_vs_clauses"));
+}
+
+// The position control: scenes drawn for a relation pass their own prompt and never the reversed
+// one; scenes drawn for the reversed relation the other way round; lines of other tasks count for
+// neither, and without a position line there is no control.
+TEST(WorldEval, PositionControlJudgesTheImagesAgainstTheReversedRelation) {
+  const std::vector<std::pair<std::string, std::string>> drawn_asked = {
+      {"a red circle to the left of a blue square", "a red circle to the left of a blue square"},
+      {"a green triangle above a yellow circle", "a green triangle above a yellow circle"},
+      {"a cyan square to the left of a purple triangle", "a cyan square to the right of a purple triangle"},
+      {"a blue circle above a red square", "a blue circle below a red square"},
+      {"a purple circle", "a purple circle"}};
+  world::Rng rng(11);
+  std::vector<at::Tensor> images;
+  std::vector<world::EvalPrompt> lines;
+  for (const auto& [drawn, asked] : drawn_asked) {
+    images.push_back(world::render(world::scene_for_prompt(world::parse_prompt(drawn), rng)));
+    lines.push_back({world::parse_prompt(asked).task, asked});
+  }
+  const WorldVerdicts verdicts = judge_world_images(at::stack(images), lines);
+  EXPECT_DOUBLE_EQ(verdicts.accuracy.at("position"), 0.5);
+  EXPECT_DOUBLE_EQ(verdicts.position_reversed, 0.5);  // the two drawn the other way round
+  EXPECT_DOUBLE_EQ(verdicts.accuracy.at("single_object"), 1.0);
+  const std::vector<world::EvalPrompt> first_two(lines.begin(), lines.begin() + 2);
+  EXPECT_DOUBLE_EQ(judge_world_images(at::stack(images).narrow(0, 0, 2), first_two).position_reversed, 0.0);
+  const std::vector<world::EvalPrompt> reversed_only(lines.begin() + 2, lines.begin() + 4);
+  EXPECT_DOUBLE_EQ(judge_world_images(at::stack(images).narrow(0, 2, 2), reversed_only).position_reversed, 1.0);
+  EXPECT_LT(judge_world_images(at::stack(images).narrow(0, 4, 1), {lines[4]}).position_reversed, 0.0);
 }
 
 // Writes the tiny world pipeline the `cli.eval` test reads.
