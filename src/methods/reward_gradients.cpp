@@ -44,7 +44,7 @@ at::Tensor lookahead_displacement(Reward& reward, const at::Tensor& x0, const st
     at::NoGradGuard no_grad;
     pixels.clamp_(-1, 1);
   }
-  return (pixels.detach() - x0.detach());
+  return pixels.detach() - x0.detach();
 }
 
 }  // namespace

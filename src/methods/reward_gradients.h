@@ -28,7 +28,7 @@ struct WeightedReward {
 struct RewardDirection {
   at::Tensor direction;                       // Σ wᵢ ĝᵢ (or Σ wᵢ gᵢ), [B, 3, H, W], no graph
   std::map<std::string, at::Tensor> scores;   // rᵢ per sample [B], by WeightedReward::key()
-  std::map<std::string, at::Tensor> norms;    // ‖gᵢ‖ per sample [B] before normalisation
+  std::map<std::string, at::Tensor> norms;    // ‖gᵢ‖ per sample [B] before normalisation (lookahead: of the displacement)
 };
 
 // How each reward's gradient is scaled before the weighted sum.
