@@ -252,6 +252,13 @@ std::vector<Column> table_columns(const std::set<std::string>& reward_names) {
                          return v ? std::optional<double>(100 * *v) : std::nullopt;
                        },
                        1, ""});
+  // The position task's control (eval.json's position_reversed): no better or worse, read beside position.
+  columns.push_back({"position reversed", "",
+                     [](const Entry& e) {
+                       const std::optional<double> v = number_at(e.eval, {"position_reversed"});
+                       return v ? std::optional<double>(100 * *v) : std::nullopt;
+                     },
+                     1, ""});
   for (const std::string& reward : reward_names)
     columns.push_back({reward.substr(0, reward.find(':')), "↑",
                        [reward](const Entry& e) { return number_at(e.eval, {"rewards", reward.c_str(), "mean"}); }, 3, ""});
