@@ -91,16 +91,6 @@ std::vector<double> score_images(Reward& reward, const at::Tensor& images, const
 
 Json finite_or_null(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
 
-world::Prompt with_reversed_relation(world::Prompt prompt) {
-  switch (prompt.relation) {
-    case world::Relation::left_of: prompt.relation = world::Relation::right_of; break;
-    case world::Relation::right_of: prompt.relation = world::Relation::left_of; break;
-    case world::Relation::above: prompt.relation = world::Relation::below; break;
-    case world::Relation::below: prompt.relation = world::Relation::above; break;
-  }
-  return prompt;
-}
-
 }  // namespace
 
 double spearman_correlation(const std::vector<double>& a, const std::vector<double>& b) {
@@ -168,7 +158,9 @@ WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<wor
     hits += passed, ++seen, total += passed;
     if (lines[i].task == world::Task::position) {
       ++position_lines;
-      reversed_passed += world::check(images[static_cast<int64_t>(i)], with_reversed_relation(world::parse_prompt(lines[i].text))).passed;
+      world::Prompt reversed = world::parse_prompt(lines[i].text);
+      reversed.relation = world::opposite(reversed.relation);
+      reversed_passed += world::check(images[static_cast<int64_t>(i)], reversed).passed;
     }
   }
   if (position_lines > 0) out.position_reversed = static_cast<double>(reversed_passed) / static_cast<double>(position_lines);

@@ -387,11 +387,12 @@ Scene scene_for_prompt(const Prompt& prompt, Rng& rng) {
   throw Error(str("cannot place the objects of '", prompt.text(), "' on a ", kImageSize, "x", kImageSize, " canvas"));
 }
 
-namespace {
 Relation opposite(Relation relation) {
   static constexpr Relation kOpposite[] = {Relation::right_of, Relation::left_of, Relation::below, Relation::above};
   return kOpposite[static_cast<size_t>(relation)];
 }
+
+namespace {
 
 Colour other_colour(Colour colour, Rng& rng, std::optional<Colour> also_not = std::nullopt) {
   while (true) {

@@ -25,6 +25,7 @@ Task task_named(const std::string& name);  // Error listing the tasks
 
 enum class Relation { left_of, right_of, above, below };
 const std::string& phrase(Relation relation);  // "to the left of", "above", ...
+Relation opposite(Relation relation);           // left_of <-> right_of, above <-> below
 
 // One object a prompt asks for; colour and size are absent where the prompt leaves them free.
 struct ObjectSpec {
