@@ -1,34 +1,13 @@
 #include "eval/reward_ascent.h"
 
-#include <torch/optim/adam.h>
-
 #include <cmath>
 
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/world_eval.h"
+#include "rewards/pixel_ascent.h"
 
 namespace rewardgen {
-namespace {
-
-// Mean reward of `pixels` (one chunk of `batch` at a time); with `ascend` also each chunk's
-// gradient of −reward accumulated into pixels.grad().
-double reward_pass(Reward& reward, const at::Tensor& pixels, const std::vector<std::string>& prompts, int64_t batch,
-                   bool ascend) {
-  double total = 0;
-  for (int64_t start = 0; start < pixels.size(0); start += batch) {
-    const int64_t count = std::min(batch, pixels.size(0) - start);
-    const std::vector<std::string> chunk(prompts.begin() + start, prompts.begin() + start + count);
-    const at::Tensor scores = reward.score(pixels.narrow(0, start, count), chunk);  // [count]
-    if (!at::isfinite(scores).all().item<bool>())
-      throw Error(str("reward '", reward.name(), "' gave a NaN or infinite score during the ascent"));
-    total += scores.sum().item<double>();
-    if (ascend) (-scores.sum()).backward();
-  }
-  return total / static_cast<double>(pixels.size(0));
-}
-
-}  // namespace
 
 void validate(const RewardAscentOptions& o) {
   if (o.steps < 1) throw Error(str("ascent: steps must be >= 1, got ", o.steps));
@@ -45,30 +24,27 @@ RewardAscentResult ascend_reward(Reward& reward, const at::Tensor& images, const
     throw Error(str("ascent: needs one image per prompt line, got ", images.sizes(), " for ", lines.size(), " lines"));
   std::vector<std::string> prompts;
   for (const world::EvalPrompt& line : lines) prompts.push_back(line.text);
-  at::Tensor pixels = images.detach().to(at::kFloat).clamp(-1, 1).clone().requires_grad_(true);
-  torch::optim::Adam adam({pixels}, torch::optim::AdamOptions(options.lr));
   RewardAscentResult result;
-  auto judge = [&](int64_t step, double reward_mean) {
+  auto judge = [&](int64_t step, const at::Tensor& pixels, double reward_mean) {
     at::NoGradGuard no_grad;
     // The checker reads CPU images (the pixels live where the reward runs).
     result.points.push_back({step, reward_mean, judge_world_images(pixels.detach().to(at::kCPU), lines).accuracy});
   };
-  for (int64_t step = 0; step < options.steps; ++step) {
-    adam.zero_grad();
-    const double mean = reward_pass(reward, pixels, prompts, options.batch, true);
-    if (step % options.report_every == 0) judge(step, mean);  // the images this step's reward was read on
-    adam.step();
-    {
-      at::NoGradGuard no_grad;
-      pixels.clamp_(-1, 1);  // projected ascent: the checker and the rewards judge valid images only
-    }
-    if (progress) progress->update(step + 1);
-  }
+  auto finite = [&](double reward_mean) {
+    if (!std::isfinite(reward_mean)) throw Error(str("reward '", reward.name(), "' gave a NaN or infinite score during the ascent"));
+    return reward_mean;
+  };
+  const at::Tensor pixels = ascend_pixels(reward, images.to(at::kFloat), prompts, options.steps, options.lr, options.batch,
+                                          [&](int64_t step, const at::Tensor& now, double reward_mean) {
+                                            finite(reward_mean);
+                                            if (step % options.report_every == 0) judge(step, now, reward_mean);  // before its update
+                                            if (progress) progress->update(step + 1);
+                                          });
   {
     at::NoGradGuard no_grad;
-    judge(options.steps, reward_pass(reward, pixels, prompts, options.batch, false));
+    judge(options.steps, pixels, finite(chunked_reward_mean(reward, pixels, prompts, options.batch, false)));
   }
-  result.images = pixels.detach();
+  result.images = pixels;
   return result;
 }
 

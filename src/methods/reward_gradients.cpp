@@ -1,12 +1,12 @@
 #include "methods/reward_gradients.h"
 
 #include <torch/autograd.h>
-#include <torch/optim/adam.h>
 
 #include <cmath>
 
 #include "core/device.h"
 #include "core/error.h"
+#include "rewards/pixel_ascent.h"
 
 namespace rewardgen {
 
@@ -29,26 +29,6 @@ at::Tensor normalize_gradient(const at::Tensor& g, GradientNormalization mode, d
   return g;
 }
 
-namespace {
-
-// x* − x0 after `lookahead.steps` Adam steps of `reward` on the pixels, starting from x0 (in [-1, 1]).
-at::Tensor lookahead_displacement(Reward& reward, const at::Tensor& x0, const std::vector<std::string>& prompts,
-                                  const PixelLookahead& lookahead) {
-  at::AutoGradMode enable(true);
-  at::Tensor pixels = x0.detach().clone().requires_grad_(true);
-  torch::optim::Adam adam({pixels}, torch::optim::AdamOptions(lookahead.lr));
-  for (int64_t step = 0; step < lookahead.steps; ++step) {
-    adam.zero_grad();
-    (-reward.score(pixels, prompts).sum()).backward();  // samples are independent: each its own ascent
-    adam.step();
-    at::NoGradGuard no_grad;
-    pixels.clamp_(-1, 1);
-  }
-  return pixels.detach() - x0.detach();
-}
-
-}  // namespace
-
 RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, const at::Tensor& images,
                                  const std::vector<std::string>& prompts, GradientNormalization mode, double eps,
                                  const PixelLookahead& lookahead) {
@@ -65,7 +45,7 @@ RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, con
         at::NoGradGuard no_grad;
         scores = wr.reward->score(x, prompts);
       }
-      g = lookahead_displacement(*wr.reward, x, prompts, lookahead);
+      g = ascend_pixels(*wr.reward, x, prompts, lookahead.steps, lookahead.lr, x.size(0)) - x.detach();
     } else {
       at::AutoGradMode enable(true);
       scores = wr.reward->score(x, prompts);                                 // [B]
