@@ -19,6 +19,9 @@ MetricsWriter::Values periodic_world_eval(const TextToImage& model, const Period
   MetricsWriter::Values values;
   for (const auto& [task, accuracy] : result.accuracy) values.emplace_back(o.prefix + "accuracy/" + task, accuracy);
   if (result.frechet_distance >= 0) values.emplace_back(o.prefix + "eval/fd", result.frechet_distance);
+  // The position task's control (docs/world.md): position accuracy means the relation is followed
+  // only where it stands above this.
+  if (result.position_reversed >= 0) values.emplace_back(o.prefix + "eval/position_reversed", result.position_reversed);
   return values;
 }
 

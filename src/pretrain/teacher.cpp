@@ -1,5 +1,7 @@
 #include "pretrain/teacher.h"
 
+#include <filesystem>
+
 #include "eval/world_eval.h"
 #include "pretrain/world_models.h"
 #include "schedulers/denoising_loss.h"
@@ -26,13 +28,32 @@ TeacherPretrainConfig read_teacher_pretrain_config(ConfigReader& reader) {
       .optional("eval_every", config.trainer.eval_every, at_least(0))
       .optional("eval_limit", config.eval_limit, at_least(1))
       .optional("eval_steps", config.eval_steps, at_least(1))
-      .optional("eval_guidance", config.eval_guidance, at_least(0));
+      .optional("eval_guidance", config.eval_guidance, at_least(0))
+      .optional("init", config.init);
+  if (!config.init.empty() && !std::filesystem::is_regular_file(config.init + "/unet/config.json"))
+    throw Error(str("teacher config init: ", config.init, "/unet/config.json not found (init names a pipeline folder)"));
+  ConfigReader weights = reader.child("task_weights");
+  double total = 0;
+  for (world::Task task : world::kTasks) {
+    double& weight = config.task_weights[static_cast<size_t>(task)];
+    weights.optional(world::name(task), weight, at_least(0));
+    total += weight;
+  }
+  if (!(total > 0)) throw Error("teacher config task_weights: every task's weight is 0; some task must be drawn");
   if (reader.has("model")) {
     ConfigReader model = reader.child("model");
     read_unet_config(model, config.model);
   }
   return config;
 }
+
+namespace {
+Json task_weights_json(const world::TaskWeights& weights) {
+  Json out = Json::object();
+  for (world::Task task : world::kTasks) out[world::name(task)] = weights[static_cast<size_t>(task)];
+  return out;
+}
+}  // namespace
 
 Json teacher_pretrain_config_json(const TeacherPretrainConfig& c) {
   return {{"trainer", trainer_config_json(c.trainer)},
@@ -45,12 +66,14 @@ Json teacher_pretrain_config_json(const TeacherPretrainConfig& c) {
           {"eval_limit", c.eval_limit},
           {"eval_steps", c.eval_steps},
           {"eval_guidance", c.eval_guidance},
+          {"init", c.init},
+          {"task_weights", task_weights_json(c.task_weights)},
           {"model", unet_config_json(c.model)}};
 }
 
 TeacherPretrainTask::TeacherPretrainTask(const TeacherPretrainConfig& config, const std::string& world_dir,
                                          const Logger& log)
-    : config_(config), tokenizer_dir_(world_dir + "/tokenizer") {
+    : config_(config), tokenizer_dir_(world_dir + "/tokenizer"), prompts_(config.task_weights) {
   frozen_.vae = load_vae(world_dir + "/vae", {}, log);
   frozen_.text_encoder = load_clip_text(world_dir + "/text_encoder", {}, log);
   frozen_.tokenizer_dir = tokenizer_dir_;
@@ -63,6 +86,7 @@ TeacherPretrainTask::TeacherPretrainTask(const TeacherPretrainConfig& config, co
   schedule_ = make_noise_schedule(frozen_.scheduler);
   at::manual_seed(static_cast<uint64_t>(config.trainer.seed));  // the initial weights
   unet_ = std::make_shared<UNet2DConditionModel>(config_.model);
+  if (!config_.init.empty()) load_init_weights(log);
   ema_unet_ = std::make_shared<UNet2DConditionModel>(config_.model);
   ema_copy(*ema_unet_, *unet_);
 
@@ -78,6 +102,19 @@ TeacherPretrainTask::TeacherPretrainTask(const TeacherPretrainConfig& config, co
     const at::Tensor states = frozen_.text_encoder->forward(tokenizer.encode_batch(chunk, length)).last_hidden_state;
     for (size_t i = 0; i < chunk.size(); ++i) text_cache_[chunk[i]] = states[static_cast<int64_t>(i)].clone();
   }
+}
+
+void TeacherPretrainTask::load_init_weights(const Logger& log) {
+  const std::string dir = config_.init + "/unet";
+  const Json wanted = unet_config_json(config_.model);
+  const Json found = unet_config_json(load_unet_config(dir + "/config.json", log));
+  for (const auto& [key, value] : wanted.items())
+    if (!found.contains(key) || found[key] != value)
+      throw Error(str("teacher config init: ", dir, "/config.json has ", key, " = ",
+                      found.contains(key) ? found[key].dump() : std::string("(none)"), ", the run's model has ", value.dump()));
+  const std::shared_ptr<UNet2DConditionModel> start = load_unet(dir, {}, log);
+  load_module_weights(*unet_, module_state(*start), dir);
+  log.info(str("teacher: initial weights from ", dir));
 }
 
 NamedTensors TeacherPretrainTask::trainable_parameters() {
@@ -150,6 +187,7 @@ MetricsWriter::Values TeacherPretrainTask::evaluate(int64_t, const std::string&)
       evaluate_world(model, world::balanced_subset(world::eval_prompts(), config_.eval_limit), options, nullptr);
   MetricsWriter::Values values;
   for (const auto& [task, accuracy] : result.accuracy) values.emplace_back("accuracy/" + task, accuracy);
+  if (result.position_reversed >= 0) values.emplace_back("eval/position_reversed", result.position_reversed);  // the relation's control
   return values;
 }
 

@@ -32,6 +32,11 @@ struct TeacherPretrainConfig {
   int64_t eval_limit = 60;      // evaluation lines (task-balanced)
   int64_t eval_steps = 25;      // DDIM steps
   double eval_guidance = 4.0;   // CFG weight
+  // A pipeline folder whose unet/ starts the weights (and the EMA) instead of a random draw: a
+  // shipped teacher trained further. Its config must equal `model`. Empty: random initial weights.
+  std::string init;
+  // How often each task's prompts are drawn for training (relative; docs/world.md). Equal: balanced.
+  world::TaskWeights task_weights{1, 1, 1, 1, 1, 1};
   UNet2DConditionConfig model;
   TeacherPretrainConfig();
 };
@@ -55,6 +60,7 @@ class TeacherPretrainTask : public TrainTask {
 
  private:
   at::Tensor text_states(const std::vector<std::string>& prompts) const;  // cached [B, L, D]
+  void load_init_weights(const Logger& log);  // config_.init's unet/ into unet_
 
   TeacherPretrainConfig config_;
   std::string tokenizer_dir_;

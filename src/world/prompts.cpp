@@ -293,7 +293,15 @@ std::vector<EvalPrompt> read_prompts_file(const std::string& path) {
   return prompts;
 }
 
-TrainingPrompts::TrainingPrompts() {
+TrainingPrompts::TrainingPrompts(const TaskWeights& task_weights) : task_weights_(task_weights) {
+  double total = 0;
+  for (Task task : kTasks) {
+    const double weight = task_weights[static_cast<size_t>(task)];
+    if (!std::isfinite(weight) || weight < 0) throw Error(str("task weight of ", name(task), " is ", weight, ": want a finite number >= 0"));
+    total += weight;
+    uniform_ = uniform_ && weight == task_weights[0];
+  }
+  if (!(total > 0)) throw Error("task weights are all 0: some task must be drawn");
   for (Task task : kTasks) {
     std::set<std::string> held;
     for (const Prompt& prompt : held_out(task)) held.insert(prompt.text());
@@ -303,7 +311,18 @@ TrainingPrompts::TrainingPrompts() {
 }
 
 const Prompt& TrainingPrompts::sample(Rng& rng) const {
-  const std::vector<Prompt>& prompts = by_task_[static_cast<size_t>(rng.below(kTasks.size()))];
+  size_t task = 0;
+  if (uniform_) {
+    task = static_cast<size_t>(rng.below(kTasks.size()));
+  } else {
+    double total = 0;
+    for (double weight : task_weights_) total += weight;
+    size_t last = kTasks.size() - 1;  // the last task that can be drawn (rounding never passes it)
+    while (task_weights_[last] == 0) --last;
+    double draw = rng.uniform(0, total);
+    while (task < last && (task_weights_[task] == 0 || draw >= task_weights_[task])) draw -= task_weights_[task++];
+  }
+  const std::vector<Prompt>& prompts = by_task_[task];
   return prompts[static_cast<size_t>(rng.below(static_cast<int64_t>(prompts.size())))];
 }
 

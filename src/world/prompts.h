@@ -69,15 +69,20 @@ std::string eval_prompts_jsonl(const std::vector<EvalPrompt>& prompts);
 std::vector<EvalPrompt> read_prompts_file(const std::string& path);
 
 // Training prompts: every prompt of the grammar that is not in the evaluation set, by task.
+using TaskWeights = std::array<double, kTasks.size()>;  // in kTasks' order
 class TrainingPrompts {
  public:
-  TrainingPrompts();
+  // Tasks drawn in proportion to `task_weights` (each finite and >= 0, some > 0; Error otherwise).
+  explicit TrainingPrompts(const TaskWeights& task_weights = {1, 1, 1, 1, 1, 1});
   const std::vector<Prompt>& of(Task task) const { return by_task_[static_cast<size_t>(task)]; }
-  // A task uniformly, then one of its training prompts uniformly.
+  // A task by the weights, then one of its training prompts uniformly. Equal weights draw the
+  // task with one `below`, as before weights existed, so earlier runs draw the same prompts.
   const Prompt& sample(Rng& rng) const;
 
  private:
   std::array<std::vector<Prompt>, kTasks.size()> by_task_;
+  TaskWeights task_weights_;
+  bool uniform_ = true;
 };
 
 // A scene that satisfies `prompt` with exactly the objects it names (free attributes drawn at

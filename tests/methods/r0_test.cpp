@@ -170,6 +170,7 @@ TEST_F(R0World, AShortRunRaisesTheCompositeRewardAndExportsItsRecipe) {
   const std::vector<nlohmann::json> rows = read_metrics(run.file("r0/metrics.jsonl"));
   ASSERT_EQ(rows.size(), 12u);
   EXPECT_TRUE(rows[5].contains("accuracy/overall") && rows[5].contains("eval/fd"));
+  EXPECT_TRUE(rows[5].contains("eval/position_reversed"));  // one position prompt among the 6
   EXPECT_FALSE(rows[4].contains("accuracy/overall"));
   EXPECT_TRUE(std::filesystem::exists(run.file("r0/samples/step_00000006.png")));
   EXPECT_TRUE(std::filesystem::exists(run.file("r0/samples/step_00000012.png")));

@@ -139,8 +139,67 @@ TEST(PretrainTeacher, ResumedRunEqualsTheUninterruptedOneAndTracksAccuracy) {
   ASSERT_EQ(rows.size(), 4u);
   EXPECT_TRUE(rows[1].contains("accuracy/overall"));
   EXPECT_FALSE(rows[0].contains("accuracy/overall"));
+  // 6 task-balanced prompts hold one position prompt: its control is logged beside the accuracy.
+  ASSERT_TRUE(rows[1].contains("eval/position_reversed"));
+  const double reversed = rows[1]["eval/position_reversed"].get<double>();
+  EXPECT_TRUE(reversed == 0.0 || reversed == 1.0) << reversed;
   // The EMA copy moved away from the initial weights but is not the trained model.
   EXPECT_FALSE(at::equal(a.at("unet/conv_in.weight"), a.at("ema_unet/conv_in.weight")));
+}
+
+TEST(PretrainTeacher, InitStartsBothCopiesFromAPipelinesUNetOfTheSameConfig) {
+  TempDir tmp;
+  testing::write_tiny_world(tmp.file("world"), true);
+  std::ostringstream quiet;
+  Logger log(LogLevel::warn, quiet);
+  pretrain::TeacherPretrainConfig config;
+  config.model = testing::tiny_world_unet_config();
+  config.init = tmp.file("world");
+  config.trainer.seed = 7;  // a random draw would differ from the folder's weights (seed 0)
+  const TensorMap state = teacher_state(pretrain::TeacherPretrainTask(config, tmp.file("world"), log));
+  const TensorMap folder = module_state(*load_unet(tmp.file("world/unet"), {}, log));
+  ASSERT_FALSE(folder.empty());
+  for (const auto& [name, tensor] : folder) {
+    EXPECT_TRUE(at::equal(state.at("unet/" + name), tensor)) << name;
+    EXPECT_TRUE(at::equal(state.at("ema_unet/" + name), tensor)) << name;
+  }
+  // Without init the same seed draws other weights: the check above can fail.
+  config.init.clear();
+  const TensorMap drawn = teacher_state(pretrain::TeacherPretrainTask(config, tmp.file("world"), log));
+  EXPECT_FALSE(at::equal(drawn.at("unet/conv_in.weight"), folder.at("conv_in.weight")));
+
+  // A folder whose UNet is not the run's model is refused, naming the key.
+  config.init = tmp.file("world");
+  config.model.norm_eps = 1e-3;
+  EXPECT_TRUE(testing::throws_error_containing([&] { pretrain::TeacherPretrainTask(config, tmp.file("world"), log); },
+                                               "unet/config.json has norm_eps"));
+  // The config reader refuses a folder without a UNet before anything is built.
+  const Json no_unet = {{"init", tmp.file("nowhere")}};
+  ConfigReader reader(no_unet, "teacher.json");
+  EXPECT_TRUE(testing::throws_error_containing([&] { pretrain::read_teacher_pretrain_config(reader); },
+                                               "nowhere/unet/config.json not found"));
+  const Json ok = {{"init", tmp.file("world")}};
+  ConfigReader ok_reader(ok, "teacher.json");
+  EXPECT_EQ(pretrain::read_teacher_pretrain_config(ok_reader).init, tmp.file("world"));
+}
+
+TEST(PretrainTeacher, TaskWeightsAreReadByTaskNameAndChecked) {
+  const Json config = {{"task_weights", {{"position", 3}, {"single_object", 0}}}};
+  ConfigReader reader(config, "teacher.json");
+  const pretrain::TeacherPretrainConfig read = pretrain::read_teacher_pretrain_config(reader);
+  EXPECT_EQ(read.task_weights, (world::TaskWeights{0, 1, 1, 1, 3, 1}));  // the others keep 1
+  EXPECT_EQ(pretrain::teacher_pretrain_config_json(read)["task_weights"]["position"], 3.0);
+  const Json misspelt = {{"task_weights", {{"positon", 3}}}};
+  ConfigReader misspelt_reader(misspelt, "teacher.json");
+  pretrain::read_teacher_pretrain_config(misspelt_reader);
+  EXPECT_TRUE(testing::throws_error_containing([&] { misspelt_reader.reject_unknown(); }, "task_weights.positon"));
+  const Json negative = {{"task_weights", {{"counting", -1}}}};
+  ConfigReader negative_reader(negative, "teacher.json");
+  EXPECT_TRUE(testing::throws_error_containing([&] { pretrain::read_teacher_pretrain_config(negative_reader); }, "counting"));
+  const Json none = {{"task_weights", {{"single_object", 0}, {"two_object", 0}, {"counting", 0}, {"colors", 0}, {"position", 0}, {"color_attr", 0}}}};
+  ConfigReader none_reader(none, "teacher.json");
+  EXPECT_TRUE(testing::throws_error_containing([&] { pretrain::read_teacher_pretrain_config(none_reader); },
+                                               "every task's weight is 0"));
 }
 
 TEST(PretrainTeacher, RejectsATextEncoderOfAnotherWidth) {

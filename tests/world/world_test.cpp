@@ -150,6 +150,26 @@ TEST(WorldPrompts, ScenesHoldWhatThePromptSays) {
   }
 }
 
+TEST(WorldPrompts, TrainingTasksAreDrawnInProportionToTheirWeights) {
+  // Equal weights (any value) draw what the unweighted sampler drew, prompt for prompt.
+  const TrainingPrompts plain, equal({2, 2, 2, 2, 2, 2});
+  Rng a(11), b(11);
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(plain.sample(a).text(), equal.sample(b).text()) << i;
+  // Weight 0 is never drawn; 1 : 3 gives a quarter and three quarters (4000 draws: ±3 %).
+  const TrainingPrompts weighted({1, 0, 0, 0, 3, 0});
+  Rng rng(5);
+  std::map<Task, int> drawn;
+  for (int i = 0; i < 4000; ++i) ++drawn[weighted.sample(rng).task];
+  EXPECT_EQ(drawn.size(), 2u);
+  EXPECT_NEAR(drawn[Task::single_object] / 4000.0, 0.25, 0.03);
+  EXPECT_NEAR(drawn[Task::position] / 4000.0, 0.75, 0.03);
+  const TrainingPrompts last_only({0, 0, 0, 0, 0, 1});
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(last_only.sample(rng).task, Task::color_attr);
+  EXPECT_TRUE(throws_error_containing([] { TrainingPrompts({1, -1, 1, 1, 1, 1}); }, "task weight of two_object is -1"));
+  EXPECT_TRUE(throws_error_containing([] { TrainingPrompts({1, 1, 1, NAN, 1, 1}); }, "task weight of colors is nan"));
+  EXPECT_TRUE(throws_error_containing([] { TrainingPrompts({0, 0, 0, 0, 0, 0}); }, "task weights are all 0"));
+}
+
 namespace {
 
 at::Tensor blur3(const at::Tensor& image) {  // 3×3 box blur, edges replicated
