@@ -100,8 +100,10 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
   const std::vector<std::string> tasks = {"single_object", "two_object", "counting", "colors", "position", "color_attr", "overall"};
   std::string out = "| model |";
   for (const std::string& t : tasks) out += " " + t + " |";
-  out += " FD | diversity | NFE | images/s |\n|---|";
-  for (size_t i = 0; i < tasks.size() + 4; ++i) out += "---|";
+  // The position task's control (docs/world.md) beside the accuracies: position is the relation
+  // only as far as it stands above it.
+  out += " position reversed | FD | diversity | NFE | images/s |\n|---|";
+  for (size_t i = 0; i < tasks.size() + 5; ++i) out += "---|";
   out += "\n";
   auto number = [](const Json& j, const char* key, int digits) {
     if (!j.contains(key) || !j[key].is_number()) return std::string("–");
@@ -121,6 +123,11 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
       if (accuracy.contains(t) && accuracy[t].is_number()) std::snprintf(text, sizeof text, "%.1f", 100 * accuracy[t].get<double>());
       out += std::string(" ") + text + " |";
     }
+    const bool has_control = j.contains("position_reversed") && j["position_reversed"].is_number() &&
+                             j["position_reversed"].get<double>() >= 0;  // < 0: no position line was evaluated
+    char control[32] = "–";
+    if (has_control) std::snprintf(control, sizeof control, "%.1f", 100 * j["position_reversed"].get<double>());
+    out += std::string(" ") + control + " |";
     out += " " + number(j, "frechet_distance", 3) + " | " + number(j, "diversity", 3) + " | " + number(j, "nfe_per_image", 0) +
            " | " + number(j, "images_per_second", 1) + " |\n";
   }
