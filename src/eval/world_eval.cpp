@@ -148,7 +148,8 @@ WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<wor
   std::map<std::string, std::pair<int64_t, int64_t>> counts;
   int64_t total = 0, position_lines = 0, reversed_passed = 0;
   for (size_t i = 0; i < lines.size(); ++i) {
-    const world::CheckResult verdict = world::check(images[static_cast<int64_t>(i)], world::parse_prompt(lines[i].text));
+    const world::Prompt prompt = world::parse_prompt(lines[i].text);
+    const world::CheckResult verdict = world::check(images[static_cast<int64_t>(i)], prompt);
     const bool passed = verdict.passed;
     int64_t clauses = 0;
     for (const world::ClauseResult& clause : verdict.clauses) clauses += clause.passed;
@@ -158,7 +159,7 @@ WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<wor
     hits += passed, ++seen, total += passed;
     if (lines[i].task == world::Task::position) {
       ++position_lines;
-      world::Prompt reversed = world::parse_prompt(lines[i].text);
+      world::Prompt reversed = prompt;
       reversed.relation = world::opposite(reversed.relation);
       reversed_passed += world::check(images[static_cast<int64_t>(i)], reversed).passed;
     }

@@ -106,13 +106,12 @@ TeacherPretrainTask::TeacherPretrainTask(const TeacherPretrainConfig& config, co
 
 void TeacherPretrainTask::load_init_weights(const Logger& log) {
   const std::string dir = config_.init + "/unet";
-  const Json wanted = unet_config_json(config_.model);
-  const Json found = unet_config_json(load_unet_config(dir + "/config.json", log));
+  const std::shared_ptr<UNet2DConditionModel> start = load_unet(dir, {}, log);
+  const Json wanted = unet_config_json(config_.model), found = unet_config_json(start->config());
   for (const auto& [key, value] : wanted.items())
     if (!found.contains(key) || found[key] != value)
       throw Error(str("teacher config init: ", dir, "/config.json has ", key, " = ",
                       found.contains(key) ? found[key].dump() : std::string("(none)"), ", the run's model has ", value.dump()));
-  const std::shared_ptr<UNet2DConditionModel> start = load_unet(dir, {}, log);
   load_module_weights(*unet_, module_state(*start), dir);
   log.info(str("teacher: initial weights from ", dir));
 }

@@ -294,14 +294,14 @@ std::vector<EvalPrompt> read_prompts_file(const std::string& path) {
 }
 
 TrainingPrompts::TrainingPrompts(const TaskWeights& task_weights) : task_weights_(task_weights) {
-  double total = 0;
   for (Task task : kTasks) {
     const double weight = task_weights[static_cast<size_t>(task)];
     if (!std::isfinite(weight) || weight < 0) throw Error(str("task weight of ", name(task), " is ", weight, ": want a finite number >= 0"));
-    total += weight;
+    total_weight_ += weight;
+    if (weight > 0) last_drawable_ = static_cast<size_t>(task);
     uniform_ = uniform_ && weight == task_weights[0];
   }
-  if (!(total > 0)) throw Error("task weights are all 0: some task must be drawn");
+  if (!(total_weight_ > 0)) throw Error("task weights are all 0: some task must be drawn");
   for (Task task : kTasks) {
     std::set<std::string> held;
     for (const Prompt& prompt : held_out(task)) held.insert(prompt.text());
@@ -315,12 +315,8 @@ const Prompt& TrainingPrompts::sample(Rng& rng) const {
   if (uniform_) {
     task = static_cast<size_t>(rng.below(kTasks.size()));
   } else {
-    double total = 0;
-    for (double weight : task_weights_) total += weight;
-    size_t last = kTasks.size() - 1;  // the last task that can be drawn (rounding never passes it)
-    while (task_weights_[last] == 0) --last;
-    double draw = rng.uniform(0, total);
-    while (task < last && (task_weights_[task] == 0 || draw >= task_weights_[task])) draw -= task_weights_[task++];
+    double draw = rng.uniform(0, total_weight_);
+    while (task < last_drawable_ && (task_weights_[task] == 0 || draw >= task_weights_[task])) draw -= task_weights_[task++];
   }
   const std::vector<Prompt>& prompts = by_task_[task];
   return prompts[static_cast<size_t>(rng.below(static_cast<int64_t>(prompts.size())))];

@@ -82,6 +82,8 @@ class TrainingPrompts {
  private:
   std::array<std::vector<Prompt>, kTasks.size()> by_task_;
   TaskWeights task_weights_;
+  double total_weight_ = 0;
+  size_t last_drawable_ = 0;  // the last task of weight > 0 (a rounded draw never passes it)
   bool uniform_ = true;
 };
 
