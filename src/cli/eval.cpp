@@ -74,6 +74,9 @@ void add_eval_command(CLI::App& app, Context& context, Commands& commands) {
   add_sampler_flags(*sub, a->flags, defaults);
   add_precision_flag(*sub, a->precision);
   sub->add_flag("--save-images", a->save_images, "also write images/NNNNN.png, one per evaluated line (verdicts.jsonl's index)");
+  sub->add_flag("--relation-control", a->options.relation_control,
+                "sample each position prompt again from the same noise with its relation reversed and report whether the "
+                "drawing turned with the word (eval.json's relation_control: followed, ignored, how far the objects moved)");
   sub->add_option("--seed", a->options.seed, "noise seed of the first prompt (prompt i: seed + i)")
       ->check(CLI::NonNegativeNumber)  // CLI11 would wrap -5 around to 2^64 - 5
       ->capture_default_str();

@@ -54,6 +54,12 @@ Json write_eval_report(const std::string& dir, const WorldEvalResult& result, co
       std::snprintf(name, sizeof name, "/images/%05zu.png", i);
       save_png(dir + name, result.generated[static_cast<int64_t>(i)]);
     }
+    // The relation control's second images, named by the line they reverse.
+    for (size_t k = 0; k < result.reversed_lines.size(); ++k) {
+      char name[48];
+      std::snprintf(name, sizeof name, "/images/reversed_%05zu.png", result.reversed_lines[k]);
+      save_png(dir + name, result.reversed_generated[static_cast<int64_t>(k)]);
+    }
   }
   return report;
 }

@@ -2,7 +2,8 @@
 // The files an evaluation leaves in its folder, written the same way by `rewardgen eval` and by the
 // training job: eval.json (every metric, the sampler and seed), verdicts.jsonl (one line per
 // prompt: task, prompt, verdict, clause fraction, rewards), grid.png (a row of 8 per task), and with
-// save_images one PNG per line under images/.
+// save_images one PNG per line under images/ (and images/reversed_NNNNN.png for the relation
+// control's second image of line NNNNN).
 #include <string>
 #include <vector>
 

@@ -5,6 +5,7 @@
 // evaluations per image.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,29 @@ struct WorldEvalOptions {
   int64_t diversity_seeds = 4;
   // Scored on every generated image (no gradient): mean/std, and Spearman against the checker.
   std::vector<std::shared_ptr<Reward>> rewards;
+  // Sample every position line again from the same noise with its relation reversed (RelationControl).
+  bool relation_control = false;
 };
+
+// The relation control with the noise fixed: each position line sampled twice from the same noise,
+// once as asked and once with its relation reversed (left ↔ right, above ↔ below). A model that
+// follows the relation turns the drawing round, so each image passes its own prompt; one that puts
+// the objects where the noise puts them draws the same picture twice, so both pass the same one of
+// the two prompts (or neither). Unlike WorldVerdicts::position_reversed this separates following the
+// word from the noise's luck on each line.
+struct RelationControl {
+  int64_t lines = 0;            // position lines
+  double followed = 0;          // share whose two images each pass their own prompt
+  double ignored = 0;           // share whose two images both pass the prompt as asked, or both the reversed one
+  int64_t objects_matched = 0;  // objects of the first image with one of the same colour and shape in the second
+  double median_move = -1;      // px, from each matched object to the nearest such object; < 0: none matched
+  double moved_under_3px = 0;   // share of the matched objects
+  Json to_json() const;
+};
+// Images [P, 3, 64, 64] in [-1, 1] sampled for position prompts and [P, ...] for the same prompts
+// with the relation reversed, line k from the same noise in both; Error on other tasks or sizes.
+RelationControl relation_control(const at::Tensor& images, const at::Tensor& reversed_images,
+                                 const std::vector<world::Prompt>& prompts);
 
 // A reward over the evaluated images, and how well it ranks them the way the checker does.
 struct RewardSummary {
@@ -41,6 +64,11 @@ struct WorldEvalResult {
   std::vector<bool> passed;                // per line
   std::vector<double> clauses_passed;      // per line: the fraction of its clauses that passed
   double position_reversed = -1;           // see WorldVerdicts; < 0: no position line
+  // With WorldEvalOptions::relation_control and some position line: the control, the lines it
+  // sampled again and their images with the relation reversed ([P, 3, 64, 64], line order).
+  std::optional<RelationControl> relation_control;
+  std::vector<size_t> reversed_lines;
+  at::Tensor reversed_generated;
   std::map<std::string, RewardSummary> rewards;  // by reward name
   at::Tensor generated;                    // [N, 3, 64, 64], the images in line order
   double frechet_distance = -1;            // < 0: not measured (no image encoder)

@@ -127,6 +127,91 @@ TEST(WorldEval, PositionControlJudgesTheImagesAgainstTheReversedRelation) {
   EXPECT_LT(judge_world_images(at::stack(images).narrow(0, 4, 1), {lines[4]}).position_reversed, 0.0);
 }
 
+// The relation control on hand-placed scenes: a red circle left of a blue square, the same two
+// objects swapped round (the drawing turned with the word: each object moved 24 px), the same
+// picture twice (the word ignored: nothing moved), and an empty second picture (neither).
+TEST(WorldEval, RelationControlSeparatesADrawingThatTurnsFromOneThatStays) {
+  const auto scene = [](float red_x, float blue_x) {
+    world::Scene s;
+    s.objects = {{world::Shape::circle, world::Colour::red, world::Size::small, red_x, 32, 7},
+                 {world::Shape::square, world::Colour::blue, world::Size::small, blue_x, 32, 7}};
+    return world::render(s);
+  };
+  const at::Tensor asked = scene(20, 44), turned = scene(44, 20), empty = world::render(world::Scene{});
+  const world::Prompt prompt = world::parse_prompt("a red circle to the left of a blue square");
+  const RelationControl control =
+      relation_control(at::stack({asked, asked, asked}), at::stack({turned, asked, empty}), {prompt, prompt, prompt});
+  EXPECT_EQ(control.lines, 3);
+  EXPECT_DOUBLE_EQ(control.followed, 1.0 / 3);
+  EXPECT_DOUBLE_EQ(control.ignored, 1.0 / 3);
+  EXPECT_EQ(control.objects_matched, 4);          // two objects in each of the first two pairs
+  EXPECT_NEAR(control.median_move, 12.0, 1e-3);   // moves 0, 0, 24, 24: the mean of the middle two
+  EXPECT_DOUBLE_EQ(control.moved_under_3px, 0.5);
+  // One pair that turned: everything moved 24 px.
+  const RelationControl turned_only = relation_control(asked.unsqueeze(0), turned.unsqueeze(0), {prompt});
+  EXPECT_DOUBLE_EQ(turned_only.followed, 1.0);
+  EXPECT_DOUBLE_EQ(turned_only.ignored, 0.0);
+  EXPECT_NEAR(turned_only.median_move, 24.0, 1e-3);
+  EXPECT_DOUBLE_EQ(turned_only.moved_under_3px, 0.0);
+  // Nothing detected: no move to report.
+  const RelationControl none = relation_control(empty.unsqueeze(0), empty.unsqueeze(0), {prompt});
+  EXPECT_EQ(none.objects_matched, 0);
+  EXPECT_LT(none.median_move, 0.0);
+  EXPECT_TRUE(none.to_json()["median_move_px"].is_null());
+  EXPECT_TRUE(testing::throws_error_containing(
+      [&] { relation_control(asked.unsqueeze(0), turned.unsqueeze(0), {world::parse_prompt("a red circle")}); },
+      "takes position prompts"));
+  EXPECT_TRUE(testing::throws_error_containing(
+      [&] { relation_control(at::stack({asked, asked}), turned.unsqueeze(0), {prompt, prompt}); }, "one reversed image per prompt"));
+}
+
+// The control's second images are exactly what an evaluation of the reversed prompts draws (the same
+// noise, line for line), and only the position lines are sampled again.
+TEST(WorldEval, RelationControlSamplesTheReversedPromptsFromTheSameNoise) {
+  testing::TempDir tmp;
+  testing::write_tiny_world(tmp.file("world"), true);
+  std::ostringstream quiet;
+  Logger log(LogLevel::error, quiet);
+  const Pipeline pipeline = load_pipeline(tmp.file("world"), {}, log);
+  const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
+  WorldEvalOptions options;
+  options.sampler.steps = 2;
+  options.sampler.guidance_scale = 3;
+  options.batch = 4;
+  options.relation_control = true;
+  // Lines 0-5: one a task (position is line 4); 6-7 two more position lines in the next batch.
+  std::vector<world::EvalPrompt> lines = world::balanced_subset(world::eval_prompts(), 6);
+  ASSERT_EQ(lines[4].task, world::Task::position);
+  lines.push_back({world::Task::position, "a red circle above a blue square"});
+  lines.push_back({world::Task::position, "a green triangle to the right of a yellow circle"});
+  const WorldEvalResult result = evaluate_world(model, lines, options, nullptr);
+  ASSERT_TRUE(result.relation_control.has_value());
+  EXPECT_EQ(result.relation_control->lines, 3);
+  EXPECT_EQ(result.reversed_lines, (std::vector<size_t>{4, 6, 7}));
+  ASSERT_EQ(result.reversed_generated.size(0), 3);
+  EXPECT_TRUE(result.to_json().contains("relation_control"));
+
+  std::vector<world::EvalPrompt> reversed = lines;
+  for (size_t i : result.reversed_lines) {
+    world::Prompt p = world::parse_prompt(lines[i].text);
+    p.relation = world::opposite(p.relation);
+    reversed[i].text = p.text();
+  }
+  options.relation_control = false;
+  const WorldEvalResult direct = evaluate_world(model, reversed, options, nullptr);
+  EXPECT_FALSE(direct.relation_control.has_value());
+  for (size_t k = 0; k < result.reversed_lines.size(); ++k) {
+    const int64_t line = static_cast<int64_t>(result.reversed_lines[k]);
+    EXPECT_TRUE(at::equal(result.reversed_generated[static_cast<int64_t>(k)], direct.generated[line])) << "line " << line;
+    // The text changed the picture (the tiny UNet reads its prompt), so the equality is not vacuous.
+    EXPECT_FALSE(at::equal(result.generated[line], direct.generated[line])) << "line " << line;
+  }
+  // Without a position line there is no control.
+  options.relation_control = true;
+  const std::vector<world::EvalPrompt> no_position(lines.begin(), lines.begin() + 4);
+  EXPECT_FALSE(evaluate_world(model, no_position, options, nullptr).relation_control.has_value());
+}
+
 // Writes the tiny world pipeline the `cli.eval` test reads.
 TEST(WorldEval, WritesTheTinyWorldFixture) {
   testing::write_tiny_world(std::string(REWARDGEN_TEST_OUTPUT) + "/tiny_world", true);
