@@ -51,10 +51,11 @@ done
 rewards=(--reward world.compositional --reward world.clip --reward world.clip_contrast)
 if [ ! -f "$out/teacher_4step/eval.json" ]; then
   $bin --threads 2 eval --model models/world --precision fp32 --sampler ddim --steps 4 --spacing trailing --cfg 1 --output x0 \
-    "${rewards[@]}" --out "$out/teacher_4step" > /dev/null
+    "${rewards[@]}" --relation-control --out "$out/teacher_4step" > /dev/null
 fi
 if [ ! -f "$out/teacher_ddim25_cfg3/eval.json" ]; then
-  $bin --threads 2 eval --model models/world --precision fp32 --steps 25 --cfg 3 "${rewards[@]}" --out "$out/teacher_ddim25_cfg3" > /dev/null
+  $bin --threads 2 eval --model models/world --precision fp32 --steps 25 --cfg 3 "${rewards[@]}" --relation-control \
+    --out "$out/teacher_ddim25_cfg3" > /dev/null
 fi
 
 # 3. Before -> after.

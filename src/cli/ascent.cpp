@@ -111,7 +111,7 @@ void add_ascent_command(CLI::App& app, Context& context, Commands& commands) {
   SamplerOptions defaults;
   defaults.guidance_scale = 4.0;
   add_sampler_flags(*sub, a->flags, defaults);
-  sub->add_option("--seed", a->seed, "noise seed of the first prompt (prompt i: seed + i)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--seed", a->seed, "noise seed: the batch that starts at prompt i draws its noise from seed + i (the same --batch, the same images)")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--iterations", a->ascent.steps, "Adam steps on the pixels (--steps is the sampler's)")->check(CLI::Range(int64_t{1}, int64_t{100000}))->capture_default_str();
   sub->add_option("--lr", a->ascent.lr, "Adam's step size in the [-1, 1] pixel scale, in (0, 10]")
       ->check(finite_range(0.0, 10.0))  // 0 passes here and is refused with the other options (validate)

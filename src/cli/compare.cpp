@@ -1,5 +1,5 @@
 // rewardgen compare: eval.json files side by side as one Markdown table (accuracy per task, the
-// position control, FD, diversity, NFE, images/s), and with --plot one figure against another as a
+// position controls, FD, diversity, NFE, images/s), and with --plot one figure against another as a
 // trade-off plot (accuracy against FD, one point per file, one line per --series).
 #include <filesystem>
 #include <iostream>

@@ -77,7 +77,7 @@ void add_eval_command(CLI::App& app, Context& context, Commands& commands) {
   sub->add_flag("--relation-control", a->options.relation_control,
                 "sample each position prompt again from the same noise with its relation reversed and report whether the "
                 "drawing turned with the word (eval.json's relation_control: followed, ignored, how far the objects moved)");
-  sub->add_option("--seed", a->options.seed, "noise seed of the first prompt (prompt i: seed + i)")
+  sub->add_option("--seed", a->options.seed, "noise seed: the batch that starts at prompt i draws its noise from seed + i (the same --batch, the same images)")
       ->check(CLI::NonNegativeNumber)  // CLI11 would wrap -5 around to 2^64 - 5
       ->capture_default_str();
   sub->add_option("--batch", a->options.batch, "images per sampler call")->check(CLI::Range(int64_t{1}, int64_t{4096}))->capture_default_str();

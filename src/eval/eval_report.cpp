@@ -108,8 +108,8 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
   for (const std::string& t : tasks) out += " " + t + " |";
   // The position task's control (docs/world.md) beside the accuracies: position is the relation
   // only as far as it stands above it.
-  out += " position reversed | FD | diversity | NFE | images/s |\n|---|";
-  for (size_t i = 0; i < tasks.size() + 5; ++i) out += "---|";
+  out += " position reversed | relation followed | FD | diversity | NFE | images/s |\n|---|";
+  for (size_t i = 0; i < tasks.size() + 6; ++i) out += "---|";
   out += "\n";
   auto number = [](const Json& j, const char* key, int digits) {
     if (!j.contains(key) || !j[key].is_number()) return std::string("–");
@@ -134,6 +134,12 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
     char control[32] = "–";
     if (has_control) std::snprintf(control, sizeof control, "%.1f", 100 * j["position_reversed"].get<double>());
     out += std::string(" ") + control + " |";
+    // The control with the noise fixed, when the evaluation ran it (eval --relation-control).
+    char followed[32] = "–";
+    if (j.contains("relation_control") && j["relation_control"].is_object() && j["relation_control"].contains("followed") &&
+        j["relation_control"]["followed"].is_number())
+      std::snprintf(followed, sizeof followed, "%.1f", 100 * j["relation_control"]["followed"].get<double>());
+    out += std::string(" ") + followed + " |";
     out += " " + number(j, "frechet_distance", 3) + " | " + number(j, "diversity", 3) + " | " + number(j, "nfe_per_image", 0) +
            " | " + number(j, "images_per_second", 1) + " |\n";
   }

@@ -40,7 +40,8 @@ at::Tensor eval_grid(const at::Tensor& images, const std::vector<world::EvalProm
 std::shared_ptr<ClipVisionModel> load_eval_image_encoder(const std::string& model, const LoadOptions& load, const Logger& log);
 
 // A Markdown table of eval.json files side by side, one row per model: accuracy per task and
-// overall (%), FD, diversity, NFE and images/s; `names` label the rows (default: each file's model).
+// overall (%), the position controls (position_reversed, relation_control.followed), FD, diversity,
+// NFE and images/s; `names` label the rows (default: each file's model).
 std::string eval_comparison_table(const std::vector<std::string>& eval_files, const std::vector<std::string>& names = {});
 
 // One figure of an eval.json by its path of keys, e.g. "accuracy/overall", "frechet_distance",

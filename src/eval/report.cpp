@@ -212,6 +212,7 @@ Entry reference_entry(const ReportOptions& o, const std::string& teacher, int64_
   reward_context.device = parse_device(o.device);
   WorldEvalOptions options;
   options.sampler = *e.sampler;
+  options.relation_control = true;  // as the training job evaluates its generators
   for (const std::string& name : reward_names) options.rewards.push_back(registry.make(name, reward_context));
   const std::shared_ptr<ClipVisionModel> encoder = load_eval_image_encoder(teacher, LoadOptions{at::kFloat, parse_device(o.device)}, log);
   ProgressBar bar(str("reference ddim", steps), images);
@@ -256,6 +257,14 @@ std::vector<Column> table_columns(const std::set<std::string>& reward_names) {
   columns.push_back({"position reversed", "",
                      [](const Entry& e) {
                        const std::optional<double> v = number_at(e.eval, {"position_reversed"});
+                       return v ? std::optional<double>(100 * *v) : std::nullopt;
+                     },
+                     1, ""});
+  // The control with the noise fixed (eval.json's relation_control.followed): the share of position
+  // lines whose drawing turned with the relation word.
+  columns.push_back({"relation followed", "↑",
+                     [](const Entry& e) {
+                       const std::optional<double> v = number_at(e.eval, {"relation_control", "followed"});
                        return v ? std::optional<double>(100 * *v) : std::nullopt;
                      },
                      1, ""});

@@ -21,7 +21,7 @@ class ProgressBar;
 
 struct WorldEvalOptions {
   SamplerOptions sampler;
-  uint64_t seed = 0;              // line i's noise comes from seed + i (batches are split per line)
+  uint64_t seed = 0;              // the batch that starts at line i draws its noise from seed + i
   int64_t batch = 32;
   int64_t diversity_prompts = 12;  // distinct prompts sampled with several seeds; 0 disables
   int64_t diversity_seeds = 4;

@@ -15,14 +15,15 @@ using testing::throws_error_containing;
 TEST(Compare, RowsFromEvaluationsAndDashesForWhatIsMissing) {
   TempDir dir;
   write_file_atomic(dir.file("a.json"), R"({"model": "teacher", "accuracy": {"overall": 0.583, "colors": "high"},
-                                            "frechet_distance": 0.0461, "nfe_per_image": 50, "position_reversed": 0.238})");
+                                            "frechet_distance": 0.0461, "nfe_per_image": 50, "position_reversed": 0.238,
+                                            "relation_control": {"followed": 0.0238, "lines": 84}})");
   write_file_atomic(dir.file("b.json"), R"({"model": 7, "accuracy": {"overall": null}, "position_reversed": -1})");
   const std::string table = eval_comparison_table({dir.file("a.json"), dir.file("b.json")});
-  EXPECT_NE(table.find("| teacher | – | – | – | – | – | – | 58.3 | 23.8 | 0.046 | – | 50 | – |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| teacher | – | – | – | – | – | – | 58.3 | 23.8 | 2.4 | 0.046 | – | 50 | – |"), std::string::npos) << table;
   // A model name that is not text: the row is named by its file.
   EXPECT_NE(table.find("| " + dir.file("b.json") + " | – |"), std::string::npos) << table;
-  // No position line evaluated (the control is −1): a dash, not −100 %.
-  EXPECT_NE(table.find("| – | – | – | – | – | – | – | – | – | – | – | – |\n"), std::string::npos) << table;
+  // No position line evaluated (the control is −1) and no fixed-noise control: dashes, not −100 %.
+  EXPECT_NE(table.find("| – | – | – | – | – | – | – | – | – | – | – | – | – |\n"), std::string::npos) << table;
   EXPECT_NE(eval_comparison_table({dir.file("a.json")}, {"mine"}).find("| mine |"), std::string::npos);
 }
 

@@ -61,6 +61,7 @@ class ReportTest : public testing::TinyWorldTest {
     Json run_eval = fake_eval(run_ + "/generator", "ddim", 2, 1, 0.615, 0.120, 0.71);
     run_eval["training"] = {{"steps", 30}, {"wall_time_s", 180}};
     run_eval["position_reversed"] = 0.35;
+    run_eval["relation_control"] = {{"followed", 0.125}, {"lines", 8}};
     save_json_file(run_ + "/eval/eval.json", run_eval);
     // A bare evaluation of the teacher at 4 steps, and the teacher's DDIM 25 + CFG 3 reference.
     bare_ = inputs_.file("teacher_4step");
@@ -117,7 +118,7 @@ TEST_F(ReportTest, TableValuesBestMarksLinksPlotsAndResume) {
   EXPECT_NE(html.find("<td>3.0</td><td>30</td><td>12</td>"), std::string::npos);
   // The position control beside the accuracies, a dash where an evaluation predates it.
   EXPECT_NE(html.find("position reversed"), std::string::npos);
-  EXPECT_NE(html.find("<td class=\"best\">61.5</td><td>35.0</td>"), std::string::npos);  // overall, then the control
+  EXPECT_NE(html.find("<td class=\"best\">61.5</td><td>35.0</td><td class=\"best\">12.5</td>"), std::string::npos);  // overall, then the controls
   EXPECT_NE(html.find("<td>58.3</td><td>–</td>"), std::string::npos);  // training: 3.0 min, 30 steps, 12 prompts
   // Every file the page links lies in the report folder.
   const std::regex link("(?:href|src)=\"([^\"]+)\"");

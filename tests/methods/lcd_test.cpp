@@ -227,6 +227,7 @@ TEST_F(LcdWorld, TrainJobExportsAnLcmThatSamplesWithItsRecipe) {
   EXPECT_EQ(p.scheduler.recipe.timestep_spacing, "rlcm");
   EXPECT_EQ(p.scheduler.original_inference_steps, 50);
   EXPECT_EQ(r.eval.at("sampler").at("name"), "lcm");
+  EXPECT_EQ(r.eval.at("relation_control").at("lines"), 1);  // the job's evaluation runs the control: one position line of 6
   std::ifstream in(r.run_dir + "/metrics.jsonl");
   const std::string metrics((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(metrics.find("\"steps1/accuracy/overall\""), std::string::npos);
