@@ -45,18 +45,32 @@ TEST(SpearmanCorrelation, RanksWithTiesAndMatchesHandComputedValues) {
   EXPECT_TRUE(testing::throws_error_containing([] { spearman_correlation({1, 2}, {1, 2, 3}); }, "same length"));
 }
 
-TEST(WorldEval, EvaluatesATinyRandomWorldPipeline) {
+// A tiny random world pipeline, written to a temporary folder and loaded, and the evaluation
+// options the tests share: 2 DDIM steps with CFG 3, batches of 4.
+struct TinyWorld {
   testing::TempDir tmp;
-  testing::write_tiny_world(tmp.file("world"), true);
   std::ostringstream quiet;
-  Logger log(LogLevel::error, quiet);
-  const Pipeline pipeline = load_pipeline(tmp.file("world"), {}, log);
-  const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
-  const auto encoder = load_clip_vision(tmp.file("world") + "/image_encoder", {}, log);
-  WorldEvalOptions options;
-  options.sampler.steps = 2;
-  options.sampler.guidance_scale = 3;
-  options.batch = 4;
+  Logger log{LogLevel::error, quiet};
+  Pipeline pipeline;
+  TinyWorld() {
+    testing::write_tiny_world(tmp.file("world"), true);
+    pipeline = load_pipeline(tmp.file("world"), {}, log);
+  }
+  TextToImage model() const { return TextToImage(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir)); }
+  static WorldEvalOptions options() {
+    WorldEvalOptions o;
+    o.sampler.steps = 2;
+    o.sampler.guidance_scale = 3;
+    o.batch = 4;
+    return o;
+  }
+};
+
+TEST(WorldEval, EvaluatesATinyRandomWorldPipeline) {
+  TinyWorld world;
+  const TextToImage model = world.model();
+  const auto encoder = load_clip_vision(world.tmp.file("world") + "/image_encoder", {}, world.log);
+  WorldEvalOptions options = TinyWorld::options();
   options.diversity_prompts = 2;
   options.diversity_seeds = 3;
   options.rewards.push_back(builtin_reward_registry().make("world.compositional", {}));
@@ -168,16 +182,9 @@ TEST(WorldEval, RelationControlSeparatesADrawingThatTurnsFromOneThatStays) {
 // The control's second images are exactly what an evaluation of the reversed prompts draws (the same
 // noise, line for line), and only the position lines are sampled again.
 TEST(WorldEval, RelationControlSamplesTheReversedPromptsFromTheSameNoise) {
-  testing::TempDir tmp;
-  testing::write_tiny_world(tmp.file("world"), true);
-  std::ostringstream quiet;
-  Logger log(LogLevel::error, quiet);
-  const Pipeline pipeline = load_pipeline(tmp.file("world"), {}, log);
-  const TextToImage model(pipeline, ClipTokenizer::from_directory(pipeline.tokenizer_dir));
-  WorldEvalOptions options;
-  options.sampler.steps = 2;
-  options.sampler.guidance_scale = 3;
-  options.batch = 4;
+  const TinyWorld world;
+  const TextToImage model = world.model();
+  WorldEvalOptions options = TinyWorld::options();
   options.relation_control = true;
   // Lines 0-5: one a task (position is line 4); 6-7 two more position lines in the next batch.
   std::vector<world::EvalPrompt> lines = world::balanced_subset(world::eval_prompts(), 6);
