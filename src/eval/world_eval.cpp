@@ -140,7 +140,7 @@ void sample_relation_control(const TextToImage& model, const std::vector<world::
 RelationControl relation_control(const at::Tensor& images, const at::Tensor& reversed_images,
                                  const std::vector<world::Prompt>& prompts) {
   const int64_t count = static_cast<int64_t>(prompts.size());
-  if (images.dim() != 4 || images.size(0) != count || reversed_images.sizes() != images.sizes())
+  if (count == 0 || images.dim() != 4 || images.size(0) != count || reversed_images.sizes() != images.sizes())
     throw Error(str("the relation control needs one image and one reversed image per prompt: ", images.sizes(), " and ",
                     reversed_images.sizes(), " for ", count, " prompts"));
   RelationControl out;

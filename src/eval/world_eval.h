@@ -47,7 +47,8 @@ struct RelationControl {
   Json to_json() const;
 };
 // Images [P, 3, 64, 64] in [-1, 1] sampled for position prompts and [P, ...] for the same prompts
-// with the relation reversed, line k from the same noise in both; Error on other tasks or sizes.
+// with the relation reversed, line k from the same noise in both; Error on other tasks or sizes, or
+// on no prompt.
 RelationControl relation_control(const at::Tensor& images, const at::Tensor& reversed_images,
                                  const std::vector<world::Prompt>& prompts);
 

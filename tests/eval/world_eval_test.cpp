@@ -177,6 +177,8 @@ TEST(WorldEval, RelationControlSeparatesADrawingThatTurnsFromOneThatStays) {
       "takes position prompts"));
   EXPECT_TRUE(testing::throws_error_containing(
       [&] { relation_control(at::stack({asked, asked}), turned.unsqueeze(0), {prompt, prompt}); }, "one reversed image per prompt"));
+  EXPECT_TRUE(testing::throws_error_containing(
+      [&] { relation_control(asked.unsqueeze(0).narrow(0, 0, 0), asked.unsqueeze(0).narrow(0, 0, 0), {}); }, "for 0 prompts"));
 }
 
 // The control's second images are exactly what an evaluation of the reversed prompts draws (the same
