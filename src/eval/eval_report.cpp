@@ -111,10 +111,14 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
   out += " position reversed | relation followed | FD | diversity | NFE | images/s |\n|---|";
   for (size_t i = 0; i < tasks.size() + 6; ++i) out += "---|";
   out += "\n";
-  auto number = [](const Json& j, const char* key, int digits) {
-    if (!j.contains(key) || !j[key].is_number()) return std::string("–");
+  // A cell: the number at `key` of `j` with `digits` decimals (scaled by `scale`), or a dash where it
+  // is missing, not a number, or negative when `negative_is_missing` (position_reversed's −1: no
+  // position line was evaluated).
+  auto cell = [](const Json& j, const char* key, int digits, double scale = 1, bool negative_is_missing = false) {
+    if (!j.is_object() || !j.contains(key) || !j[key].is_number() || (negative_is_missing && j[key].get<double>() < 0))
+      return std::string(" – |");
     char text[32];
-    std::snprintf(text, sizeof text, "%.*f", digits, j[key].get<double>());
+    std::snprintf(text, sizeof text, " %.*f |", digits, scale * j[key].get<double>());
     return std::string(text);
   };
   for (size_t i = 0; i < files.size(); ++i) {
@@ -123,25 +127,11 @@ std::string eval_comparison_table(const std::vector<std::string>& files, const s
       throw Error(str(files[i], ": not an evaluation (an eval.json is a JSON object with an \"accuracy\" object)"));
     const bool named = j.contains("model") && j["model"].is_string();
     out += "| " + (!names.empty() ? names[i] : named ? j["model"].get<std::string>() : files[i]) + " |";
-    const Json& accuracy = j["accuracy"];
-    for (const std::string& t : tasks) {
-      char text[32] = "–";  // a missing or non-numeric entry shows as a dash
-      if (accuracy.contains(t) && accuracy[t].is_number()) std::snprintf(text, sizeof text, "%.1f", 100 * accuracy[t].get<double>());
-      out += std::string(" ") + text + " |";
-    }
-    const bool has_control = j.contains("position_reversed") && j["position_reversed"].is_number() &&
-                             j["position_reversed"].get<double>() >= 0;  // < 0: no position line was evaluated
-    char control[32] = "–";
-    if (has_control) std::snprintf(control, sizeof control, "%.1f", 100 * j["position_reversed"].get<double>());
-    out += std::string(" ") + control + " |";
+    for (const std::string& t : tasks) out += cell(j["accuracy"], t.c_str(), 1, 100);
+    out += cell(j, "position_reversed", 1, 100, true);
     // The control with the noise fixed, when the evaluation ran it (eval --relation-control).
-    char followed[32] = "–";
-    if (j.contains("relation_control") && j["relation_control"].is_object() && j["relation_control"].contains("followed") &&
-        j["relation_control"]["followed"].is_number())
-      std::snprintf(followed, sizeof followed, "%.1f", 100 * j["relation_control"]["followed"].get<double>());
-    out += std::string(" ") + followed + " |";
-    out += " " + number(j, "frechet_distance", 3) + " | " + number(j, "diversity", 3) + " | " + number(j, "nfe_per_image", 0) +
-           " | " + number(j, "images_per_second", 1) + " |\n";
+    out += j.contains("relation_control") ? cell(j["relation_control"], "followed", 1, 100) : std::string(" – |");
+    out += cell(j, "frechet_distance", 3) + cell(j, "diversity", 3) + cell(j, "nfe_per_image", 0) + cell(j, "images_per_second", 1) + "\n";
   }
   return out;
 }
