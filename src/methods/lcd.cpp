@@ -19,7 +19,7 @@
 #include "core/log.h"
 #include "eval/eval_report.h"
 #include "io/atomic_file.h"
-#include "methods/periodic_eval.h"
+#include "eval/periodic_eval.h"
 #include "models/diffusers_io.h"
 #include "models/lora.h"
 #include "pretrain/world_models.h"

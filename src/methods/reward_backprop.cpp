@@ -4,7 +4,7 @@
 #include "io/atomic_file.h"
 #include "core/log.h"
 #include "eval/eval_report.h"
-#include "methods/periodic_eval.h"
+#include "eval/periodic_eval.h"
 #include "text/prompt_lines.h"
 
 namespace rewardgen {

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "eval/world_eval.h"
+#include "eval/periodic_eval.h"
 #include "pretrain/world_models.h"
 #include "schedulers/denoising_loss.h"
 #include "text/clip_tokenizer.h"
@@ -176,18 +176,12 @@ MetricsWriter::Values TeacherPretrainTask::train_step(StepContext& context) {
 std::vector<EmaPair> TeacherPretrainTask::ema_pairs() { return {{ema_unet_.get(), unet_.get(), config_.ema_decay}}; }
 
 MetricsWriter::Values TeacherPretrainTask::evaluate(int64_t, const std::string&) {
-  at::NoGradGuard no_grad;
   const TextToImage model(ema_pipeline(), ClipTokenizer::from_directory(tokenizer_dir_));
-  WorldEvalOptions options;
+  PeriodicEvalOptions options;
   options.sampler.steps = config_.eval_steps;
   options.sampler.guidance_scale = config_.eval_guidance;
-  options.diversity_prompts = 0;
-  const WorldEvalResult result =
-      evaluate_world(model, world::balanced_subset(world::eval_prompts(), config_.eval_limit), options, nullptr);
-  MetricsWriter::Values values;
-  for (const auto& [task, accuracy] : result.accuracy) values.emplace_back("accuracy/" + task, accuracy);
-  if (result.position_reversed >= 0) values.emplace_back("eval/position_reversed", result.position_reversed);  // the relation's control
-  return values;
+  options.prompts = config_.eval_limit;
+  return periodic_world_eval(model, options);  // no image encoder: accuracy per task and the position control
 }
 
 }  // namespace rewardgen::pretrain

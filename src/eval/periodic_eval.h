@@ -1,7 +1,8 @@
 #pragma once
-// The periodic evaluation every method's training logs (docs/design.md, "Judging results"): the
-// held-out checker's accuracy per task and FD on a task-balanced subset of the evaluation prompts,
-// never only the reward being trained, and a grid a person can look at.
+// The periodic evaluation every method's and the world teacher's training logs (docs/design.md,
+// "Judging results"): the held-out checker's accuracy per task, the position control and FD on a
+// task-balanced subset of the evaluation prompts, never only the reward being trained, and a grid a
+// person can look at.
 #include <string>
 
 #include "io/run_dir.h"

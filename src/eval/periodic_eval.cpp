@@ -1,4 +1,4 @@
-#include "methods/periodic_eval.h"
+#include "eval/periodic_eval.h"
 
 #include <cstdio>
 
