@@ -51,7 +51,7 @@ void run_eval(const EvalArgs& a, const Context& context) {
   reward_context.device = load.device;
   reward_context.log = context.log;
   for (const std::string& spec : a.rewards) options.rewards.push_back(registry.make(spec, reward_context));
-  ProgressBar bar("eval", static_cast<int64_t>(lines.size()));
+  ProgressBar bar("eval", world_eval_sampled_images(lines, options));
   const WorldEvalResult result = evaluate_world(model, lines, options, image_encoder.get(), &bar);
   bar.finish();
 

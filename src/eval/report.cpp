@@ -215,7 +215,7 @@ Entry reference_entry(const ReportOptions& o, const std::string& teacher, int64_
   options.relation_control = true;  // as the training job evaluates its generators
   for (const std::string& name : reward_names) options.rewards.push_back(registry.make(name, reward_context));
   const std::shared_ptr<ClipVisionModel> encoder = load_eval_image_encoder(teacher, LoadOptions{at::kFloat, parse_device(o.device)}, log);
-  ProgressBar bar(str("reference ddim", steps), images);
+  ProgressBar bar(str("reference ddim", steps), world_eval_sampled_images(lines, options));
   const WorldEvalResult evaluation = evaluate_world(models.get(teacher), lines, options, encoder.get(), &bar);
   bar.finish();
   fs::create_directories(dir);

@@ -105,14 +105,23 @@ world::Prompt reversed_relation(world::Prompt prompt) {
   return prompt;
 }
 
+bool holds_position_line(const std::vector<world::EvalPrompt>& lines, size_t start, size_t end) {
+  for (size_t i = start; i < end; ++i)
+    if (lines[i].task == world::Task::position) return true;
+  return false;
+}
+
 // Every batch that holds a position line sampled again with those lines' relations reversed (other
 // lines as they were, so that the batch draws the same noise); the control on the position lines.
+// `progress` counts on from `done` images.
 void sample_relation_control(const TextToImage& model, const std::vector<world::EvalPrompt>& lines,
-                             const WorldEvalOptions& options, WorldEvalResult& result) {
+                             const WorldEvalOptions& options, WorldEvalResult& result, ProgressBar* progress,
+                             int64_t done) {
   std::vector<world::Prompt> prompts;
   std::vector<at::Tensor> reversed;
   for (size_t start = 0; start < lines.size(); start += static_cast<size_t>(options.batch)) {
     const size_t end = std::min(lines.size(), start + static_cast<size_t>(options.batch));
+    if (!holds_position_line(lines, start, end)) continue;
     std::vector<std::string> texts;
     std::vector<size_t> position_lines;
     for (size_t i = start; i < end; ++i) {
@@ -124,10 +133,11 @@ void sample_relation_control(const TextToImage& model, const std::vector<world::
       texts.push_back(reversed_relation(prompts.back()).text());
       position_lines.push_back(i);
     }
-    if (position_lines.empty()) continue;
     const at::Tensor images = sample_batch(model, texts, start, options, nullptr).clamp(-1, 1);
     for (size_t i : position_lines) reversed.push_back(images[static_cast<int64_t>(i - start)]);
     result.reversed_lines.insert(result.reversed_lines.end(), position_lines.begin(), position_lines.end());
+    done += static_cast<int64_t>(end - start);
+    if (progress) progress->update(done);
   }
   if (prompts.empty()) return;
   result.reversed_generated = at::stack(reversed);
@@ -270,6 +280,16 @@ double world_frechet_distance(const ClipVisionModel& image_encoder, const at::Te
   return frechet_distance(image_features(image_encoder, images), image_features(image_encoder, real));
 }
 
+int64_t world_eval_sampled_images(const std::vector<world::EvalPrompt>& lines, const WorldEvalOptions& options) {
+  int64_t images = static_cast<int64_t>(lines.size());
+  if (!options.relation_control) return images;
+  for (size_t start = 0; start < lines.size(); start += static_cast<size_t>(options.batch)) {
+    const size_t end = std::min(lines.size(), start + static_cast<size_t>(options.batch));
+    if (holds_position_line(lines, start, end)) images += static_cast<int64_t>(end - start);
+  }
+  return images;
+}
+
 WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world::EvalPrompt>& lines,
                                const WorldEvalOptions& options, const ClipVisionModel* image_encoder,
                                ProgressBar* progress) {
@@ -300,7 +320,8 @@ WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world
   result.clauses_passed = std::move(verdicts.clauses_passed);
   result.position_reversed = verdicts.position_reversed;
   // After the timed loop: the second sampling does not count in images/s.
-  if (options.relation_control) sample_relation_control(model, lines, options, result);
+  if (options.relation_control)
+    sample_relation_control(model, lines, options, result, progress, static_cast<int64_t>(lines.size()));
   for (const std::shared_ptr<Reward>& reward : options.rewards)
     result.rewards[reward->name()] =
         summarise_reward(score_images(*reward, images, lines, options.batch), result.passed, result.clauses_passed);

@@ -97,7 +97,12 @@ WorldVerdicts judge_world_images(const at::Tensor& images, const std::vector<wor
 double world_frechet_distance(const ClipVisionModel& image_encoder, const at::Tensor& images,
                               const std::vector<world::EvalPrompt>& lines, uint64_t seed);
 
+// The images evaluate_world samples for `lines` and, with the relation control, samples again (every
+// batch that holds a position line): what its `progress` counts to.
+int64_t world_eval_sampled_images(const std::vector<world::EvalPrompt>& lines, const WorldEvalOptions& options);
+
 // `image_encoder` (the world CLIP's vision tower with projection) may be null: no FD or diversity.
+// `progress` is updated with the images sampled so far, the relation control's included.
 WorldEvalResult evaluate_world(const TextToImage& model, const std::vector<world::EvalPrompt>& lines,
                                const WorldEvalOptions& options, const ClipVisionModel* image_encoder,
                                ProgressBar* progress = nullptr);

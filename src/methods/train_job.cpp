@@ -143,7 +143,7 @@ TrainJobResult run_train_job(const TrainJobOptions& o, const Logger& log) {
   // sampled after the timed images, about a quarter more images on all 504 prompts.
   options.relation_control = true;
   const std::shared_ptr<ClipVisionModel> encoder = load_eval_image_encoder(result.generator_dir, on_device, log);
-  ProgressBar bar("eval", static_cast<int64_t>(lines.size()));
+  ProgressBar bar("eval", world_eval_sampled_images(lines, options));
   const WorldEvalResult evaluation = evaluate_world(model, lines, options, encoder.get(), &bar);
   bar.finish();
   const Json training = {{"training", {{"steps", result.summary.last_step}, {"wall_time_s", result.summary.wall_time}}}};

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <sstream>
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "eval/world_eval.h"
 #include "sampling/pipeline.h"
 #include "test_util.h"
@@ -188,12 +190,18 @@ TEST(WorldEval, RelationControlSamplesTheReversedPromptsFromTheSameNoise) {
   const TextToImage model = world.model();
   WorldEvalOptions options = TinyWorld::options();
   options.relation_control = true;
-  // Lines 0-5: one a task (position is line 4); 6-7 two more position lines in the next batch.
+  // Lines 0-5: one a task (position is line 4); 6-7 two more position lines.
   std::vector<world::EvalPrompt> lines = world::balanced_subset(world::eval_prompts(), 6);
   ASSERT_EQ(lines[4].task, world::Task::position);
   lines.push_back({world::Task::position, "a red circle above a blue square"});
   lines.push_back({world::Task::position, "a green triangle to the right of a yellow circle"});
-  const WorldEvalResult result = evaluate_world(model, lines, options, nullptr);
+  // Batches of 4: lines 0-3 hold no position line, lines 4-7 are sampled again. The progress bar
+  // counts to the 8 images and the 4 of the control.
+  EXPECT_EQ(world_eval_sampled_images(lines, options), 12);
+  std::ostringstream progress_text;
+  ProgressBar progress("eval", world_eval_sampled_images(lines, options), 0, {ProgressMode::plain, &progress_text});
+  const WorldEvalResult result = evaluate_world(model, lines, options, nullptr, &progress);
+  EXPECT_NE(progress_text.str().find("eval: 12/12"), std::string::npos) << progress_text.str();
   ASSERT_TRUE(result.relation_control.has_value());
   EXPECT_EQ(result.relation_control->lines, 3);
   EXPECT_EQ(result.reversed_lines, (std::vector<size_t>{4, 6, 7}));
@@ -207,6 +215,7 @@ TEST(WorldEval, RelationControlSamplesTheReversedPromptsFromTheSameNoise) {
     reversed[i].text = p.text();
   }
   options.relation_control = false;
+  EXPECT_EQ(world_eval_sampled_images(lines, options), 8);
   const WorldEvalResult direct = evaluate_world(model, reversed, options, nullptr);
   EXPECT_FALSE(direct.relation_control.has_value());
   for (size_t k = 0; k < result.reversed_lines.size(); ++k) {
