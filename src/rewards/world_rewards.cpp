@@ -129,6 +129,7 @@ std::string CompositionalReward::name() const {
   else if (options_.shape_gradient != 1) arguments.push_back(str("shape_gradient=", options_.shape_gradient));
   if (options_.presence_gradient != 0) arguments.push_back(str("presence_gradient=", options_.presence_gradient));
   if (options_.size_gradient != 0) arguments.push_back(str("size_gradient=", options_.size_gradient));
+  if (options_.count_gradient != 0) arguments.push_back(str("count_gradient=", options_.count_gradient));
   std::string name = "world.compositional";
   for (size_t i = 0; i < arguments.size(); ++i) name += (i == 0 ? ":" : ",") + arguments[i];
   return name;
@@ -205,6 +206,31 @@ at::Tensor CompositionalReward::size_mass(const at::Tensor& masks, const at::Ten
   return mass + options_.size_gradient * (grown - grown.detach());
 }
 
+namespace {
+
+// The colour's mass inside the boxes (grown by a pixel for the soft edges) of the detections that match
+// `spec` beyond the first `count`, smallest first: the objects a count clause that found too many would
+// erase at least cost.
+at::Tensor surplus_mass(const at::Tensor& masks, const ObjectSpec& spec, const std::vector<world::Detection>& detections,
+                        int count) {
+  std::vector<const world::Detection*> matching;
+  for (const world::Detection& detection : detections)
+    if (world::matches(detection, {spec.shape, spec.colour, std::nullopt})) matching.push_back(&detection);
+  std::sort(matching.begin(), matching.end(), [](const auto* a, const auto* b) { return a->area < b->area; });
+  const at::Tensor mask = spec.colour ? masks[static_cast<int64_t>(*spec.colour)] : masks.sum(0);  // [H, W]
+  const int64_t h = mask.size(0), w = mask.size(1);
+  at::Tensor mass = at::zeros({}, mask.options());
+  for (size_t i = 0; i + static_cast<size_t>(count) < matching.size(); ++i) {
+    const world::Detection& d = *matching[i];
+    const int64_t y0 = std::max<int64_t>(d.y0 - 1, 0), y1 = std::min<int64_t>(d.y1 + 1, h - 1);
+    const int64_t x0 = std::max<int64_t>(d.x0 - 1, 0), x1 = std::min<int64_t>(d.x1 + 1, w - 1);
+    mass = mass + mask.slice(0, y0, y1 + 1).slice(1, x0, x1 + 1).sum();
+  }
+  return mass;
+}
+
+}  // namespace
+
 at::Tensor CompositionalReward::prompt_score(const at::Tensor& masks, const at::Tensor& shape_masks, const world::Prompt& prompt,
                                              const std::vector<world::Detection>& detections) const {
   return at::exp(prompt_log_score(masks, shape_masks, prompt, detections));
@@ -227,7 +253,10 @@ at::Tensor CompositionalReward::prompt_log_score(const at::Tensor& masks, const 
     const Blob& blob = blobs[0];
     const double mid = 0.5 * (object_area(spec.shape, Size::small) + object_area(spec.shape, Size::large));
     const double per_object = found > 0 ? std::max(blob.mass.item<double>() / found, 0.5 * object_area(spec.shape, Size::small)) : mid;
-    const at::Tensor soft_found = found + (blob.mass - blob.mass.detach()) / per_object;
+    const at::Tensor carrier = options_.count_gradient > 0 && found > prompt.count
+                                   ? options_.count_gradient * surplus_mass(masks, spec, detections, prompt.count)
+                                   : blob.mass;
+    const at::Tensor soft_found = found + (carrier - carrier.detach()) / per_object;
     const at::Tensor miss = (soft_found - prompt.count) / options_.count_sigma;
     return log_count_score(blob, spec, prompt.count) - 0.5 * miss.pow(2);
   }
@@ -298,7 +327,7 @@ std::string world_model_dir() {
 namespace {
 
 // world.compositional's argument: comma-separated "log", "no_shape_gradient", "shape_gradient=S",
-// "presence_gradient=S", "size_gradient=S".
+// "presence_gradient=S", "size_gradient=S", "count_gradient=S".
 double parse_scale(const std::string& key, const std::string& text) {
   char* end = nullptr;
   const double scale = std::strtod(text.c_str(), &end);
@@ -326,9 +355,11 @@ SoftCheckerOptions parse_compositional_arguments(const std::string& argument) {
       options.presence_gradient = parse_scale(key, value);
     } else if (equals != std::string::npos && key == "size_gradient") {
       options.size_gradient = parse_scale(key, value);
+    } else if (equals != std::string::npos && key == "count_gradient") {
+      options.count_gradient = parse_scale(key, value);
     } else {
       throw Error(str("world.compositional: unknown argument '", item,
-                      "' (known: log, no_shape_gradient, shape_gradient=S, presence_gradient=S, size_gradient=S)"));
+                      "' (known: log, no_shape_gradient, shape_gradient=S, presence_gradient=S, size_gradient=S, count_gradient=S)"));
     }
   }
   return options;
@@ -356,12 +387,13 @@ std::unique_ptr<ClipSimilarityReward> load_world_clip(const std::string& name, c
 }
 
 void register_world_rewards(RewardRegistry& registry) {
-  registry.add({"world.compositional", "[log,no_shape_gradient|shape_gradient=S,presence_gradient=S,size_gradient=S]",
+  registry.add({"world.compositional", "[log,no_shape_gradient|shape_gradient=S,presence_gradient=S,size_gradient=S,count_gradient=S]",
                 "soft, differentiable checker: colour masses, centroids, counts, shapes per prompt clause, product in [0, 1]"
                 " (log: its logarithm, the sum of the clauses' log-scores; no_shape_gradient: the shape factor without"
                 " its straight-through gradient; shape_gradient=S: that gradient scaled by S in [0, 10];"
                 " presence_gradient=S: a straight-through pull of every object's pixels toward an asked colour;"
-                " size_gradient=S: a pull of the background next to a large object toward its colour)",
+                " size_gradient=S: a pull of the background next to a large object toward its colour;"
+                " count_gradient=S: when too many are counted, the count's gradient on the smallest surplus objects alone)",
                 [](const std::string& argument, const RewardContext&) {
                   return std::make_unique<CompositionalReward>(parse_compositional_arguments(argument));
                 }});

@@ -56,6 +56,12 @@ struct SoftCheckerOptions {
   // object's reach of it, so a small object can grow where the sharp masks are flat on the background
   // (the commonest way a colour_attr prompt fails: the large object drawn small).
   double size_gradient = 0;
+  // Scale of the removal gradient (0: off; world.compositional:count_gradient=S): when the checker finds
+  // more objects than a count prompt asks for, the count clause's straight-through gradient goes through
+  // the colour's mass inside the boxes of the smallest surplus detections alone, so it says "erase that
+  // one" instead of "less of this colour everywhere", which shrinks every object and removes none (the
+  // commonest way R0's generators fail a count: "two blue circles" drawn as three).
+  double count_gradient = 0;
 };
 
 class CompositionalReward : public Reward {

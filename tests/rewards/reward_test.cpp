@@ -92,7 +92,7 @@ TEST(RewardRegistry, BuiltinNames) {
   for (const RewardEntry& e : builtin_reward_registry().entries()) names.push_back(e.name + (e.argument.empty() ? "" : ":" + e.argument));
   EXPECT_EQ(names, (std::vector<std::string>{"aesthetic:DIR", "brightness", "clip:DIR", "hpsv2:FILE", "imagereward:DIR", "jpeg_compressibility",
                                              "jpeg_incompressibility", "pickscore:DIR", "world.clip:[DIR]", "world.clip_contrast:[DIR]",
-                                             "world.compositional:[log,no_shape_gradient|shape_gradient=S,presence_gradient=S,size_gradient=S]", "world.jpeg",
+                                             "world.compositional:[log,no_shape_gradient|shape_gradient=S,presence_gradient=S,size_gradient=S,count_gradient=S]", "world.jpeg",
                                              "world.verifier:DIR"}));
   const RewardRegistry& registry = builtin_reward_registry();
   // brightness: the mean pixel, 0.5 for a flat 0.5 image, 0 for one half −1 half +1; ∂/∂pixel = 1/(3·H·W).
@@ -117,6 +117,7 @@ TEST(RewardRegistry, BuiltinNames) {
   EXPECT_EQ(registry.make("world.compositional:presence_gradient=2,log", {})->name(), "world.compositional:log,presence_gradient=2");
   EXPECT_EQ(registry.make("world.compositional:size_gradient=1,presence_gradient=1,log", {})->name(),
             "world.compositional:log,presence_gradient=1,size_gradient=1");
+  EXPECT_EQ(registry.make("world.compositional:count_gradient=1,log", {})->name(), "world.compositional:log,count_gradient=1");
   EXPECT_TRUE(throws_error_containing([&] { registry.make("world.compositional:size_gradient=inf", {}); }, "size_gradient=inf is not"));
   EXPECT_TRUE(throws_error_containing([&] { registry.make("world.compositional:presence_gradient=-2", {}); }, "presence_gradient=-2 is not"));
   EXPECT_TRUE(throws_error_containing([&] { registry.make("world.compositional:log,logs", {}); }, "unknown argument 'logs'"));

@@ -49,6 +49,50 @@ TEST(CompositionalReward, CountHasAGradientTowardTheAskedNumber) {
   EXPECT_NEAR(four_score / three_score, std::exp(-2.0), 1e-5);
 }
 
+// count_gradient: with too many found, the count's gradient acts on the smallest surplus object's box
+// alone (erase it) and not on the colour everywhere; the value does not change, and with too few
+// found the gradient is the plain one.
+TEST(CompositionalReward, CountGradientErasesTheSmallestSurplusObject) {
+  const world::Prompt prompt = world::parse_prompt("two red circles");
+  const int64_t red = static_cast<int64_t>(*prompt.objects[0].colour);
+  const double small_area = M_PI * world::kSmallHalfExtent * world::kSmallHalfExtent;
+  const double large_area = M_PI * world::kLargeHalfExtent * world::kLargeHalfExtent;
+  auto detection = [&](int x0, int area) {  // a red circle whose box spans columns x0..x0+9, rows 20..29
+    return world::Detection{world::Colour::red, world::Shape::circle, world::Size::small, x0 + 4.5f, 24.5f, area,
+                            x0, 20, x0 + 9, 29, 0.79f};
+  };
+  auto run = [&](double scale, const std::vector<world::Detection>& detections) {
+    SoftCheckerOptions options;
+    options.count_gradient = scale;
+    CompositionalReward reward(options);
+    // The red mass of two objects between small and large (inside count_score's interval, whose own
+    // gradient is then zero), spread evenly over the image.
+    at::Tensor masks = at::zeros({6, 64, 64});
+    masks[red].fill_(2 * 0.5 * (small_area + large_area) / (64.0 * 64.0));
+    masks.requires_grad_(true);
+    const at::Tensor score = reward.prompt_log_score(masks, at::Tensor(), prompt, detections);
+    score.backward();
+    return std::make_pair(score.item<double>(), masks.grad()[red].clone());
+  };
+  // Three found; the middle one (columns 22..31) is the smallest.
+  const std::vector<world::Detection> three = {detection(2, 120), detection(22, 90), detection(42, 150)};
+  const auto [plain_value, plain_grad] = run(0, three);
+  const auto [erase_value, erase_grad] = run(1, three);
+  EXPECT_DOUBLE_EQ(erase_value, plain_value);
+  EXPECT_LT(plain_grad.max().item<double>(), 0);  // plain: less red on every pixel
+  // With the removal gradient: negative on the smallest object's box grown by a pixel (rows 19..30,
+  // columns 21..32), zero elsewhere.
+  const at::Tensor box = erase_grad.slice(0, 19, 31).slice(1, 21, 33);
+  EXPECT_LT(box.max().item<double>(), 0);
+  EXPECT_NEAR(erase_grad.abs().sum().item<double>(), box.abs().sum().item<double>(), 1e-9);
+  // d/dm of −½((found + m/a − 2)/σ)² at found = 3: −(1/σ²)/a per pixel, a = the mean mass per found object.
+  const double per_object = std::max(2 * 0.5 * (small_area + large_area) / 3, 0.5 * small_area);
+  EXPECT_NEAR(box.mean().item<double>(), -1 / (0.5 * 0.5) / per_object, 1e-6);
+  // Too few found: the removal gradient does not apply.
+  const std::vector<world::Detection> one = {detection(2, 120)};
+  EXPECT_TRUE(at::allclose(run(1, one).second, run(0, one).second));
+}
+
 // Shapes: the value stays the checker's factor (so the reward ranks as before), and the gradient
 // says how to turn the object into the asked shape: clear a square's corners for "circle", fill a
 // circle's box corners for "square".
