@@ -39,7 +39,8 @@ R0Config read_r0_config(ConfigReader& r) {
       .optional("eta_max", c.eta_max, Range{0, 1})
       .optional("intermediate_supervision", c.intermediate_supervision)
       .optional("lookahead_steps", c.lookahead.steps, Range{0, 10000})
-      .optional("lookahead_lr", c.lookahead.lr, Range{0, 10, true});
+      .optional("lookahead_lr", c.lookahead.lr, Range{0, 10, true})
+      .optional("lookahead_gain_scale", c.lookahead.gain_scale, Range{0, 1e6});
   if (c.cfg_t_min > c.cfg_t_max) throw Error(str(r.file(), ": cfg_t_min ", c.cfg_t_min, " > cfg_t_max ", c.cfg_t_max));
   if (c.rewards.empty() && c.cfg_reward == 0) throw Error(str(r.file(), ": R0 needs at least one reward (rewards or cfg_reward)"));
   return c;
@@ -56,7 +57,8 @@ Json r0_config_json(const R0Config& c) {
             {"eta_max", c.eta_max},
             {"intermediate_supervision", c.intermediate_supervision},
             {"lookahead_steps", c.lookahead.steps},
-            {"lookahead_lr", c.lookahead.lr}});
+            {"lookahead_lr", c.lookahead.lr},
+            {"lookahead_gain_scale", c.lookahead.gain_scale}});
   add_gradient_normalization_json(j, c.normalization);
   return j;
 }

@@ -24,7 +24,8 @@ struct R0Config : RewardBackpropConfig {
   // R0+: k* ~ U{1..K}; steps before k* without gradient; the reward on step k*'s x̂₀.
   bool intermediate_supervision = false;
   // Each reward's direction is the displacement of lookahead_steps Adam steps (step size
-  // lookahead_lr) on the pixels instead of its gradient (0: the gradient, the paper's).
+  // lookahead_lr) on the pixels instead of its gradient (0: the gradient, the paper's), scaled per
+  // sample by what it gains with lookahead_gain_scale > 0 (PixelLookahead::gain_scale).
   PixelLookahead lookahead;
   R0Config();
 };

@@ -97,6 +97,7 @@ void RewardBackpropTask::add_reward_means(const RewardDirection& d, MetricsWrite
   for (const auto& [name, scores] : d.scores) values.emplace_back("reward/" + name, scores.mean().item<double>());
   // ‖∂rᵢ/∂x‖ before any normalisation: what sets a raw reward's pull against the other terms.
   for (const auto& [name, norms] : d.norms) values.emplace_back("reward_grad_norm/" + name, norms.mean().item<double>());
+  for (const auto& [name, gains] : d.gains) values.emplace_back("lookahead_gain/" + name, gains.mean().item<double>());
 }
 
 MetricsWriter::Values RewardBackpropTask::evaluate(int64_t steps_done, const std::string& samples_dir) {

@@ -34,18 +34,24 @@ RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, con
                                  const PixelLookahead& lookahead) {
   if (lookahead.steps < 0 || !(lookahead.lr > 0) || !std::isfinite(lookahead.lr))
     throw Error(str("reward lookahead: steps must be >= 0 and lr finite > 0, got ", lookahead.steps, " and ", lookahead.lr));
+  if (!(lookahead.gain_scale >= 0) || !std::isfinite(lookahead.gain_scale))
+    throw Error(str("reward lookahead: gain_scale must be finite and >= 0, got ", lookahead.gain_scale));
   RewardDirection out;
   out.direction = at::zeros_like(images.detach());
   for (const WeightedReward& wr : rewards) {
     if (!wr.reward->differentiable()) throw Error(str("reward '", wr.reward->name(), "' is not differentiable"));
     const at::Tensor x = images.detach().clamp(-1, 1).requires_grad_(true);
-    at::Tensor scores, g;
+    at::Tensor scores, g, gain_weight;
     if (lookahead.steps > 0) {
-      {
-        at::NoGradGuard no_grad;
-        scores = wr.reward->score(x, prompts);
+      at::NoGradGuard no_grad;
+      scores = wr.reward->score(x, prompts);
+      const at::Tensor target = ascend_pixels(*wr.reward, x, prompts, lookahead.steps, lookahead.lr, x.size(0));
+      g = target - x.detach();
+      if (lookahead.gain_scale > 0) {
+        const at::Tensor gain = wr.reward->score(target, prompts).to(scores.dtype()) - scores;
+        out.gains[wr.key()] = gain;
+        gain_weight = (gain / lookahead.gain_scale).clamp(0, 1);
       }
-      g = ascend_pixels(*wr.reward, x, prompts, lookahead.steps, lookahead.lr, x.size(0)) - x.detach();
     } else {
       at::AutoGradMode enable(true);
       scores = wr.reward->score(x, prompts);                                 // [B]
@@ -53,7 +59,13 @@ RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, con
     }
     if (!g.defined()) g = at::zeros_like(x);
     const at::Tensor norm = g.flatten(1).norm(2, 1);                         // [B]
-    out.direction += wr.weight * normalize_gradient(g, mode, eps);
+    at::Tensor direction = normalize_gradient(g, mode, eps);
+    if (gain_weight.defined()) {
+      std::vector<int64_t> shape(direction.dim(), 1);
+      shape[0] = direction.size(0);
+      direction = direction * gain_weight.to(direction.options()).view(shape);
+    }
+    out.direction += wr.weight * direction;
     out.scores[wr.key()] = scores.detach();
     out.norms[wr.key()] = norm.detach();
   }

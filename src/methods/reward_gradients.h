@@ -29,6 +29,7 @@ struct RewardDirection {
   at::Tensor direction;                       // Σ wᵢ ĝᵢ (or Σ wᵢ gᵢ), [B, 3, H, W], no graph
   std::map<std::string, at::Tensor> scores;   // rᵢ per sample [B], by WeightedReward::key()
   std::map<std::string, at::Tensor> norms;    // ‖gᵢ‖ per sample [B] before normalisation (lookahead: of the displacement)
+  std::map<std::string, at::Tensor> gains;    // lookahead only: rᵢ(x*) − rᵢ(x) per sample [B]
 };
 
 // How each reward's gradient is scaled before the weighted sum.
@@ -53,6 +54,12 @@ at::Tensor normalize_gradient(const at::Tensor& g, GradientNormalization mode, d
 struct PixelLookahead {
   int64_t steps = 0;
   double lr = 0.02;
+  // > 0: each sample's (normalised) displacement is scaled by min(1, gain / gain_scale), gain =
+  // r(x*) − r(x) ≥ 0 in the reward's units. Adam steps a pixel by about lr even where the gradient is
+  // vanishingly small, so an image the reward already scores at its ceiling would otherwise get a full
+  // unit push toward a pixel-level sharpening of the reward; scaled, only what the lookahead improves
+  // pushes. 0: off.
+  double gain_scale = 0;
 };
 
 // For every reward: gᵢ = ∂rᵢ/∂x at x = images (detached and clamped to [-1, 1], so a reward always

@@ -97,6 +97,37 @@ TEST(RewardGradients, LookaheadIsTheDisplacementOfAdamOnThePixelsProjectedToTheI
   EXPECT_TRUE(at::allclose(unit.direction.flatten(1).norm(2, 1), at::full({2}, 2.0), 1e-5, 1e-6));
   EXPECT_THROW(reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0, PixelLookahead{-1, 0.1}), Error);
   EXPECT_THROW(reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0, PixelLookahead{2, NAN}), Error);
+  EXPECT_THROW(reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0, PixelLookahead{2, 0.1, -1}), Error);
+}
+
+TEST(RewardGradients, LookaheadGainScaleQuietsTheSamplesItCannotImprove) {
+  // Two samples of a linear reward, the first's slope a hundred times smaller: Adam displaces both
+  // by 0.3·sign(a) in 3 steps of 0.1, but the first gains Σ|a₀|·0.3 ≈ 0.14 and the second ≈ 14.
+  // (|a| ≥ 0.005 everywhere, so Adam's ε of 1e-8 leaves the steps at lr.)
+  at::manual_seed(4);
+  at::Tensor a = at::randn({2, 3, 4, 4}).sign() * (0.5 + at::rand({2, 3, 4, 4}));
+  a[0].mul_(1e-2);
+  const std::vector<WeightedReward> rewards = {{std::make_shared<LinearReward>(a, "linear"), 2.0, ""}};
+  const at::Tensor images = at::zeros({2, 3, 4, 4});
+  const double scale = 1.0;
+  const RewardDirection d =
+      reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0, PixelLookahead{3, 0.1, scale});
+  const at::Tensor displacement = 0.3 * a.sign();
+  const at::Tensor gain = (a * displacement).flatten(1).sum(1);  // r(x*) − r(x) with r(x) = 0
+  EXPECT_TRUE(at::allclose(d.gains.at("linear"), gain, 1e-4, 1e-5));
+  ASSERT_LT(gain[0].item<double>(), scale);
+  ASSERT_GT(gain[1].item<double>(), scale);
+  // The first sample's displacement scaled by its gain / scale, the second's by 1 (the clamp).
+  EXPECT_TRUE(at::allclose(d.direction[0], 2.0 * displacement[0] * gain[0] / scale, 1e-4, 1e-6));
+  EXPECT_TRUE(at::allclose(d.direction[1], 2.0 * displacement[1], 1e-4, 1e-5));
+  // Normalised per sample, the scaling comes after: norms 2·gain₀/scale and 2.
+  const RewardDirection unit =
+      reward_direction(rewards, images, {"a", "b"}, GradientNormalization::per_sample, 0.0, PixelLookahead{3, 0.1, scale});
+  EXPECT_TRUE(at::allclose(unit.direction.flatten(1).norm(2, 1), at::stack({2 * gain[0] / scale, at::full({}, 2.0)}), 1e-4, 1e-6));
+  // Off (0): no gains are read and the directions are the plain lookahead's.
+  const RewardDirection off = reward_direction(rewards, images, {"a", "b"}, GradientNormalization::none, 0.0, PixelLookahead{3, 0.1});
+  EXPECT_TRUE(off.gains.empty());
+  EXPECT_TRUE(at::allclose(off.direction, 2.0 * displacement, 1e-4, 1e-5));
 }
 
 class R0World : public testing::TinyWorldTest {
@@ -280,6 +311,8 @@ TEST(TrainJob, RejectsBadInputBeforeWritingAnything) {
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "lookahead_lr"));
   save_json_file(tmp.file("bad.json"), {{"lookahead_steps", -1}});
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "lookahead_steps"));
+  save_json_file(tmp.file("bad.json"), {{"lookahead_gain_scale", -0.5}});
+  EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "lookahead_gain_scale"));
   save_json_file(tmp.file("bad.json"), {{"precision", "fp16"}});
   EXPECT_TRUE(testing::throws_error_containing([&] { run_train_job(o, log); }, "precision"));
   save_json_file(tmp.file("bad.json"), {{"generator", {{"lora", true}, {"ema_decay", 0.9}}}});
