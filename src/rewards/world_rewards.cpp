@@ -31,7 +31,12 @@ double object_area(Shape shape, Size size) {
   return 0;
 }
 
-// Mass and centroid of the pixels a spec's colour claims (all palette colours when it is free).
+// The soft mask [H, W] of the pixels a spec's colour claims (all palette colours when it is free).
+at::Tensor spec_mask(const at::Tensor& masks, const ObjectSpec& spec) {
+  return spec.colour ? masks[static_cast<int64_t>(*spec.colour)] : masks.sum(0);
+}
+
+// Mass and centroid of the pixels a spec's colour claims.
 struct Blob {
   at::Tensor mass, cx, cy;  // scalars
 };
@@ -42,7 +47,7 @@ struct Blob {
 // object of another palette colour, so without it "there is a red triangle" cannot say "turn that
 // purple triangle red", the commonest way a two-object prompt fails.
 Blob blob_of(const at::Tensor& masks, const at::Tensor& wide_masks, const ObjectSpec& spec, double presence) {
-  const at::Tensor mask = spec.colour ? masks[static_cast<int64_t>(*spec.colour)] : masks.sum(0);  // [H, W]
+  const at::Tensor mask = spec_mask(masks, spec);
   const int64_t h = mask.size(0), w = mask.size(1);
   const at::Tensor xs = at::arange(w, mask.options()) + 0.5, ys = at::arange(h, mask.options()) + 0.5;
   const at::Tensor mass = mask.sum();
@@ -208,16 +213,13 @@ at::Tensor CompositionalReward::size_mass(const at::Tensor& masks, const at::Ten
 
 namespace {
 
-// The colour's mass inside the boxes (grown by a pixel for the soft edges) of the detections that match
-// `spec` beyond the first `count`, smallest first: the objects a count clause that found too many would
-// erase at least cost.
-at::Tensor surplus_mass(const at::Tensor& masks, const ObjectSpec& spec, const std::vector<world::Detection>& detections,
+// The colour's mass inside the boxes (grown by a pixel for the soft edges) of the `matching`
+// detections beyond the first `count`, smallest first: the objects a count clause that found too many
+// would erase at least cost.
+at::Tensor surplus_mass(const at::Tensor& masks, const ObjectSpec& spec, std::vector<const world::Detection*> matching,
                         int count) {
-  std::vector<const world::Detection*> matching;
-  for (const world::Detection& detection : detections)
-    if (world::matches(detection, {spec.shape, spec.colour, std::nullopt})) matching.push_back(&detection);
   std::sort(matching.begin(), matching.end(), [](const auto* a, const auto* b) { return a->area < b->area; });
-  const at::Tensor mask = spec.colour ? masks[static_cast<int64_t>(*spec.colour)] : masks.sum(0);  // [H, W]
+  const at::Tensor mask = spec_mask(masks, spec);
   const int64_t h = mask.size(0), w = mask.size(1);
   at::Tensor mass = at::zeros({}, mask.options());
   for (size_t i = 0; i + static_cast<size_t>(count) < matching.size(); ++i) {
@@ -244,8 +246,10 @@ at::Tensor CompositionalReward::prompt_log_score(const at::Tensor& masks, const 
   for (const ObjectSpec& spec : prompt.objects) blobs.push_back(blob_of(masks, shape_masks, spec, options_.presence_gradient));
   if (prompt.task == world::Task::counting) {
     const ObjectSpec& spec = prompt.objects[0];
-    double found = 0;
-    for (const world::Detection& detection : detections) found += world::matches(detection, {spec.shape, spec.colour, std::nullopt});
+    std::vector<const world::Detection*> matching;  // the checker's count of the asked colour and shape
+    for (const world::Detection& detection : detections)
+      if (world::matches(detection, {spec.shape, spec.colour, std::nullopt})) matching.push_back(&detection);
+    const double found = static_cast<double>(matching.size());
     // The checker's count as the value, with a gradient through the colour's mass (a straight-through
     // estimate): found + (m − sg(m)) / a, a = the mass of one found object (the midpoint area when
     // none is found). Its value is the hard count, so the reward ranks exactly as before; inside the
@@ -254,7 +258,7 @@ at::Tensor CompositionalReward::prompt_log_score(const at::Tensor& masks, const 
     const double mid = 0.5 * (object_area(spec.shape, Size::small) + object_area(spec.shape, Size::large));
     const double per_object = found > 0 ? std::max(blob.mass.item<double>() / found, 0.5 * object_area(spec.shape, Size::small)) : mid;
     const at::Tensor carrier = options_.count_gradient > 0 && found > prompt.count
-                                   ? options_.count_gradient * surplus_mass(masks, spec, detections, prompt.count)
+                                   ? options_.count_gradient * surplus_mass(masks, spec, matching, prompt.count)
                                    : blob.mass;
     const at::Tensor soft_found = found + (carrier - carrier.detach()) / per_object;
     const at::Tensor miss = (soft_found - prompt.count) / options_.count_sigma;
