@@ -244,30 +244,24 @@ std::optional<double> number_at(const Json& j, std::initializer_list<const char*
   return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
 }
 
+// A share at `path` as a percentage.
+std::optional<double> percent_at(const Json& j, std::initializer_list<const char*> path) {
+  const std::optional<double> v = number_at(j, path);
+  return v ? std::optional<double>(100 * *v) : std::nullopt;
+}
+
 std::vector<Column> table_columns(const std::set<std::string>& reward_names) {
   std::vector<Column> columns;
   for (const std::string task : {"single_object", "two_object", "counting", "colors", "position", "color_attr", "overall"})
     columns.push_back({task, "↑",
-                       [task](const Entry& e) {
-                         const std::optional<double> v = number_at(e.eval, {"accuracy", task.c_str()});
-                         return v ? std::optional<double>(100 * *v) : std::nullopt;
-                       },
-                       1, ""});
+                       [task](const Entry& e) { return percent_at(e.eval, {"accuracy", task.c_str()}); }, 1, ""});
   // The position task's control (eval.json's position_reversed): no better or worse, read beside position.
   columns.push_back({"position reversed", "",
-                     [](const Entry& e) {
-                       const std::optional<double> v = number_at(e.eval, {"position_reversed"});
-                       return v ? std::optional<double>(100 * *v) : std::nullopt;
-                     },
-                     1, ""});
+                     [](const Entry& e) { return percent_at(e.eval, {"position_reversed"}); }, 1, ""});
   // The control with the noise fixed (eval.json's relation_control.followed): the share of position
   // lines whose drawing turned with the relation word.
   columns.push_back({"relation followed", "↑",
-                     [](const Entry& e) {
-                       const std::optional<double> v = number_at(e.eval, {"relation_control", "followed"});
-                       return v ? std::optional<double>(100 * *v) : std::nullopt;
-                     },
-                     1, ""});
+                     [](const Entry& e) { return percent_at(e.eval, {"relation_control", "followed"}); }, 1, ""});
   for (const std::string& reward : reward_names)
     columns.push_back({reward.substr(0, reward.find(':')), "↑",
                        [reward](const Entry& e) { return number_at(e.eval, {"rewards", reward.c_str(), "mean"}); }, 3, ""});
