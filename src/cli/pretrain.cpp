@@ -174,10 +174,13 @@ void run_pretrain_clip(const PretrainArgs& a, const Context& context) {
 void run_pretrain_teacher(const PretrainArgs& a, const Context& context) {
   refuse_output_over_inputs(a.out, {a.export_dir, a.config_file});
   const pretrain::TeacherPretrainConfig config = load_config(a, pretrain::read_teacher_pretrain_config);
+  // init is read only by a run that starts: a resumed one's checkpoint holds the weights.
+  const bool resumes = a.resume && RunDir::holds_checkpoint(a.out);
+  if (!resumes) pretrain::check_teacher_init(config);
   const Json resolved = pretrain::teacher_pretrain_config_json(config);
   const std::unique_ptr<Collective> collective = join_pretrain_launch("teacher", a, resolved, context);
   RunDir run = open_run(a, resolved, collective.get());
-  pretrain::TeacherPretrainTask task(config, a.export_dir, context.log);
+  pretrain::TeacherPretrainTask task(config, a.export_dir, context.log, /*from_init=*/!resumes);
   Trainer trainer(config.trainer, run, context.log, collective.get());
   const TrainSummary summary = trainer.run(task, a.resume, a.stop_at);
   if (!writes(collective) || stopped_early(summary, config.trainer)) return;

@@ -26,6 +26,8 @@ bool holds_a_checkpoint(const std::string& dir) {
 
 }  // namespace
 
+bool RunDir::holds_checkpoint(const std::string& root) { return holds_a_checkpoint(RunDir(root).checkpoints_dir()); }
+
 RunDir RunDir::create(const std::string& root, bool resume) {
   if (root.empty()) throw Error("the run directory path is empty");
   RunDir dir(root);

@@ -19,6 +19,9 @@ class RunDir {
   // A run another process created (rank 0 of a data-parallel launch): nothing is created or
   // written; an Error if `root` holds no config.json.
   static RunDir existing(const std::string& root);
+  // Whether `root`'s checkpoints/ holds a checkpoint file: what `--resume` continues from (a run
+  // without one starts over).
+  static bool holds_checkpoint(const std::string& root);
 
   const std::string& root() const { return root_; }
   std::string file(const std::string& name) const { return root_ + "/" + name; }

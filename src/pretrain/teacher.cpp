@@ -30,8 +30,6 @@ TeacherPretrainConfig read_teacher_pretrain_config(ConfigReader& reader) {
       .optional("eval_steps", config.eval_steps, at_least(1))
       .optional("eval_guidance", config.eval_guidance, at_least(0))
       .optional("init", config.init);
-  if (!config.init.empty() && !std::filesystem::is_regular_file(config.init + "/unet/config.json"))
-    throw Error(str("teacher config init: ", config.init, "/unet/config.json not found (init names a pipeline folder)"));
   ConfigReader weights = reader.child("task_weights");
   double total = 0;
   for (world::Task task : world::kTasks) {
@@ -45,6 +43,11 @@ TeacherPretrainConfig read_teacher_pretrain_config(ConfigReader& reader) {
     read_unet_config(model, config.model);
   }
   return config;
+}
+
+void check_teacher_init(const TeacherPretrainConfig& config) {
+  if (!config.init.empty() && !std::filesystem::is_regular_file(config.init + "/unet/config.json"))
+    throw Error(str("teacher config init: ", config.init, "/unet/config.json not found (init names a pipeline folder)"));
 }
 
 namespace {
@@ -72,7 +75,7 @@ Json teacher_pretrain_config_json(const TeacherPretrainConfig& c) {
 }
 
 TeacherPretrainTask::TeacherPretrainTask(const TeacherPretrainConfig& config, const std::string& world_dir,
-                                         const Logger& log)
+                                         const Logger& log, bool from_init)
     : config_(config), tokenizer_dir_(world_dir + "/tokenizer"), prompts_(config.task_weights) {
   frozen_.vae = load_vae(world_dir + "/vae", {}, log);
   frozen_.text_encoder = load_clip_text(world_dir + "/text_encoder", {}, log);
@@ -86,7 +89,7 @@ TeacherPretrainTask::TeacherPretrainTask(const TeacherPretrainConfig& config, co
   schedule_ = make_noise_schedule(frozen_.scheduler);
   at::manual_seed(static_cast<uint64_t>(config.trainer.seed));  // the initial weights
   unet_ = std::make_shared<UNet2DConditionModel>(config_.model);
-  if (!config_.init.empty()) load_init_weights(log);
+  if (from_init && !config_.init.empty()) load_init_weights(log);
   ema_unet_ = std::make_shared<UNet2DConditionModel>(config_.model);
   ema_copy(*ema_unet_, *unet_);
 
@@ -105,6 +108,7 @@ TeacherPretrainTask::TeacherPretrainTask(const TeacherPretrainConfig& config, co
 }
 
 void TeacherPretrainTask::load_init_weights(const Logger& log) {
+  check_teacher_init(config_);
   const std::string dir = config_.init + "/unet";
   const std::shared_ptr<UNet2DConditionModel> start = load_unet(dir, {}, log);
   const Json wanted = unet_config_json(config_.model), found = unet_config_json(start->config());

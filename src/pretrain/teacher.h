@@ -34,6 +34,8 @@ struct TeacherPretrainConfig {
   double eval_guidance = 4.0;   // CFG weight
   // A pipeline folder whose unet/ starts the weights (and the EMA) instead of a random draw: a
   // shipped teacher trained further. Its config must equal `model`. Empty: random initial weights.
+  // Read only when a run starts: a resumed run's checkpoint holds the weights, so the folder may
+  // have moved since.
   std::string init;
   // How often each task's prompts are drawn for training (relative; docs/world.md). Equal: balanced.
   world::TaskWeights task_weights{1, 1, 1, 1, 1, 1};
@@ -42,11 +44,16 @@ struct TeacherPretrainConfig {
 };
 TeacherPretrainConfig read_teacher_pretrain_config(ConfigReader& reader);
 Json teacher_pretrain_config_json(const TeacherPretrainConfig& config);
+// Error unless `init` is empty or a pipeline folder with unet/config.json: checked before a run that
+// starts from it writes anything (not on resume, which does not read it).
+void check_teacher_init(const TeacherPretrainConfig& config);
 
 class TeacherPretrainTask : public TrainTask {
  public:
-  // `world_dir` holds the trained vae/, text_encoder/ and tokenizer/ (frozen here).
-  TeacherPretrainTask(const TeacherPretrainConfig& config, const std::string& world_dir, const Logger& log);
+  // `world_dir` holds the trained vae/, text_encoder/ and tokenizer/ (frozen here). `from_init`:
+  // start from config.init's UNet (a run starting over); false when a checkpoint will be resumed.
+  TeacherPretrainTask(const TeacherPretrainConfig& config, const std::string& world_dir, const Logger& log,
+                      bool from_init = true);
   NamedTensors trainable_parameters() override;
   void save_state(TensorMap& out) const override;
   void load_state(const TensorMap& in) override;

@@ -24,7 +24,11 @@ TEST(RunDir, CreatesItsFoldersAndRefusesToOverwriteARunWithCheckpoints) {
   EXPECT_EQ(nlohmann::json::parse(read_text_file(run.config_path()))["lr"], 0.1);
   // No checkpoint yet: the run failed at its start, and a corrected retry replaces it.
   EXPECT_NO_THROW(RunDir::create(root, false));
+  write_file_atomic(run.checkpoints_dir() + "/step_00000001.safetensors.tmp.7.0", "x");  // an unfinished save
+  EXPECT_FALSE(RunDir::holds_checkpoint(root));
   write_file_atomic(run.checkpoints_dir() + "/step_00000001.safetensors", "x");
+  EXPECT_TRUE(RunDir::holds_checkpoint(root));
+  EXPECT_FALSE(RunDir::holds_checkpoint(tmp.file("other")));
   EXPECT_TRUE(throws_error_containing([&] { RunDir::create(root, false); }, "already holds a run"));
   EXPECT_NO_THROW(RunDir::create(root, true));
   EXPECT_TRUE(throws_error_containing([&] { RunDir::create(tmp.file("other"), true); }, "holds no config.json"));

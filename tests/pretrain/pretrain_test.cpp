@@ -173,14 +173,21 @@ TEST(PretrainTeacher, InitStartsBothCopiesFromAPipelinesUNetOfTheSameConfig) {
   config.model.norm_eps = 1e-3;
   EXPECT_TRUE(testing::throws_error_containing([&] { pretrain::TeacherPretrainTask(config, tmp.file("world"), log); },
                                                "unet/config.json has norm_eps"));
-  // The config reader refuses a folder without a UNet before anything is built.
+  // A folder without a UNet is refused before anything is built by a run that starts from it, and
+  // not read by one that resumes (its checkpoint holds the weights; the folder may have moved).
   const Json no_unet = {{"init", tmp.file("nowhere")}};
   ConfigReader reader(no_unet, "teacher.json");
-  EXPECT_TRUE(testing::throws_error_containing([&] { pretrain::read_teacher_pretrain_config(reader); },
+  config = pretrain::read_teacher_pretrain_config(reader);
+  config.model = testing::tiny_world_unet_config();
+  config.trainer.seed = 7;
+  EXPECT_TRUE(testing::throws_error_containing([&] { pretrain::check_teacher_init(config); }, "nowhere/unet/config.json not found"));
+  EXPECT_TRUE(testing::throws_error_containing([&] { pretrain::TeacherPretrainTask(config, tmp.file("world"), log); },
                                                "nowhere/unet/config.json not found"));
+  const TensorMap resumed = teacher_state(pretrain::TeacherPretrainTask(config, tmp.file("world"), log, /*from_init=*/false));
+  EXPECT_TRUE(at::equal(resumed.at("unet/conv_in.weight"), drawn.at("unet/conv_in.weight")));  // the seed's draw, to be overwritten
   const Json ok = {{"init", tmp.file("world")}};
   ConfigReader ok_reader(ok, "teacher.json");
-  EXPECT_EQ(pretrain::read_teacher_pretrain_config(ok_reader).init, tmp.file("world"));
+  EXPECT_NO_THROW(pretrain::check_teacher_init(pretrain::read_teacher_pretrain_config(ok_reader)));
 }
 
 TEST(PretrainTeacher, TaskWeightsAreReadByTaskNameAndChecked) {
