@@ -254,6 +254,13 @@ VerifierPool load_verifier_pool(const std::string& path) {
   return pool;
 }
 
+void check_verifier_pool_prompts(const VerifierPool& pool, const std::string& where) {
+  std::set<std::string> held_out;
+  for (const world::EvalPrompt& line : world::eval_prompts()) held_out.insert(line.text);
+  for (const std::string& p : pool.prompts)
+    if (held_out.count(p)) throw Error(str(where, ": '", p, "' is a held-out evaluation prompt"));
+}
+
 VerifierLoss verifier_loss(ClipContrastReward& contrast, const at::Tensor& images, const std::vector<std::string>& anchors,
                            const std::vector<bool>& labels) {
   if (labels.size() != anchors.size()) throw Error(str("verifier_loss: ", anchors.size(), " anchors, ", labels.size(), " labels"));
@@ -329,8 +336,7 @@ VerifierPretrainTask::VerifierPretrainTask(const VerifierPretrainConfig& config,
     net_ = std::make_shared<WorldVerifierNet>(config_.net);
   }
   for (const world::EvalPrompt& line : world::eval_prompts()) held_out_.insert(line.text);
-  for (const std::string& p : pool_.prompts)
-    if (held_out_.count(p)) throw Error(str("verifier pool: '", p, "' is a held-out evaluation prompt"));
+  check_verifier_pool_prompts(pool_, "verifier pool");
 }
 
 NamedTensors VerifierPretrainTask::trainable_parameters() {

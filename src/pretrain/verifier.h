@@ -74,6 +74,8 @@ struct VerifierPool {
 VerifierPool build_verifier_pool(const VerifierPretrainConfig& config, const Logger& log);
 void save_verifier_pool(const std::string& path, const VerifierPool& pool);
 VerifierPool load_verifier_pool(const std::string& path);  // Error naming the file on a bad one
+// Error naming `where` and the prompt when the pool holds a held-out evaluation prompt.
+void check_verifier_pool_prompts(const VerifierPool& pool, const std::string& where);
 at::Tensor pool_pixels(const at::Tensor& images_uint8);       // -> float in [-1, 1]
 
 // The loss of one batch: BCE of p(anchor | x) against the checker's verdict, computed from the

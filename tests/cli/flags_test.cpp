@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "rewards/world_rewards.h"
 
 namespace rewardgen::cli {
 namespace {
@@ -96,6 +97,9 @@ TEST(CliFlags, SensibleValuesPass) {
   EXPECT_EQ(cli.value_error({{}, "--threads", "INT"}, "2"), "");
   EXPECT_NE(cli.value_error({{"sample"}, "--cfg", "FLOAT"}, "1001"), "");
   EXPECT_NE(cli.value_error({{"pretrain", "teacher"}, "--steps", "INT"}, "0"), "");
+  // A path flag that names a file to read refuses one that does not exist while parsing.
+  EXPECT_NE(cli.value_error({{"pretrain", "verifier"}, "--pool", "TEXT"}, "/nonexistent/pool.safetensors"), "");
+  EXPECT_EQ(cli.value_error({{"pretrain", "verifier"}, "--pool", "TEXT"}, world_model_dir() + "/model_index.json"), "");
 }
 
 TEST(Threads, CappedAtTheCores) {

@@ -105,6 +105,10 @@ TEST_F(VerifierTest, PoolRoundTripsAndHoldsTrainingPromptsOnly) {
   pretrain::VerifierPool leaky = pool;
   leaky.prompts[3] = world::eval_prompts()[0].text;
   EXPECT_TRUE(throws_error_containing([&] { pretrain::VerifierPretrainTask(config, leaky, log_); }, "held-out evaluation prompt"));
+  // The same check on a pool given by file (`pretrain verifier --pool`), before a run folder is written.
+  EXPECT_NO_THROW(pretrain::check_verifier_pool_prompts(pool, "pool.safetensors"));
+  EXPECT_TRUE(throws_error_containing([&] { pretrain::check_verifier_pool_prompts(leaky, "given.safetensors"); },
+                                      "given.safetensors: '" + leaky.prompts[3] + "' is a held-out evaluation prompt"));
 }
 
 TEST(VerifierConfig, RangeChecksAndRoundTrips) {
