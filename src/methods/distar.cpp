@@ -18,6 +18,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/per_sample.h"
 #include "models/diffusers_io.h"
 #include "models/lora.h"
 #include "rewards/world_rewards.h"
@@ -51,12 +52,6 @@ class FrozenParameters {
 
 // Σ over all but the batch dimension: [B, ...] → [B].
 at::Tensor per_sample_sum(const at::Tensor& x) { return x.flatten(1).sum(1); }
-
-at::Tensor expand_as_sample(const at::Tensor& per_sample, const at::Tensor& like) {
-  std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
-  shape[0] = like.size(0);
-  return per_sample.reshape(shape);
-}
 
 }  // namespace
 
@@ -140,7 +135,7 @@ at::Tensor distance_gradient(const at::Tensor& y, const std::string& distance, d
   if (distance == "l2") return 2.0 * y;
   // d(y) = √(‖y‖² + c²) − c  ⇒  d′(y) = y / √(‖y‖² + c²)   (DI* Eq. (3.4), SIM's pseudo-Huber)
   const at::Tensor norm = (per_sample_sum(y.pow(2)) + huber_c * huber_c).sqrt();
-  return y / expand_as_sample(norm, y);
+  return y / per_sample_factor(norm, y);
 }
 
 at::Tensor distance_value(const at::Tensor& y, const std::string& distance, double huber_c) {

@@ -6,14 +6,13 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/per_sample.h"
 #include "rewards/pixel_ascent.h"
 
 namespace rewardgen {
 
 at::Tensor normalize_per_sample(const at::Tensor& g, double eps) {
-  std::vector<int64_t> shape(g.dim(), 1);
-  shape[0] = g.size(0);
-  return g / (g.flatten(1).norm(2, 1) + eps).view(shape);
+  return g / per_sample_factor(g.flatten(1).norm(2, 1) + eps, g);
 }
 
 at::Tensor normalize_per_batch(const at::Tensor& g, double eps) {
@@ -60,11 +59,7 @@ RewardDirection reward_direction(const std::vector<WeightedReward>& rewards, con
     if (!g.defined()) g = at::zeros_like(x);
     const at::Tensor norm = g.flatten(1).norm(2, 1);                         // [B]
     at::Tensor direction = normalize_gradient(g, mode, eps);
-    if (gain_weight.defined()) {
-      std::vector<int64_t> shape(direction.dim(), 1);
-      shape[0] = direction.size(0);
-      direction = direction * gain_weight.to(direction.options()).view(shape);
-    }
+    if (gain_weight.defined()) direction = direction * per_sample_factor(gain_weight, direction);
     out.direction += wr.weight * direction;
     out.scores[wr.key()] = scores.detach();
     out.norms[wr.key()] = norm.detach();

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/per_sample.h"
 #include "io/json_config.h"
 #include "schedulers/timesteps.h"
 
@@ -90,9 +91,7 @@ at::Tensor NoiseSchedule::alpha_bar(const at::Tensor& timesteps, const at::Tenso
   if (t.numel() > 0 && (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= num_timesteps()))
     throw Error(str("timesteps must lie in [0, ", num_timesteps(), "), got min ", t.min().item<int64_t>(), " max ",
                     t.max().item<int64_t>()));
-  std::vector<int64_t> shape(std::max<int64_t>(like.dim(), 1), 1);
-  shape[0] = t.numel();
-  return alphas_cumprod.index_select(0, t).to(like.options()).view(shape);  // [B, 1, 1, 1]
+  return per_sample_factor(alphas_cumprod.index_select(0, t), like);  // [B, 1, 1, 1]
 }
 
 at::Tensor add_noise(const NoiseSchedule& schedule, const at::Tensor& x0, const at::Tensor& noise,

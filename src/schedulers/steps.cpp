@@ -3,19 +3,13 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/per_sample.h"
 
 namespace rewardgen {
 
 namespace {
 
 at::Tensor per_sample(int64_t value, int64_t batch) { return at::full({batch}, value, at::kLong); }
-
-// A per-sample double [B] as a [B, 1, ..., 1] factor in `like`'s dtype and device.
-at::Tensor factor(const at::Tensor& values, const at::Tensor& like) {
-  std::vector<int64_t> shape(std::max<int64_t>(like.dim(), 1), 1);
-  shape[0] = values.numel();
-  return values.to(like.options()).view(shape);
-}
 
 void check_steps(const NoiseSchedule& s, const at::Tensor& t, const at::Tensor& t_prev, const at::Tensor& sample) {
   const int64_t B = sample.size(0);
@@ -62,7 +56,7 @@ at::Tensor gaussian_log_prob(const at::Tensor& x, const at::Tensor& mean, const 
   // The same formula with σ_b per sample; a σ_b of 0 is replaced by 1 and its row zeroed.
   const at::Tensor deterministic = std.le(0);
   const at::Tensor safe = at::where(deterministic, at::ones_like(std), std);
-  const at::Tensor sigma = factor(safe, x);
+  const at::Tensor sigma = per_sample_factor(safe, x);
   const at::Tensor per_element = -(x - mean).pow(2) / (2 * sigma * sigma) - sigma.log() - 0.5 * std::log(2 * M_PI);
   const at::Tensor log_prob = per_element.flatten(1).mean(1);
   return at::where(deterministic.to(log_prob.device()), at::zeros_like(log_prob), log_prob);
@@ -71,7 +65,7 @@ at::Tensor gaussian_log_prob(const at::Tensor& x, const at::Tensor& mean, const 
 StepOutput sample_transition(const Transition& g, const at::Tensor& noise) {
   if (!g.std.gt(0).any().item<bool>()) return {g.mean, g.x0, at::Tensor()};
   if (!noise.defined()) throw Error("a stochastic sampler step needs noise");
-  const at::Tensor prev = g.mean + factor(g.std, g.mean) * noise;
+  const at::Tensor prev = g.mean + per_sample_factor(g.std, g.mean) * noise;
   return {prev, g.x0, gaussian_log_prob(prev.detach(), g.mean, g.std)};
 }
 
@@ -85,12 +79,12 @@ Transition ddim_transition(const NoiseSchedule& s, const at::Tensor& t, const at
   check_steps(s, t, t_prev, sample);
   const at::Tensor a_t = alpha_bar_or_final(s, t), a_p = alpha_bar_or_final(s, t_prev);  // [B] float64
   // 1. x̂₀, ε̂ from the model output, Eq. (12) (or its v / x₀ equivalents).
-  const X0Eps pred = x0_and_eps(s.config.prediction_type, model_output, sample, factor(a_t, sample));
+  const X0Eps pred = x0_and_eps(s.config.prediction_type, model_output, sample, per_sample_factor(a_t, sample));
   // 2. σ_t(η) = η √((1−a_p)/(1−a_t)) √(1 − a_t/a_p), Eq. (16).
   const at::Tensor std = eta_per_sample(eta, sample.size(0)) * ddim_unit_sigma(s, t, t_prev);
   // 3. Mean: "predicted x₀" plus "direction pointing to x_t", Eq. (12).
   const at::Tensor direction = (1 - a_p - std * std).clamp_min(0).sqrt();
-  const at::Tensor mean = factor(a_p.sqrt(), sample) * pred.x0 + factor(direction, sample) * pred.eps;
+  const at::Tensor mean = per_sample_factor(a_p.sqrt(), sample) * pred.x0 + per_sample_factor(direction, sample) * pred.eps;
   return {mean, pred.x0, pred.eps, std};
 }
 
@@ -120,10 +114,10 @@ Transition ddpm_transition(const NoiseSchedule& s, const at::Tensor& t, const at
   const at::Tensor a_t = alpha_bar_or_final(s, t);
   const at::Tensor a_p = at::where(last, at::ones_like(a_t), alpha_bar_or_final(s, t_prev));  // the chain ends at x₀
   const at::Tensor alpha = a_t / a_p, beta = 1 - alpha;
-  const X0Eps pred = x0_and_eps(s.config.prediction_type, model_output, sample, factor(a_t, sample));
+  const X0Eps pred = x0_and_eps(s.config.prediction_type, model_output, sample, per_sample_factor(a_t, sample));
   // Posterior q(x_prev | x_t, x̂₀), Eq. (7), for a step of the strided chain.
-  const at::Tensor mean = factor(a_p.sqrt() * beta / (1 - a_t), sample) * pred.x0 +
-                          factor(alpha.sqrt() * (1 - a_p) / (1 - a_t), sample) * sample;
+  const at::Tensor mean = per_sample_factor(a_p.sqrt() * beta / (1 - a_t), sample) * pred.x0 +
+                          per_sample_factor(alpha.sqrt() * (1 - a_p) / (1 - a_t), sample) * sample;
   const at::Tensor variance = at::where(last, at::zeros_like(a_t), (beta * (1 - a_p) / (1 - a_t)).clamp_min(1e-20));
   return {mean, pred.x0, pred.eps, variance.sqrt()};
 }
@@ -151,7 +145,7 @@ at::Tensor lcm_consistency(const NoiseSchedule& s, const at::Tensor& t, const at
   const double d2 = 0.25;
   const at::Tensor scaled = t.to(at::kDouble).cpu() * s.config.timestep_scaling;
   const at::Tensor c_skip = d2 / (scaled * scaled + d2), c_out = scaled / (scaled * scaled + d2).sqrt();
-  return factor(c_out, x0) * x0 + factor(c_skip, sample) * sample;
+  return per_sample_factor(c_out, x0) * x0 + per_sample_factor(c_skip, sample) * sample;
 }
 
 Transition lcm_transition(const NoiseSchedule& s, const at::Tensor& t, const at::Tensor& t_prev,
@@ -159,12 +153,12 @@ Transition lcm_transition(const NoiseSchedule& s, const at::Tensor& t, const at:
   check_steps(s, t, t_prev, sample);
   const at::Tensor a_t = alpha_bar_or_final(s, t);
   // 1. x̂₀ from the model output; 2. consistency function f = c_skip x_t + c_out x̂₀ (LCM Eq. (9)).
-  const X0Eps pred = x0_and_eps(s.config.prediction_type, model_output, sample, factor(a_t, sample));
+  const X0Eps pred = x0_and_eps(s.config.prediction_type, model_output, sample, per_sample_factor(a_t, sample));
   const at::Tensor f = lcm_consistency(s, t, pred.x0, sample);
   // 3. Re-noise f to t_prev (Algorithm 3, line 6): N(√a_p f, (1−a_p) I); the last step (t_prev < 0) outputs f.
   const at::Tensor last = t_prev.to(at::kLong).cpu().lt(0);
   const at::Tensor a_p = at::where(last, at::ones_like(a_t), alpha_bar_or_final(s, t_prev));
-  return {factor(a_p.sqrt(), f) * f, f, pred.eps, (1 - a_p).sqrt()};
+  return {per_sample_factor(a_p.sqrt(), f) * f, f, pred.eps, (1 - a_p).sqrt()};
 }
 
 GaussianTransition lcm_transition(const NoiseSchedule& s, int64_t t, int64_t t_prev, const at::Tensor& model_output,

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/per_sample.h"
 
 namespace rewardgen {
 namespace {
@@ -86,9 +87,7 @@ at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tens
 }
 
 at::Tensor classifier_free_guidance(const at::Tensor& eps_uncond, const at::Tensor& eps_cond, const at::Tensor& w) {
-  std::vector<int64_t> shape(eps_cond.dim(), 1);
-  shape[0] = eps_cond.size(0);
-  return eps_uncond + w.to(eps_cond.options()).view(shape) * (eps_cond - eps_uncond);
+  return eps_uncond + per_sample_factor(w, eps_cond) * (eps_cond - eps_uncond);
 }
 
 at::Tensor guidance_scale_embedding(const at::Tensor& w, int64_t dim) {
