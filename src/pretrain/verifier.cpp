@@ -254,11 +254,24 @@ VerifierPool load_verifier_pool(const std::string& path) {
   return pool;
 }
 
-void check_verifier_pool_prompts(const VerifierPool& pool, const std::string& where) {
-  std::set<std::string> held_out;
-  for (const world::EvalPrompt& line : world::eval_prompts()) held_out.insert(line.text);
+namespace {
+
+// The held-out evaluation prompts' texts: never in a pool, never an anchor.
+std::set<std::string> held_out_texts() {
+  std::set<std::string> texts;
+  for (const world::EvalPrompt& line : world::eval_prompts()) texts.insert(line.text);
+  return texts;
+}
+
+void refuse_held_out(const VerifierPool& pool, const std::set<std::string>& held_out, const std::string& where) {
   for (const std::string& p : pool.prompts)
     if (held_out.count(p)) throw Error(str(where, ": '", p, "' is a held-out evaluation prompt"));
+}
+
+}  // namespace
+
+void check_verifier_pool_prompts(const VerifierPool& pool, const std::string& where) {
+  refuse_held_out(pool, held_out_texts(), where);
 }
 
 VerifierLoss verifier_loss(ClipContrastReward& contrast, const at::Tensor& images, const std::vector<std::string>& anchors,
@@ -335,8 +348,8 @@ VerifierPretrainTask::VerifierPretrainTask(const VerifierPretrainConfig& config,
     at::manual_seed(static_cast<uint64_t>(config_.trainer.seed));  // the initial weights
     net_ = std::make_shared<WorldVerifierNet>(config_.net);
   }
-  for (const world::EvalPrompt& line : world::eval_prompts()) held_out_.insert(line.text);
-  check_verifier_pool_prompts(pool_, "verifier pool");
+  held_out_ = held_out_texts();
+  refuse_held_out(pool_, held_out_, "verifier pool");
 }
 
 NamedTensors VerifierPretrainTask::trainable_parameters() {
